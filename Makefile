@@ -1,0 +1,35 @@
+# Two entry points (see README): `make run` (set up + the whole pipeline on the built-in
+# benchmark) and `make test` (set up + the test suite). Both create .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+CORES ?= all
+
+.PHONY: setup run test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/snakemake --cores $(CORES) --profile profiles/default
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow and not slurm"
+
+lint: setup
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile rules
+
+bench: setup
+	for script in bench/bench_*.py; do $(VENV)/bin/python $$script; done
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,1 @@
+"""I2CRC core library."""

@@ -1,0 +1,126 @@
+"""Atomic writes and the image / label / saliency file formats.
+
+Labels are VOC palette PNGs: values 0 (background), 1..C (object classes), 255 (ignore).
+Saliency maps are single-channel uint8 PNGs.
+"""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DatasetError, SaliencyError
+
+IGNORE = 255
+
+
+def voc_palette() -> list[int]:
+    """The 256-entry PASCAL VOC colour map, flattened as PIL expects."""
+    palette = []
+    for index in range(256):
+        red = green = blue = 0
+        code = index
+        for bit in range(8):
+            red |= ((code >> 0) & 1) << (7 - bit)
+            green |= ((code >> 1) & 1) << (7 - bit)
+            blue |= ((code >> 2) & 1) << (7 - bit)
+            code >>= 3
+        palette.extend((red, green, blue))
+    return palette
+
+
+_PALETTE = voc_palette()
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only on success.
+
+    A crash or exception leaves no file at `path`, so a half-written output never looks
+    finished to Snakemake or to a resumed run.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_image(path) -> np.ndarray:
+    """Read an RGB image as uint8 (H, W, 3)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image file is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DatasetError(f"{path}: image file is unreadable or corrupt ({error})") from None
+
+
+def read_label(path, num_classes: int) -> np.ndarray:
+    """Read a single-channel or palette label PNG as uint8 (H, W) with values in {0..C, 255}."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise DatasetError(
+                    f"{path}: label PNG must be single-channel or palette, found mode {image.mode}"
+                )
+            label = np.asarray(image)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: label file is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DatasetError(f"{path}: label file is unreadable or corrupt ({error})") from None
+    invalid = (label > num_classes) & (label != IGNORE)
+    if invalid.any():
+        bad = sorted(set(np.unique(label[invalid]).tolist()))
+        raise DatasetError(
+            f"{path}: label values {bad[:10]} are outside 0..{num_classes} and 255"
+        )
+    return label
+
+
+def write_label(path, label: np.ndarray) -> None:
+    """Write a uint8 label map atomically as a VOC palette PNG."""
+    image = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8), mode="P")
+    image.putpalette(_PALETTE)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=1)
+
+
+def read_gray(path) -> np.ndarray:
+    """Read a saliency map as uint8 (H, W); colour maps are converted to luminance."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except FileNotFoundError:
+        raise SaliencyError(f"{path}: saliency map is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise SaliencyError(f"{path}: saliency map is unreadable or corrupt ({error})") from None
+
+
+def write_gray(path, array: np.ndarray) -> None:
+    """Write a uint8 (H, W) map atomically as a grayscale PNG."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="L").save(
+            tmp, format="PNG", compress_level=1
+        )
+
+
+def write_image(path, image: np.ndarray, quality: int = 95) -> None:
+    """Write an RGB uint8 image atomically as JPEG."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB").save(
+            tmp, format="JPEG", quality=quality
+        )
