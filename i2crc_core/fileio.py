@@ -5,6 +5,7 @@ Saliency maps are single-channel uint8 PNGs.
 """
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -124,3 +125,18 @@ def write_image(path, image: np.ndarray, quality: int = 95) -> None:
         Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB").save(
             tmp, format="JPEG", quality=quality
         )
+
+
+def content_digest(*paths) -> str:
+    """sha256 over the names and bytes of files, directories taken recursively in sorted order.
+
+    Training runs key their checkpoints on it, so a rerun on changed inputs at the same paths
+    never resumes a checkpoint of the old inputs.
+    """
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,35 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "rules/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/dataset.smk"
+include: "rules/saliency.smk"
+include: "rules/classifier.smk"
+include: "rules/cams.smk"
+include: "rules/pseudo_labels.smk"
+include: "rules/segmentation.smk"
+include: "rules/refinement.smk"
+include: "rules/evaluation.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/summary.json",
+        f"{OUT}/summary.md",
+        f"{OUT}/figures/cams.png",
+
+
+rule ablation:
+    input:
+        f"{OUT}/summary_ablation.json",
+        f"{OUT}/summary_ablation.md",

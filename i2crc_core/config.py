@@ -1,0 +1,71 @@
+"""Validation of the pipeline configuration against its JSON schema.
+
+The schema (`schemas/config.schema.yaml`) holds every default; `validate_config` fills them
+in place and turns the first violation into one `ConfigError` line naming the key, instead
+of a multi-line schema dump.
+"""
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def _check_schema(config: dict, schema: dict) -> None:
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(config),
+        key=lambda error: list(map(str, error.absolute_path)),
+    )
+    if errors:
+        error = errors[0]
+        if error.validator == "additionalProperties":
+            parent = "".join(f"{part}." for part in error.absolute_path)
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            names = ", ".join(f"'{parent}{key}'" for key in unknown)
+            raise ConfigError(f"config: unknown key {names} (check the spelling against config.yaml)")
+        raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
+
+
+def _check_cross_references(config: dict) -> None:
+    experiments = config["experiments"]
+    for key in ("run_experiments", "ablation_experiments"):
+        for name in config[key]:
+            if name not in experiments:
+                raise ConfigError(
+                    f"config key '{key}': unknown experiment '{name}' "
+                    f"(defined: {', '.join(sorted(experiments))})"
+                )
+    dataset = config["dataset"]
+    if dataset["kind"] != "synthetic" and not dataset["root"]:
+        raise ConfigError(
+            f"config key 'dataset.root': required for dataset.kind '{dataset['kind']}'"
+        )
+    if config["saliency"]["source"] == "folder" and not config["saliency"]["folder"]:
+        raise ConfigError("config key 'saliency.folder': required when saliency.source is 'folder'")
+    if dataset["kind"] == "synthetic" and config["saliency"]["source"] == "folder":
+        raise ConfigError(
+            "config key 'saliency.source': 'folder' needs a dataset whose maps exist; "
+            "the synthetic benchmark uses 'simulated' or an OpenCV method"
+        )
+    low, high = config["segmentation"]["scale_range"]
+    if low > high:
+        raise ConfigError(f"config key 'segmentation.scale_range': {low} > {high}")
+
+
+def validate_config(config: dict) -> dict:
+    """Validate `config` in place, fill the schema's defaults, and return it."""
+    from snakemake.utils import validate as snakemake_validate
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    _check_schema(config, schema)
+    snakemake_validate(config, str(SCHEMA_PATH), set_default=True)
+    _check_cross_references(config)
+    return config

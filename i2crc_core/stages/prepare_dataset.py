@@ -1,0 +1,61 @@
+"""Stage: validate a VOC-layout dataset and write its manifest and image-level label lists."""
+
+import logging
+from pathlib import Path
+
+from ..datasets import (
+    VOC_CLASSES,
+    VocLayout,
+    image_labels_from_masks,
+    read_image_labels,
+    read_split,
+    write_image_labels,
+)
+from ..errors import DatasetError
+from ..manifest import ROLES, Manifest
+
+log = logging.getLogger(__name__)
+
+
+def class_names(root: Path, num_classes: int) -> list[str]:
+    """Names from the root's class_names.txt, else VOC's for 20 classes, else numbered."""
+    names_file = root / "class_names.txt"
+    if names_file.exists():
+        names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        if len(names) != num_classes:
+            raise DatasetError(
+                f"{names_file}: lists {len(names)} classes but dataset.num_classes is {num_classes}"
+            )
+        return names
+    if num_classes == len(VOC_CLASSES):
+        return list(VOC_CLASSES)
+    return [f"class{index}" for index in range(1, num_classes + 1)]
+
+
+def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label_lists):
+    voc = VocLayout(root, **layout)
+    listed_labels = None if image_labels == "masks" else read_image_labels(image_labels, num_classes)
+    ids, labels = {}, {}
+    for role in ROLES:
+        ids[role] = read_split(voc.split_path(splits[role]))
+        voc.validate(ids[role], num_classes)
+        if listed_labels is None:
+            labels[role] = image_labels_from_masks(voc, ids[role], num_classes)
+        else:
+            missing = [image_id for image_id in ids[role] if image_id not in listed_labels]
+            if missing:
+                raise DatasetError(
+                    f"{image_labels}: no image-level label for {len(missing)} ids of split "
+                    f"'{splits[role]}' (first: {missing[0]!r})"
+                )
+            labels[role] = {image_id: listed_labels[image_id] for image_id in ids[role]}
+        write_image_labels(label_lists[role], labels[role])
+        log.info("split %s (%s): %d images", splits[role], role, len(ids[role]))
+    Manifest(
+        root=str(Path(root).resolve()),
+        num_classes=num_classes,
+        class_names=class_names(Path(root), num_classes),
+        ids=ids,
+        image_labels={role: {k: list(v) for k, v in labels[role].items()} for role in ROLES},
+        **layout,
+    ).save(manifest_path)

@@ -1,0 +1,24 @@
+"""Stage: pixel pseudo labels from CAMs and saliency (SPEC §4)."""
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..camstore import CamStore
+from ..fileio import write_label
+from ..manifest import Manifest
+from ..pseudo_labels import pseudo_label
+from ..saliency import load_saliency
+
+log = logging.getLogger(__name__)
+
+
+def run(*, manifest_path, cams_path, saliency_dir, out_dir, **thresholds):
+    manifest = Manifest.load(manifest_path)
+    out_dir = Path(out_dir)
+    with CamStore(cams_path) as store:
+        for image_id in tqdm(manifest.ids["train"], desc="pseudo labels", mininterval=10):
+            cams, class_ids = store[image_id]
+            saliency = load_saliency(Path(saliency_dir) / f"{image_id}.png", cams.shape[1:])
+            write_label(out_dir / f"{image_id}.png", pseudo_label(cams, class_ids, saliency, **thresholds))

@@ -1,0 +1,23 @@
+"""Stage: object guided label refinement (Eq. 9-11) of the training labels."""
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..fileio import read_label, write_label
+from ..manifest import Manifest
+from ..refine import refine_label
+
+log = logging.getLogger(__name__)
+
+
+def run(*, manifest_path, prediction_dir, initial_dir, out_dir, **refinement):
+    manifest = Manifest.load(manifest_path)
+    labels = manifest.labels("train")
+    for image_id in tqdm(manifest.ids["train"], desc="refine", mininterval=10):
+        name = f"{image_id}.png"
+        prediction = read_label(Path(prediction_dir) / name, manifest.num_classes)
+        initial = read_label(Path(initial_dir) / name, manifest.num_classes)
+        refined = refine_label(prediction, initial, labels[image_id], **refinement)
+        write_label(Path(out_dir) / name, refined)

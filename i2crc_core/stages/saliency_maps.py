@@ -1,0 +1,62 @@
+"""Stage: one saliency map per training image, and the maps' quality against the truth.
+
+Quality is the binary (object vs background) mIoU of the map thresholded at 0.5, over all
+training images and over the simple (single-class) ones, as in the paper's Table VI.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import saliency
+from ..errors import ConfigError
+from ..fileio import IGNORE, atomic_path, read_image, read_label, write_gray
+from ..manifest import Manifest
+from ..metrics import ConfusionMatrix
+
+log = logging.getLogger(__name__)
+
+
+def _saliency_map(source, image_id, mask, layout, folder, simulated, seed):
+    if source == "simulated":
+        return saliency.simulate_detector(mask, saliency.image_rng(seed, image_id), **simulated)
+    if source.startswith("opencv_"):
+        return saliency.compute_opencv(
+            read_image(layout.image_path(image_id)), source.removeprefix("opencv_")
+        )
+    if source == "folder":
+        soft = saliency.load_saliency(Path(folder) / f"{image_id}.png", mask.shape)
+        return np.round(soft * 255).astype(np.uint8)
+    raise ConfigError(f"config key 'saliency.source': unknown source '{source}'")
+
+
+def _binary(mask: np.ndarray, saliency_map: np.ndarray):
+    truth = np.where(mask == IGNORE, IGNORE, mask > 0).astype(np.uint8)
+    return truth, (saliency_map >= 128).astype(np.uint8)
+
+
+def run(*, manifest_path, out_dir, quality_path, source, folder, simulated, seed):
+    manifest = Manifest.load(manifest_path)
+    layout = manifest.layout()
+    labels = manifest.labels("train")
+    every, simple = ConfusionMatrix(2), ConfusionMatrix(2)
+    for image_id in tqdm(manifest.ids["train"], desc="saliency", mininterval=5):
+        mask = read_label(layout.mask_path(image_id), manifest.num_classes)
+        saliency_map = _saliency_map(source, image_id, mask, layout, folder, simulated, seed)
+        write_gray(Path(out_dir) / f"{image_id}.png", saliency_map)
+        truth, predicted = _binary(mask, saliency_map)
+        every.update(truth, predicted)
+        if len(labels[image_id]) == 1:
+            simple.update(truth, predicted)
+    quality = {
+        "source": source,
+        "miou_all": float(every.miou()),
+        "miou_simple": float(simple.miou()),
+        "images": len(manifest.ids["train"]),
+    }
+    log.info("saliency quality: %s", quality)
+    with atomic_path(quality_path) as tmp:
+        tmp.write_text(json.dumps(quality, indent=1))

@@ -1,0 +1,47 @@
+scattergather:
+    cams=config["cams"]["shards"],
+
+
+rule extract_cams:
+    input:
+        manifest=MANIFEST,
+        model=f"{OUT}/{{experiment}}/classifier/model.pt",
+    output:
+        CAM_SHARD,
+    log:
+        f"{OUT}/logs/extract_cams/{{experiment}}/{{scatteritem}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/extract_cams/{{experiment}}/{{scatteritem}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("extract_cams")
+    resources:
+        **resources_of("extract_cams"),
+    params:
+        scales=config["cams"]["scales"],
+        flip=config["cams"]["flip"],
+        device=config["device"],
+        code=code("extract_cams"),
+    script:
+        "../workflow_scripts/extract_cams.py"
+
+
+rule gather_cams:
+    input:
+        gather.cams(CAM_SHARD, experiment="{experiment}"),
+    output:
+        f"{OUT}/{{experiment}}/cams/cams.h5",
+    log:
+        f"{OUT}/logs/gather_cams/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/gather_cams/{{experiment}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("labels")
+    resources:
+        **resources_of("labels"),
+    params:
+        mode=config["cams"]["merge"],
+        code=code("gather_cams"),
+    script:
+        "../workflow_scripts/gather_cams.py"

@@ -1,0 +1,27 @@
+rule train_classifier:
+    input:
+        manifest=MANIFEST,
+        saliency=SALIENCY_MAPS,
+    output:
+        model=f"{OUT}/{{experiment}}/classifier/model.pt",
+    log:
+        f"{OUT}/logs/train_classifier/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_classifier/{{experiment}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("train_classifier")
+    resources:
+        **resources_of("train_classifier"),
+    params:
+        # Per-epoch checkpoints live outside the declared outputs, so that Snakemake does not
+        # delete them before a rerun: an interrupted training resumes from the last one.
+        checkpoints=f"{OUT}/{{experiment}}/classifier/checkpoints",
+        training=config["classifier"],
+        losses=losses,
+        num_classes=DATASET["num_classes"],
+        seed=config["seed"],
+        device=config["device"],
+        code=code("train_classifier"),
+    script:
+        "../workflow_scripts/train_classifier.py"

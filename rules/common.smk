@@ -1,0 +1,53 @@
+from i2crc_core.config import validate_config
+from i2crc_core.fingerprint import code_fingerprint
+
+validate_config(config)
+
+OUT = config["output_dir"]
+EXPERIMENTS = config["experiments"]
+MANIFEST = f"{OUT}/dataset/manifest.json"
+SALIENCY_MAPS = f"{OUT}/saliency/maps"
+CAM_SHARD = f"{OUT}/{{experiment}}/cams/shards/{{scatteritem}}.h5"
+# Segmentation rounds, named after the labels they train on: CAM pseudo labels (round 1),
+# refined labels (Eq. 9-11), or round-1 predictions as they are (the ablation "retrain without refinement").
+LABEL_SOURCES = {
+    "pseudo": f"{OUT}/{{experiment}}/labels/pseudo",
+    "refined": f"{OUT}/{{experiment}}/labels/refined",
+    "predicted": f"{OUT}/{{experiment}}/segmentation/pseudo/pred_train",
+}
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_]{1,64}",
+    labels="|".join(LABEL_SOURCES),
+    split="train|val",
+
+
+def code(stage):
+    """Fingerprint of the stage's library code: editing a module reruns its stages."""
+    return code_fingerprint(f"i2crc_core.stages.{stage}")
+
+
+def losses(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def label_dir(wildcards):
+    return LABEL_SOURCES[wildcards.labels].format(experiment=wildcards.experiment)
+
+
+def threads_of(stage):
+    return config["resources"][stage]["threads"]
+
+
+def resources_of(stage):
+    spec = config["resources"][stage]
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": spec["gpu"]}
+
+
+def metric_files(experiments, names):
+    return {
+        f"{experiment}__{name}": f"{OUT}/{experiment}/metrics/{name}.json"
+        for experiment in experiments
+        for name in names
+    }

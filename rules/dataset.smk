@@ -1,0 +1,52 @@
+DATASET = config["dataset"]
+SYNTHETIC_ROOT = f"{OUT}/dataset/synthetic"
+
+
+rule generate_synthetic:
+    output:
+        directory(SYNTHETIC_ROOT),
+    log:
+        f"{OUT}/logs/generate_synthetic.log",
+    benchmark:
+        f"{OUT}/benchmarks/generate_synthetic.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("dataset")
+    resources:
+        **resources_of("dataset"),
+    params:
+        synthetic=DATASET["synthetic"],
+        num_classes=DATASET["num_classes"],
+        seed=config["seed"],
+        code=code("synthetic_dataset"),
+    script:
+        "../workflow_scripts/generate_synthetic.py"
+
+
+rule prepare_dataset:
+    input:
+        # A user-supplied root is checked by the stage itself, so that a missing root gets
+        # the library's message rather than a missing-input listing.
+        root=SYNTHETIC_ROOT if DATASET["kind"] == "synthetic" else [],
+    output:
+        manifest=MANIFEST,
+        train_labels=f"{OUT}/dataset/image_labels_train.txt",
+        val_labels=f"{OUT}/dataset/image_labels_val.txt",
+    log:
+        f"{OUT}/logs/prepare_dataset.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_dataset.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("dataset")
+    resources:
+        **resources_of("dataset"),
+    params:
+        root=lambda wildcards, input: input.root or DATASET["root"],
+        layout={key: DATASET[key] for key in ("image_dir", "mask_dir", "split_dir")},
+        splits={"train": DATASET["train_split"], "val": DATASET["eval_split"]},
+        num_classes=DATASET["num_classes"],
+        image_labels=DATASET["image_labels"],
+        code=code("prepare_dataset"),
+    script:
+        "../workflow_scripts/prepare_dataset.py"

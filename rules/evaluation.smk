@@ -1,0 +1,64 @@
+rule evaluate_labels:
+    input:
+        manifest=MANIFEST,
+        labels=label_dir,
+    output:
+        f"{OUT}/{{experiment}}/metrics/labels_{{labels}}.json",
+    log:
+        f"{OUT}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        split="train",
+        code=code("evaluate"),
+    script:
+        "../workflow_scripts/evaluate_labels.py"
+
+
+rule evaluate_segmentation:
+    input:
+        manifest=MANIFEST,
+        labels=f"{OUT}/{{experiment}}/segmentation/{{labels}}/pred_val",
+    output:
+        f"{OUT}/{{experiment}}/metrics/segmentation_{{labels}}.json",
+    log:
+        f"{OUT}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        split="val",
+        code=code("evaluate"),
+    script:
+        "../workflow_scripts/evaluate_labels.py"
+
+
+rule evaluate_cams:
+    input:
+        manifest=MANIFEST,
+        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+    output:
+        f"{OUT}/{{experiment}}/metrics/cams.json",
+    log:
+        f"{OUT}/logs/evaluate_cams/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_cams/{{experiment}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        thresholds=config["evaluation"]["cam_thresholds"],
+        code=code("evaluate"),
+    script:
+        "../workflow_scripts/evaluate_cams.py"

@@ -1,0 +1,102 @@
+MAIN_METRICS = metric_files(
+    config["run_experiments"],
+    [
+        "cams",
+        "labels_pseudo",
+        "labels_refined",
+        "segmentation_pseudo",
+        "segmentation_refined",
+    ],
+)
+ABLATION_METRICS = {
+    **MAIN_METRICS,
+    **metric_files(config["run_experiments"], ["segmentation_predicted"]),
+    **metric_files(
+        config["ablation_experiments"],
+        ["cams", "labels_pseudo", "segmentation_pseudo"],
+    ),
+}
+
+
+rule summary:
+    input:
+        unpack(lambda wildcards: MAIN_METRICS),
+        saliency=f"{OUT}/saliency/quality.json",
+        manifest=MANIFEST,
+    output:
+        json=f"{OUT}/summary.json",
+        markdown=f"{OUT}/summary.md",
+        table=report(
+            f"{OUT}/summary.tsv",
+            caption="report/summary.rst",
+            category="Results",
+        ),
+        per_class=report(
+            f"{OUT}/per_class_iou.tsv",
+            caption="report/per_class.rst",
+            category="Results",
+        ),
+    log:
+        f"{OUT}/logs/summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    params:
+        experiments=config["run_experiments"],
+        code=code("summary"),
+    script:
+        "../workflow_scripts/summary.py"
+
+
+rule summary_ablation:
+    input:
+        unpack(lambda wildcards: ABLATION_METRICS),
+        saliency=f"{OUT}/saliency/quality.json",
+        manifest=MANIFEST,
+    output:
+        json=f"{OUT}/summary_ablation.json",
+        markdown=f"{OUT}/summary_ablation.md",
+        table=report(
+            f"{OUT}/summary_ablation.tsv",
+            caption="report/summary.rst",
+            category="Ablation",
+        ),
+        per_class=f"{OUT}/per_class_iou_ablation.tsv",
+    log:
+        f"{OUT}/logs/summary_ablation.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary_ablation.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    params:
+        experiments=config["run_experiments"] + config["ablation_experiments"],
+        code=code("summary"),
+    script:
+        "../workflow_scripts/summary.py"
+
+
+rule figure_cams:
+    input:
+        manifest=MANIFEST,
+        cams=expand(
+            f"{OUT}/{{experiment}}/cams/cams.h5", experiment=config["run_experiments"]
+        ),
+    output:
+        report(
+            f"{OUT}/figures/cams.png",
+            caption="report/cams.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/figure_cams.log",
+    benchmark:
+        f"{OUT}/benchmarks/figure_cams.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    params:
+        experiments=config["run_experiments"],
+        num_images=config["evaluation"]["figure_images"],
+        code=code("figures"),
+    script:
+        "../workflow_scripts/figure_cams.py"

@@ -1,0 +1,47 @@
+rule train_segmentation:
+    input:
+        manifest=MANIFEST,
+        labels=label_dir,
+    output:
+        model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
+    log:
+        f"{OUT}/logs/train_segmentation/{{experiment}}/{{labels}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_segmentation/{{experiment}}/{{labels}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("train_segmentation")
+    resources:
+        **resources_of("train_segmentation"),
+    params:
+        checkpoints=f"{OUT}/{{experiment}}/segmentation/{{labels}}/checkpoints",
+        training=config["segmentation"],
+        num_classes=DATASET["num_classes"],
+        seed=config["seed"],
+        device=config["device"],
+        code=code("train_segmentation"),
+    script:
+        "../workflow_scripts/train_segmentation.py"
+
+
+rule predict:
+    input:
+        manifest=MANIFEST,
+        model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
+    output:
+        directory(f"{OUT}/{{experiment}}/segmentation/{{labels}}/pred_{{split}}"),
+    log:
+        f"{OUT}/logs/predict/{{experiment}}/{{labels}}_{{split}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/predict/{{experiment}}/{{labels}}_{{split}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("predict")
+    resources:
+        **resources_of("predict"),
+    params:
+        scales=config["segmentation"]["inference_scales"],
+        device=config["device"],
+        code=code("predict"),
+    script:
+        "../workflow_scripts/predict.py"

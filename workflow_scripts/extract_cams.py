@@ -1,0 +1,15 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import extract_cams
+
+run_stage(
+    snakemake.log[0],
+    extract_cams.run,
+    manifest_path=snakemake.input.manifest,
+    model_path=snakemake.input.model,
+    out_path=snakemake.output[0],
+    shard=snakemake.wildcards.scatteritem,
+    scales=snakemake.params.scales,
+    flip=snakemake.params.flip,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

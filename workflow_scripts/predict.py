@@ -1,0 +1,14 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import predict
+
+run_stage(
+    snakemake.log[0],
+    predict.run,
+    manifest_path=snakemake.input.manifest,
+    model_path=snakemake.input.model,
+    split=snakemake.wildcards.split,
+    out_dir=snakemake.output[0],
+    scales=snakemake.params.scales,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,20 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import summary
+
+metrics = {
+    key: path
+    for key, path in snakemake.input.items()
+    if key not in ("saliency", "manifest")
+}
+run_stage(
+    snakemake.log[0],
+    summary.run,
+    metric_paths=metrics,
+    saliency_path=snakemake.input.saliency,
+    manifest_path=snakemake.input.manifest,
+    experiments=snakemake.params.experiments,
+    json_path=snakemake.output.json,
+    markdown_path=snakemake.output.markdown,
+    table_path=snakemake.output.table,
+    per_class_path=snakemake.output.per_class,
+)

@@ -1,0 +1,16 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import train_classifier
+
+run_stage(
+    snakemake.log[0],
+    train_classifier.run,
+    manifest_path=snakemake.input.manifest,
+    saliency_dir=snakemake.input.saliency,
+    model_path=snakemake.output.model,
+    checkpoint_dir=snakemake.params.checkpoints,
+    training=snakemake.params.training,
+    losses=snakemake.params.losses,
+    seed=snakemake.params.seed,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,15 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import train_segmentation
+
+run_stage(
+    snakemake.log[0],
+    train_segmentation.run,
+    manifest_path=snakemake.input.manifest,
+    label_dir=snakemake.input.labels,
+    model_path=snakemake.output.model,
+    checkpoint_dir=snakemake.params.checkpoints,
+    training=snakemake.params.training,
+    seed=snakemake.params.seed,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
