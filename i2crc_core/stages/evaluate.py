@@ -28,7 +28,7 @@ def labels(*, manifest_path, label_dir, split, out_path):
         truth = read_label(layout.mask_path(image_id), manifest.num_classes)
         predicted = read_label(Path(label_dir) / f"{image_id}.png", manifest.num_classes)
         evaluator.update(truth, predicted)
-    result = evaluator.result(class_names=["background", *manifest.class_names])
+    result = {"class_names": ["background", *manifest.class_names], **evaluator.result()}
     log.info(
         "mIoU ignore excluded %.4f, ignore as background %.4f, ignored fraction %.4f",
         result["miou_ignore_excluded"],

@@ -60,8 +60,8 @@ def per_class_rows(metrics_by_experiment: dict, class_names: list[str]) -> list[
         for key, result in metrics.items():
             if key == "cams":
                 continue
-            per_class = result["per_class_iou_ignore_as_background"]
-            rows.append([experiment, key, *(_cell(per_class.get(name)) for name in class_names)])
+            per_class = result["iou_ignore_as_background"]
+            rows.append([experiment, key, *(_cell(value) for value in per_class)])
     return rows
 
 

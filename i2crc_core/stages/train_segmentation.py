@@ -3,13 +3,13 @@
 import logging
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import SegmentationDataset
 from ..fileio import IGNORE, content_digest
+from ..losses import segmentation_loss
 from ..manifest import Manifest
 from ..models import build_segmenter
 from ..training import (
@@ -42,7 +42,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed,
     torch.manual_seed(seed)
     model = build_segmenter(
         training["backbone"],
-        manifest.num_classes + 1,
+        manifest.num_classes,
         training["weights"],
         aspp_rates=training["aspp_rates"],
     ).to(device)
@@ -72,10 +72,9 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed,
         running = 0.0
         first = chunk * chunk_length
         for offset, batch in enumerate(tqdm(loader, desc=f"iterations {first + 1}-{first + iterations}", mininterval=10)):
-            logits = model(batch["image"].to(device))
-            target = batch["label"].to(device)
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
+            loss = segmentation_loss(
+                model(batch["image"].to(device)), batch["label"].to(device), IGNORE
+            )
             check_finite(loss, f"iteration {first + offset + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

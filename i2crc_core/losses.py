@@ -1,0 +1,74 @@
+"""Classification loss (Eq. 1) and the saliency guided relation constraints (Eq. 3-8).
+
+The constraints use only *simple* images (exactly one object class). Saliency M is used
+soft, in [0, 1], and every channel of the attention map F takes part (ref code). All terms are
+computed in float32 whatever the autocast dtype of F.
+"""
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-5
+
+
+def classification_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: multi-label soft margin loss on the global average of the attention map."""
+    return F.multilabel_soft_margin_loss(attention.float().mean(dim=(2, 3)), labels.float())
+
+
+def simple_images(labels: torch.Tensor) -> torch.Tensor:
+    """Boolean (N,): images whose label has exactly one object class."""
+    return labels.sum(dim=1) == 1
+
+
+def prototypes(attention: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Eq. 3 / Eq. 5: weight-averaged attention per image and channel, (N, C)."""
+    return (weight * attention).sum(dim=(2, 3)) / (weight.sum(dim=(2, 3)) + EPS)
+
+
+def aggregation_distance(attention, weight, prototype) -> torch.Tensor:
+    """Eq. 4 / Eq. 6 per image, (N,): weighted mean over pixels of mean_c (F_c - p_c)^2."""
+    squared = (attention - prototype[:, :, None, None]).pow(2).mean(dim=1, keepdim=True)
+    return (weight * squared).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + EPS)
+
+
+def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: torch.Tensor):
+    """(L_cad_ob, L_cad_bg, L_csd) over the simple images of a batch.
+
+    attention (N, C, h, w), labels (N, C) multi-hot, saliency (N, 1, H, W) in [0, 1].
+    A batch without simple images gives zeros that are still part of the graph, so a step
+    that backpropagates them behaves like one that does not.
+    """
+    keep = simple_images(labels)
+    if not bool(keep.any()):
+        zero = attention.sum() * 0.0
+        return zero, zero, zero
+    attention = F.interpolate(
+        attention[keep].float(), size=saliency.shape[-2:], mode="bilinear", align_corners=False
+    )
+    salient = saliency[keep].float()
+    background = 1.0 - salient
+    labels = labels[keep].float()
+    object_prototype = prototypes(attention, salient)
+    background_prototype = prototypes(attention, background)
+    cad_object = aggregation_distance(attention, salient, object_prototype).mean()
+    cad_background = aggregation_distance(attention, background, background_prototype).mean()
+    csd = (labels * (background_prototype - object_prototype)).mean()
+    return cad_object, cad_background, csd
+
+
+def total_loss(attention, labels, saliency, *, lambda_ob: float, lambda_bg: float,
+               lambda_csd: float):
+    """Eq. 8. Returns the loss tensor and its parts as floats (for logging)."""
+    cls = classification_loss(attention, labels)
+    cad_object, cad_background, csd = relation_losses(attention, labels, saliency)
+    loss = cls + lambda_ob * cad_object + lambda_bg * cad_background + lambda_csd * csd
+    parts = torch.stack([loss, cls, cad_object, cad_background, csd]).detach().tolist()
+    return loss, dict(zip(("total", "cls", "cad_ob", "cad_bg", "csd"), parts))
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels. A batch with none gives a zero that still
+    backpropagates, where the mean of an empty set would be NaN."""
+    summed = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    return summed / (target != ignore_index).sum().clamp(min=1)

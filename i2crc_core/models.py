@@ -1,0 +1,260 @@
+"""The classifier (SPEC §2) and DeepLab-v2 (SPEC §5), on torchvision backbones.
+
+Backbones:
+- ``vgg16``: torchvision's VGG-16 conv layers, made output-stride 8 as in the ref code (pool4
+  becomes 3x3 stride 1, pool5 is removed, conv5 uses dilation 2);
+- ``resnet101`` (segmentation only): torchvision's ResNet-101 with layer3/layer4 dilated
+  (output stride 8);
+- ``small``: a BatchNorm CNN of the same output stride 8 that trains on a laptop CPU in
+  minutes; it is what the built-in synthetic benchmark uses. It has no pretrained weights.
+
+Models are built without downloading anything; ImageNet weights are loaded from a local
+torchvision state-dict file when `weights` names one.
+
+A model is rebuilt from its architecture id (a string such as
+``segmenter/resnet101/classes=20/aspp=6-12-18-24``) stored with its weights, so a checkpoint
+never silently loads into a different network.
+"""
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet101, vgg16
+
+from .errors import CheckpointError, ConfigError
+
+CLASSIFIER_BACKBONES = ("small", "vgg16")
+SEGMENTER_BACKBONES = ("small", "resnet101", "vgg16")
+DEEPLAB_ASPP_RATES = (6, 12, 18, 24)
+# The small backbone's feature maps are 16x16 on 128-pixel crops: rates beyond ~8 would read
+# mostly padding.
+SMALL_ASPP_RATES = (1, 2, 4, 6)
+HEAD_LR_MULTIPLIER = 10
+BIAS_LR_MULTIPLIER = 2
+
+_VGG_POOL4, _VGG_POOL5, _VGG_CONV5 = 23, 30, (24, 26, 28)
+
+
+def _conv_bn(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation,
+                  bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallBackbone(nn.Sequential):
+    """Five BN conv blocks: three stride-2 (output stride 8) then two dilated ones."""
+
+    out_channels = 128
+
+    def __init__(self):
+        super().__init__(
+            _conv_bn(3, 32, stride=2),
+            _conv_bn(32, 64, stride=2),
+            _conv_bn(64, 128, stride=2),
+            _conv_bn(128, 128, dilation=2),
+            _conv_bn(128, 128, dilation=2),
+        )
+
+
+def _vgg16_os8() -> nn.Sequential:
+    features = vgg16(weights=None).features
+    features[_VGG_POOL4] = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+    for index in _VGG_CONV5:
+        features[index].dilation = (2, 2)
+        features[index].padding = (2, 2)
+    del features[_VGG_POOL5]
+    features.out_channels = 512
+    return features
+
+
+class _ResNetFeatures(nn.Module):
+    out_channels = 2048
+
+    def __init__(self):
+        super().__init__()
+        self.net = resnet101(weights=None, replace_stride_with_dilation=[False, True, True])
+        del self.net.fc
+
+    def forward(self, x):
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+
+def _read_state_dict(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"backbone weights file {path} does not exist: give the path of a torchvision "
+            "ImageNet state dict (.pth), or null to train from scratch"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise CheckpointError(f"{path}: not a readable state dict ({error})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: does not hold a state dict")
+    return state
+
+
+def _load_backbone_weights(backbone: nn.Module, name: str, path) -> None:
+    if name == "small":
+        raise ConfigError(
+            f"backbone 'small' has no ImageNet weights (got weights file {path}); use null"
+        )
+    state = _read_state_dict(path)
+    if name == "vgg16":
+        state = {key.removeprefix("features."): value for key, value in state.items()
+                 if key.startswith("features.")}
+        # Removing pool5 shifted nothing that holds weights: conv indices are unchanged.
+        target = backbone
+    else:
+        state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+        target = backbone.net
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: is not a torchvision {name} ImageNet state dict ({error})"
+        ) from None
+
+
+def _backbone(name: str, weights) -> nn.Module:
+    if name == "small":
+        backbone = SmallBackbone()
+    elif name == "vgg16":
+        backbone = _vgg16_os8()
+    elif name == "resnet101":
+        backbone = _ResNetFeatures()
+    else:
+        raise ConfigError(f"unknown backbone '{name}'")
+    if weights is not None:
+        _load_backbone_weights(backbone, name, weights)
+    return backbone
+
+
+def _lr_groups(backbone: nn.Module, head: nn.Module, lr: float) -> list[dict]:
+    """Ref-code learning rates: head ×10, biases ×2 (so head biases ×20)."""
+    groups = []
+    for module, multiplier in ((backbone, 1), (head, HEAD_LR_MULTIPLIER)):
+        weights = [p for n, p in module.named_parameters() if not n.endswith("bias")]
+        biases = [p for n, p in module.named_parameters() if n.endswith("bias")]
+        groups.append({"params": weights, "lr": lr * multiplier})
+        if biases:
+            groups.append({"params": biases, "lr": lr * multiplier * BIAS_LR_MULTIPLIER})
+    return groups
+
+
+class Classifier(nn.Module):
+    """Backbone, three 3x3 conv + ReLU, 1x1 conv to C channels: the attention map F.
+
+    `forward` returns F (N, C, h, w); q_c is its global average (`class_scores`).
+    """
+
+    def __init__(self, backbone_name: str, num_classes: int, weights=None):
+        super().__init__()
+        if backbone_name not in CLASSIFIER_BACKBONES:
+            raise ConfigError(
+                f"config key 'classifier.backbone': '{backbone_name}' is not one of "
+                f"{', '.join(CLASSIFIER_BACKBONES)}"
+            )
+        self.backbone_name = backbone_name
+        self.num_classes = num_classes
+        self.backbone = _backbone(backbone_name, weights)
+        width = 512 if backbone_name == "vgg16" else 128
+        layers = []
+        in_channels = self.backbone.out_channels
+        for _ in range(3):
+            layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+            in_channels = width
+        layers.append(nn.Conv2d(width, num_classes, 1))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+    @staticmethod
+    def class_scores(attention: torch.Tensor) -> torch.Tensor:
+        return attention.mean(dim=(2, 3))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return _lr_groups(self.backbone, self.head, lr)
+
+
+class ASPP(nn.Module):
+    """DeepLab-v2 ASPP: the sum of parallel dilated 3x3 convs straight to class logits."""
+
+    def __init__(self, in_channels: int, num_outputs: int, rates):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Conv2d(in_channels, num_outputs, 3, padding=rate, dilation=rate) for rate in rates
+        )
+        for branch in self.branches:
+            nn.init.normal_(branch.weight, std=0.01)
+            nn.init.zeros_(branch.bias)
+
+    def forward(self, x):
+        return sum(branch(x) for branch in self.branches)
+
+
+class Segmenter(nn.Module):
+    """DeepLab-v2: backbone (output stride 8) + ASPP; logits (N, C+1, H, W) at input size."""
+
+    def __init__(self, backbone_name: str, num_classes: int, weights=None, aspp_rates=None):
+        super().__init__()
+        if backbone_name not in SEGMENTER_BACKBONES:
+            raise ConfigError(
+                f"config key 'segmentation.backbone': '{backbone_name}' is not one of "
+                f"{', '.join(SEGMENTER_BACKBONES)}"
+            )
+        if aspp_rates is None:
+            aspp_rates = SMALL_ASPP_RATES if backbone_name == "small" else DEEPLAB_ASPP_RATES
+        self.backbone_name = backbone_name
+        self.num_classes = num_classes
+        self.aspp_rates = tuple(int(rate) for rate in aspp_rates)
+        self.backbone = _backbone(backbone_name, weights)
+        self.head = ASPP(self.backbone.out_channels, num_classes + 1, self.aspp_rates)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.backbone(images))
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return _lr_groups(self.backbone, self.head, lr)
+
+
+def build_classifier(backbone: str, num_classes: int, weights=None) -> Classifier:
+    return Classifier(backbone, num_classes, weights)
+
+
+def build_segmenter(backbone: str, num_classes: int, weights=None, aspp_rates=None) -> Segmenter:
+    return Segmenter(backbone, num_classes, weights, aspp_rates)
+
+
+def architecture_id(model: nn.Module) -> str:
+    if isinstance(model, Classifier):
+        return f"classifier/{model.backbone_name}/classes={model.num_classes}"
+    if isinstance(model, Segmenter):
+        rates = "-".join(str(rate) for rate in model.aspp_rates)
+        return f"segmenter/{model.backbone_name}/classes={model.num_classes}/aspp={rates}"
+    raise TypeError(f"not an i2crc model: {type(model).__name__}")
+
+
+def build_from_architecture_id(architecture: str) -> nn.Module:
+    """An untrained model of the architecture `architecture_id` described."""
+    try:
+        kind, backbone, classes, *rest = architecture.split("/")
+        num_classes = int(classes.removeprefix("classes="))
+        if kind == "classifier" and not rest:
+            return build_classifier(backbone, num_classes)
+        if kind == "segmenter" and len(rest) == 1:
+            rates = [int(rate) for rate in rest[0].removeprefix("aspp=").split("-")]
+            return build_segmenter(backbone, num_classes, aspp_rates=rates)
+    except (ValueError, ConfigError):
+        pass
+    raise CheckpointError(f"unknown model architecture '{architecture}'")

@@ -1,0 +1,163 @@
+"""Saliency maps: loading, OpenCV detectors, a simulated imperfect detector, and their quality.
+
+The method only needs a class-agnostic foreground map per training image. Real detectors
+(the paper's, or OpenCV's) are imperfect; the built-in synthetic benchmark therefore models a
+detector with documented defects (`simulate_detector`) instead of handing the method the truth.
+"""
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import SaliencyError
+from .fileio import IGNORE, read_gray
+
+OPENCV_METHODS = ("spectral_residual", "fine_grained")
+
+
+def image_rng(seed: int, image_id: str) -> np.random.Generator:
+    """A generator for one image, stable across processes and Python versions.
+
+    Built from sha256(seed, id) rather than `hash()`, which is salted per process, so the same
+    seed gives the same maps however the images are sharded over jobs.
+    """
+    digest = hashlib.sha256(f"{int(seed)}\0{image_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def load_saliency(path, size_hw: tuple[int, int]) -> np.ndarray:
+    """Read a saliency PNG as float32 (H, W) in [0, 1] at the image size `size_hw`.
+
+    Downloaded maps are sometimes stored at another resolution; they are resized (bilinear),
+    never rejected. An all-zero map (nothing salient) is valid. A missing or unreadable file
+    raises SaliencyError naming the path.
+    """
+    height, width = (int(size_hw[0]), int(size_hw[1]))
+    saliency = read_gray(Path(path)).astype(np.float32) / 255.0
+    if saliency.shape != (height, width):
+        saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(saliency, 0.0, 1.0)
+
+
+def compute_opencv(image_rgb: np.ndarray, method: str) -> np.ndarray:
+    """Saliency of an RGB uint8 image by an OpenCV static detector, uint8 (H, W) in 0..255.
+
+    The detector's output is stretched to the full 0..255 range per image (min-max), since
+    both detectors produce relative, not calibrated, scores.
+    """
+    factories = {
+        "spectral_residual": cv2.saliency.StaticSaliencySpectralResidual_create,
+        "fine_grained": cv2.saliency.StaticSaliencyFineGrained_create,
+    }
+    if method not in factories:
+        raise SaliencyError(
+            f"unknown OpenCV saliency method '{method}'; choose one of {', '.join(OPENCV_METHODS)}"
+        )
+    height, width = image_rgb.shape[:2]
+    image_bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    success, saliency = factories[method]().computeSaliency(image_bgr)
+    if not success:
+        raise SaliencyError(f"OpenCV saliency method '{method}' failed on an image of {height}x{width}")
+    saliency = np.asarray(saliency, dtype=np.float32)
+    if saliency.shape != (height, width):
+        saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
+    low, high = float(saliency.min()), float(saliency.max())
+    if high - low < 1e-12:
+        return np.zeros((height, width), dtype=np.uint8)
+    return np.round((saliency - low) / (high - low) * 255.0).astype(np.uint8)
+
+
+def simulate_detector(
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    blur_sigma: float = 3.0,
+    miss_prob: float = 0.35,
+    miss_scale: float = 0.35,
+    false_blob_prob: float = 0.5,
+    false_blob_strength: float = 0.7,
+    noise: float = 0.05,
+) -> np.ndarray:
+    """An imperfect class-agnostic saliency detector applied to a ground-truth label mask.
+
+    `mask` holds 0 (background), 1..C (objects) and 255 (ignore, treated as background).
+    Starting from the binary foreground, the model adds the defects of real detectors:
+
+    - missed parts: each connected object region, with probability `miss_prob`, loses a disc
+      of radius `miss_scale` x the region's extent (the longer side of its bounding box),
+      centred on a random pixel of the region;
+    - false positives: with probability `false_blob_prob` one Gaussian blob of peak
+      `false_blob_strength` and a random width (4-12 % of the image side) appears centred on a
+      random background pixel;
+    - blurred boundaries: the map is blurred by a Gaussian of `blur_sigma` pixels;
+    - noise: independent Gaussian noise of standard deviation `noise` is added per pixel.
+
+    Returns uint8 (H, W) in 0..255 (value / 255 is the saliency). Deterministic given `rng`.
+    """
+    mask = np.asarray(mask)
+    foreground = ((mask > 0) & (mask != IGNORE)).astype(np.uint8)
+    height, width = foreground.shape
+    saliency = foreground.astype(np.float32)
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    count, components, boxes, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    for component in range(1, count):
+        if rng.random() >= miss_prob:
+            continue
+        ys, xs = np.nonzero(components == component)
+        pick = rng.integers(len(ys))
+        extent = max(boxes[component, cv2.CC_STAT_WIDTH], boxes[component, cv2.CC_STAT_HEIGHT])
+        radius = miss_scale * extent
+        saliency[(rows - ys[pick]) ** 2 + (cols - xs[pick]) ** 2 <= radius**2] = 0.0
+
+    if rng.random() < false_blob_prob:
+        background_rows, background_cols = np.nonzero(foreground == 0)
+        if len(background_rows):
+            pick = rng.integers(len(background_rows))
+            spread = rng.uniform(0.04, 0.12) * max(height, width)
+            blob = false_blob_strength * np.exp(
+                -((rows - background_rows[pick]) ** 2 + (cols - background_cols[pick]) ** 2)
+                / (2.0 * spread**2)
+            )
+            saliency = np.maximum(saliency, blob.astype(np.float32))
+
+    if blur_sigma > 0:
+        saliency = cv2.GaussianBlur(saliency, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma)
+    if noise > 0:
+        saliency = saliency + rng.normal(0.0, noise, size=saliency.shape).astype(np.float32)
+    return np.round(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def saliency_miou(
+    saliency_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray], threshold: float = 0.5
+) -> float:
+    """Binary (object vs background) mIoU of saliency maps against label masks, over a set.
+
+    Intersections and unions are accumulated over all images (as a confusion matrix is), then
+    the IoUs of foreground and background are averaged (over those present in the truth). Maps may be uint8 (0..255) or float in
+    [0, 1]; a pixel is salient when its value / 255 (or value) is >= `threshold`. Ignore (255)
+    pixels of the mask are left out. The paper's Table VI reports this number.
+    """
+    intersection = np.zeros(2, dtype=np.int64)
+    union = np.zeros(2, dtype=np.int64)
+    in_truth = np.zeros(2, dtype=np.int64)
+    for saliency, mask in zip(saliency_maps, masks, strict=True):
+        saliency = np.asarray(saliency)
+        mask = np.asarray(mask)
+        if saliency.shape != mask.shape:
+            raise ValueError(f"saliency map {saliency.shape} and mask {mask.shape} differ in size")
+        scaled = saliency / 255.0 if saliency.dtype == np.uint8 else saliency
+        valid = mask != IGNORE
+        predicted = (scaled >= threshold)[valid]
+        truth = (mask > 0)[valid]
+        for index, (p, t) in enumerate(((~predicted, ~truth), (predicted, truth))):
+            intersection[index] += np.count_nonzero(p & t)
+            union[index] += np.count_nonzero(p | t)
+            in_truth[index] += np.count_nonzero(t)
+    present = in_truth > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(intersection[present] / union[present]))

@@ -1,0 +1,50 @@
+import pytest
+import yaml
+
+from i2crc_core.config import validate_config
+from i2crc_core.errors import ConfigError
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_defaults_fill_an_empty_config():
+    config = validate_config({})
+    assert config["dataset"]["kind"] == "synthetic"
+    assert config["experiments"]["i2crc"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
+    assert config["resources"]["train_classifier"]["gpu"] == 1
+    assert config["resources"]["evaluate"]["gpu"] == 0
+
+
+def test_config_yaml_states_exactly_the_schema_defaults():
+    assert validate_config(yaml.safe_load((REPO / "config.yaml").read_text())) == validate_config({})
+
+
+def test_partial_section_keeps_other_defaults():
+    config = validate_config({"resources": {"train_classifier": {"threads": 4}}})
+    assert config["resources"]["train_classifier"] == {
+        "threads": 4, "mem_mb": 4000, "runtime": 720, "gpu": 1
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"classifer": {}}, "unknown key 'classifer'"),
+        ({"classifier": {"epoch": 3}}, "unknown key 'classifier.epoch'"),
+        ({"classifier": {"epochs": "ten"}}, "'classifier.epochs': 'ten' is not of type 'integer'"),
+        ({"classifier": {"epochs": 0}}, "'classifier.epochs': 0 is less than the minimum of 1"),
+        ({"segmentation": {"lr": -1}}, "'segmentation.lr'"),
+        ({"pseudo_labels": {"bg_cam": 1.5}}, "'pseudo_labels.bg_cam': 1.5 is greater than the maximum of 1"),
+        ({"classifier": {"backbone": "resnet9"}}, "'classifier.backbone'"),
+        ({"run_experiments": ["nope"]}, "'run_experiments': unknown experiment 'nope'"),
+        ({"dataset": {"kind": "voc"}}, "'dataset.root': required"),
+        ({"saliency": {"source": "folder"}}, "'saliency.folder': required"),
+        ({"segmentation": {"scale_range": [1.5, 0.5]}}, "'segmentation.scale_range'"),
+        ({"experiments": {"x": {"lambda_ob": 1}}}, "'experiments.x'"),
+    ],
+)
+def test_bad_config_names_the_key(config, message):
+    with pytest.raises(ConfigError, match=None) as raised:
+        validate_config(config)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)

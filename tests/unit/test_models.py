@@ -1,0 +1,122 @@
+"""Model construction, output strides, weight loading and architecture ids."""
+
+import pytest
+import torch
+from torchvision.models import resnet101, vgg16
+
+from i2crc_core.errors import CheckpointError, ConfigError
+from i2crc_core.models import (
+    architecture_id,
+    build_classifier,
+    build_from_architecture_id,
+    build_segmenter,
+)
+
+
+@pytest.mark.parametrize("backbone", ["small", "vgg16"])
+def test_classifier_attention_map_has_output_stride_8(backbone):
+    model = build_classifier(backbone, 5).eval()
+    with torch.no_grad():
+        attention = model(torch.zeros(2, 3, 64, 96))
+    assert attention.shape == (2, 5, 8, 12)
+
+
+def test_vgg_classifier_has_the_spec_layers():
+    model = build_classifier("vgg16", 20)
+    pools = [m for m in model.backbone if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 4 and pools[-1].stride == 1 and pools[-1].kernel_size == 3
+    convs = [m for m in model.backbone if isinstance(m, torch.nn.Conv2d)]
+    assert [c.dilation for c in convs[-3:]] == [(2, 2)] * 3
+    head = [m for m in model.head if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in head] == [(512, (3, 3))] * 3 + [(20, (1, 1))]
+
+
+@pytest.mark.parametrize(("backbone", "rates"), [("small", (1, 2, 4, 6)),
+                                                 ("vgg16", (6, 12, 18, 24)),
+                                                 ("resnet101", (6, 12, 18, 24))])
+def test_segmenter_returns_logits_at_input_size_with_deeplab_aspp(backbone, rates):
+    model = build_segmenter(backbone, 3).eval()
+    assert tuple(branch.dilation[0] for branch in model.head.branches) == rates
+    with torch.no_grad():
+        logits = model(torch.zeros(1, 3, 40, 56))
+    assert logits.shape == (1, 4, 40, 56)
+
+
+def test_aspp_is_a_sum_of_branches():
+    model = build_segmenter("small", 2, aspp_rates=[1, 3]).eval()
+    features = torch.randn(1, 128, 5, 5)
+    expected = model.head.branches[0](features) + model.head.branches[1](features)
+    assert torch.allclose(model.head(features), expected)
+
+
+def test_param_groups_cover_every_parameter_once_with_ref_code_multipliers():
+    model = build_classifier("small", 4)
+    groups = model.param_groups(0.001)
+    grouped = [id(p) for group in groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    head_bias = model.head[-1].bias
+    lr_of = {id(p): group["lr"] for group in groups for p in group["params"]}
+    assert lr_of[id(head_bias)] == pytest.approx(0.02)
+    assert lr_of[id(model.head[-1].weight)] == pytest.approx(0.01)
+    assert lr_of[id(next(model.backbone.parameters()))] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("builder", [lambda: build_classifier("small", 7),
+                                     lambda: build_segmenter("small", 7, aspp_rates=[2, 5])])
+def test_architecture_id_round_trip(builder):
+    model = builder()
+    rebuilt = build_from_architecture_id(architecture_id(model))
+    assert type(rebuilt) is type(model)
+    assert architecture_id(rebuilt) == architecture_id(model)
+    rebuilt.load_state_dict(model.state_dict())
+
+
+def test_unknown_architecture_is_a_checkpoint_error():
+    with pytest.raises(CheckpointError, match="unknown model architecture 'segmenter/nope'"):
+        build_from_architecture_id("segmenter/nope")
+
+
+def test_unknown_backbone_names_the_config_key():
+    with pytest.raises(ConfigError, match="segmentation.backbone.*'resnet50'"):
+        build_segmenter("resnet50", 3)
+
+
+def test_vgg16_imagenet_weights_load_from_a_local_file(tmp_path):
+    reference = vgg16(weights=None)
+    path = tmp_path / "vgg16.pth"
+    torch.save({k: v for k, v in reference.state_dict().items() if k.startswith("features")}, path)
+    model = build_classifier("vgg16", 20, weights=str(path))
+    assert torch.equal(model.backbone[28].weight, reference.features[28].weight)
+    assert torch.equal(model.backbone[0].bias, reference.features[0].bias)
+
+
+def test_resnet101_imagenet_weights_load_from_a_local_file(tmp_path):
+    reference = resnet101(weights=None)
+    path = tmp_path / "resnet101.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_segmenter("resnet101", 20, weights=str(path))
+    assert torch.equal(model.backbone.net.layer4[2].conv3.weight, reference.layer4[2].conv3.weight)
+
+
+def test_weights_of_another_architecture_are_rejected(tmp_path):
+    path = tmp_path / "small.pth"
+    torch.save(build_classifier("small", 3).state_dict(), path)
+    with pytest.raises(CheckpointError, match="small.pth.*not a torchvision vgg16"):
+        build_classifier("vgg16", 3, weights=str(path))
+
+
+def test_missing_weights_file_says_how_to_fix_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.pth does not exist.*state dict"):
+        build_segmenter("resnet101", 3, weights=str(tmp_path / "nope.pth"))
+
+
+def test_corrupt_weights_file_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="broken.pth: not a readable state dict"):
+        build_classifier("vgg16", 3, weights=str(path))
+
+
+def test_small_backbone_has_no_pretrained_weights(tmp_path):
+    with pytest.raises(ConfigError, match="'small' has no ImageNet weights"):
+        build_classifier("small", 3, weights=str(tmp_path / "x.pth"))

@@ -1,0 +1,55 @@
+"""The whole pipeline, run for real on a tiny synthetic configuration."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_target_produces_the_summary(finished_project):
+    out = finished_project.root / "results"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["experiments"]) == {"baseline", "i2crc"}
+    for row in summary["experiments"].values():
+        for column in ("cam_only_miou", "pseudo_train_miou_ignore_as_bg",
+                       "pseudo_train_ignored_fraction", "refined_train_miou_ignore_as_bg",
+                       "seg_val_round1", "seg_val_retrain_refined"):
+            assert 0.0 <= row[column] <= 1.0
+        # Undefined (None) only when a one-epoch classifier left every pixel ignored.
+        excluded = row["pseudo_train_miou_ignore_excluded"]
+        assert excluded is None or 0.0 <= excluded <= 1.0
+    assert 0.0 < summary["saliency"]["miou_all"] <= 1.0
+    assert "| baseline |" in (out / "summary.md").read_text()
+    assert Image.open(out / "figures" / "cams.png").size[0] > 100
+
+
+def test_cam_store_and_labels_have_the_documented_formats(finished_project):
+    out = finished_project.root / "results"
+    manifest = json.loads((out / "dataset" / "manifest.json").read_text())
+    train_ids = manifest["ids"]["train"]
+    with h5py.File(out / "i2crc" / "cams" / "cams.h5") as store:
+        first = store["cams"][train_ids[0]]
+        assert first.dtype == np.float16
+        assert len(first.attrs["class_ids"]) == first.shape[0]
+    labels = sorted((out / "i2crc" / "labels" / "pseudo").glob("*.png"))
+    assert len(labels) == len(train_ids)
+    assert Image.open(labels[0]).mode == "P"
+    for path in labels:
+        image_id = path.stem
+        allowed = {0, 255, *manifest["image_labels"]["train"][image_id]}
+        assert set(np.unique(np.asarray(Image.open(path))).tolist()) <= allowed
+
+
+def test_every_rule_wrote_a_log_and_a_benchmark(finished_project):
+    out = finished_project.root / "results"
+    assert len(list((out / "benchmarks").rglob("*.tsv"))) >= 30
+    assert "epoch 2/2" in (out / "logs" / "train_classifier" / "i2crc.log").read_text()
+
+
+def test_second_run_does_nothing(finished_project):
+    assert finished_project.planned_jobs() == {}

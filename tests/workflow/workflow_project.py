@@ -1,0 +1,80 @@
+"""A throwaway copy of the workflow project, run with the real Snakemake CLI.
+
+Each project is a copy of the workflow and of `i2crc_core` in a temporary directory, put first
+on PYTHONPATH, so that a test may edit library code (code-change invalidation) or configs
+without touching the repository.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml"]
+
+TINY_CONFIG = {
+    "dataset": {"synthetic": {"num_train": 24, "num_val": 8, "image_size": 64}},
+    "classifier": {"input_size": 64, "epochs": 2, "batch_size": 8, "lr_decay_epochs": [1]},
+    "cams": {"shards": 2},
+    "segmentation": {"iterations": 4, "batch_size": 4, "crop_size": 64, "checkpoint_every": 2},
+    "evaluation": {"figure_images": 2},
+    "resources": {"train_classifier": {"gpu": 0}, "extract_cams": {"gpu": 0},
+                  "train_segmentation": {"gpu": 0}, "predict": {"gpu": 0}},
+}
+
+
+def deep_update(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = deep_update(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+class Project:
+    def __init__(self, root: Path, config: dict):
+        self.root = root
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        self.config = config
+        (self.root / "test_config.yaml").write_text(yaml.safe_dump(config))
+
+    def snakemake(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(self.root), "OMP_NUM_THREADS": "1"}
+        result = subprocess.run(
+            [str(SNAKEMAKE), "--cores", "2", "--configfile", "test_config.yaml", *args],
+            cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def planned_jobs(self, *args) -> dict[str, int]:
+        """Rule -> job count that a dry run would execute."""
+        output = self.snakemake("--dry-run", *args).stdout
+        if "Nothing to be done" in output:
+            return {}
+        table = output.split("Job stats:")[1].split("total")[0]
+        return {
+            match.group(1): int(match.group(2))
+            for match in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)
+        }
+
+
+def make_project(root: Path, config_changes: dict | None = None) -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    for part in PROJECT_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / part)
+    return Project(root, deep_update(TINY_CONFIG, config_changes or {}))
+
+
