@@ -61,7 +61,9 @@ def read_image(path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            # np.array, not asarray: PIL hands out a read-only buffer, and callers
+            # (torch.from_numpy, in-place edits) need a writable array.
+            return np.array(image.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file is missing") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
@@ -77,7 +79,7 @@ def read_label(path, num_classes: int) -> np.ndarray:
                 raise DatasetError(
                     f"{path}: label PNG must be single-channel or palette, found mode {image.mode}"
                 )
-            label = np.asarray(image)
+            label = np.array(image)  # writable (see read_image)
     except FileNotFoundError:
         raise DatasetError(f"{path}: label file is missing") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
@@ -104,7 +106,7 @@ def read_gray(path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("L"))
+            return np.array(image.convert("L"))  # writable (see read_image)
     except FileNotFoundError:
         raise SaliencyError(f"{path}: saliency map is missing") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:

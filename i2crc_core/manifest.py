@@ -37,13 +37,13 @@ class Manifest:
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1))
+            tmp.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, path) -> "Manifest":
         path = Path(path)
         try:
-            return cls(**json.loads(path.read_text()))
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise DatasetError(f"{path}: dataset manifest is missing") from None
         except (json.JSONDecodeError, TypeError) as error:

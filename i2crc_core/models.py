@@ -31,6 +31,7 @@ DEEPLAB_ASPP_RATES = (6, 12, 18, 24)
 # The small backbone's feature maps are 16x16 on 128-pixel crops: rates beyond ~8 would read
 # mostly padding.
 SMALL_ASPP_RATES = (1, 2, 4, 6)
+SMALL_HEAD_WIDTH = 128
 HEAD_LR_MULTIPLIER = 10
 BIAS_LR_MULTIPLIER = 2
 
@@ -153,6 +154,10 @@ def _lr_groups(backbone: nn.Module, head: nn.Module, lr: float) -> list[dict]:
 class Classifier(nn.Module):
     """Backbone, three 3x3 conv + ReLU, 1x1 conv to C channels: the attention map F.
 
+    With the ``small`` backbone the three head convs also get BatchNorm: trained from scratch
+    without it, the classifier stayed at the label prior on the synthetic benchmark (loss
+    0.585 after 15 epochs, against 0.29 with it). The VGG-16 head is the paper's, BN-free.
+
     `forward` returns F (N, C, h, w); q_c is its global average (`class_scores`).
     """
 
@@ -166,11 +171,14 @@ class Classifier(nn.Module):
         self.backbone_name = backbone_name
         self.num_classes = num_classes
         self.backbone = _backbone(backbone_name, weights)
-        width = 512 if backbone_name == "vgg16" else 128
         layers = []
         in_channels = self.backbone.out_channels
+        width = 512 if backbone_name == "vgg16" else SMALL_HEAD_WIDTH
         for _ in range(3):
-            layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+            if backbone_name == "vgg16":
+                layers += [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+            else:
+                layers.append(_conv_bn(in_channels, width))
             in_channels = width
         layers.append(nn.Conv2d(width, num_classes, 1))
         self.head = nn.Sequential(*layers)

@@ -21,7 +21,7 @@ def class_names(root: Path, num_classes: int) -> list[str]:
     """Names from the root's class_names.txt, else VOC's for 20 classes, else numbered."""
     names_file = root / "class_names.txt"
     if names_file.exists():
-        names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         if len(names) != num_classes:
             raise DatasetError(
                 f"{names_file}: lists {len(names)} classes but dataset.num_classes is {num_classes}"

@@ -1,0 +1,501 @@
+"""VOC-layout datasets: split and label lists, validation, and the torch datasets."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from i2crc_core.datasets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ClassificationDataset,
+    ImageDataset,
+    SegmentationDataset,
+    VocLayout,
+    image_labels_from_masks,
+    normalize,
+    present_classes,
+    read_image_labels,
+    read_split,
+    write_image_labels,
+)
+from i2crc_core.errors import DatasetError, SaliencyError
+from i2crc_core.fileio import IGNORE, read_image, write_gray, write_image, write_label
+
+C = 5
+ODD_ID = "a b é"
+
+
+def _image(height, width, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 220, size=3)
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = base
+    image[: height // 2, : width // 2] = 255 - base  # a block, so flips are visible
+    return image
+
+
+def _mask(height, width, classes):
+    mask = np.zeros((height, width), np.uint8)
+    for index, class_id in enumerate(classes):
+        mask[1 + 2 * index : 3 + 2 * index, 1 : width // 2] = class_id
+    mask[-1, -1] = IGNORE
+    return mask
+
+
+def make_root(root: Path, samples: dict, split="train", size=(20, 30)):
+    """Write a VOC-layout root: samples maps id -> tuple of 1-based classes in its mask."""
+    height, width = size
+    for index, (image_id, classes) in enumerate(samples.items()):
+        write_image(root / "JPEGImages" / f"{image_id}.jpg", _image(height, width, index))
+        write_label(root / "SegmentationClass" / f"{image_id}.png", _mask(height, width, classes))
+    split_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    split_file.parent.mkdir(parents=True, exist_ok=True)
+    split_file.write_text("".join(f"{i}\n" for i in samples), encoding="utf-8")
+    return VocLayout(root)
+
+
+SAMPLES = {"img_0": (1,), "img_1": (2, 4), ODD_ID: (3,), "img_3": (5, 1)}
+
+
+@pytest.fixture
+def layout(tmp_path):
+    return make_root(tmp_path / "voc", SAMPLES)
+
+
+# ---------------------------------------------------------------- split lists
+
+
+def test_read_split_keeps_order_and_skips_blank_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("b\n\n  a  \nc\n   \n", encoding="utf-8")
+    assert read_split(path) == ["b", "a", "c"]
+
+
+def test_read_split_duplicate_id_names_id_and_both_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("x\ny\n\nx\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as error:
+        read_split(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert "'x'" in message
+    assert "lines 1 and 4" in message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "   \n\t\n"])
+def test_read_split_empty_is_error(tmp_path, content):
+    path = tmp_path / "val.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError, match="empty"):
+        read_split(path)
+
+
+def test_read_split_missing_and_non_utf8(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        read_split(tmp_path / "absent.txt")
+    assert str(tmp_path / "absent.txt") in str(error.value)
+    (tmp_path / "latin.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="UTF-8"):
+        read_split(tmp_path / "latin.txt")
+
+
+def test_ids_with_spaces_and_non_ascii_work_end_to_end(tmp_path, layout):
+    ids = read_split(layout.split_path("train"))
+    assert ids == list(SAMPLES)
+    assert ODD_ID in ids
+    assert layout.image_path(ODD_ID).name == f"{ODD_ID}.jpg"
+    assert layout.image_path(ODD_ID).is_file()
+    layout.validate(ids, C)
+    assert layout.image_size(ODD_ID) == (20, 30)
+    labels = image_labels_from_masks(layout, ids, C)
+    assert labels[ODD_ID] == (3,)
+    lists = tmp_path / "labels.txt"
+    write_image_labels(lists, labels)
+    assert read_image_labels(lists, C) == labels
+    saliency_dir = tmp_path / "sal"
+    for image_id in ids:
+        write_gray(saliency_dir / f"{image_id}.png", np.full((20, 30), 128, np.uint8))
+    dataset = ClassificationDataset(layout, ids, labels, C, saliency_dir, 16, train=False)
+    sample = dataset[ids.index(ODD_ID)]
+    assert sample["id"] == ODD_ID
+    assert sample["label"].tolist() == [0.0, 0.0, 1.0, 0.0, 0.0]
+    image_sample = ImageDataset(layout, ids)[ids.index(ODD_ID)]
+    assert image_sample["id"] == ODD_ID and image_sample["size"] == (20, 30)
+
+
+# ---------------------------------------------------------------- image-level label lists
+
+
+def test_read_image_labels_converts_to_one_based_sorted_unique(tmp_path):
+    path = tmp_path / "cls.txt"
+    path.write_text("img1 0 2\n\nimg2 4\nimg3 3 1 3\n", encoding="utf-8")
+    assert read_image_labels(path, C) == {"img1": (1, 3), "img2": (5,), "img3": (2, 4)}
+
+
+def test_read_image_labels_tab_separated_id_with_spaces(tmp_path):
+    path = tmp_path / "cls.txt"
+    path.write_text(f"{ODD_ID}\t0 4\nplain 1\n", encoding="utf-8")
+    assert read_image_labels(path, C) == {ODD_ID: (1, 5), "plain": (2,)}
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("ok 0\nbad 5\n", "line 2: class index 5 is outside 0..4"),
+        ("bad -1\n", "line 1: class index -1"),
+        ("ok 1\nbad one two\n", "line 2: class indices must be integers"),
+        ("ok 1\nbad 1.5\n", "line 2: class indices must be integers"),
+        ("lonely\n", "line 1: image 'lonely' has no object class"),
+        ("x 0\nx 1\n", "duplicate id 'x' on lines 1 and 2"),
+        ("\n\n", "empty"),
+    ],
+)
+def test_read_image_labels_errors(tmp_path, content, fragment):
+    path = tmp_path / "cls.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError) as error:
+        read_image_labels(path, C)
+    assert fragment in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_read_image_labels_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match="missing"):
+        read_image_labels(tmp_path / "none.txt", C)
+
+
+def test_write_read_image_labels_round_trip(tmp_path):
+    labels = {"a": (1,), ODD_ID: (2, 5), "ünïcode": (3, 4, 5), "z z z": (1, 2)}
+    path = tmp_path / "out" / "labels.txt"
+    write_image_labels(path, labels)
+    text = path.read_text(encoding="utf-8")
+    assert "a 0\n" in text  # 0-based on disk
+    assert f"{ODD_ID}\t1 4\n" in text
+    assert read_image_labels(path, C) == labels
+    assert [p.name for p in path.parent.iterdir()] == ["labels.txt"]
+
+
+def test_write_image_labels_rejects_tab_in_id(tmp_path):
+    with pytest.raises(DatasetError, match="tab or newline"):
+        write_image_labels(tmp_path / "l.txt", {"a\tb": (1,)})
+    assert not (tmp_path / "l.txt").exists()
+
+
+# ---------------------------------------------------------------- layout and validation
+
+
+def test_voc_layout_missing_root_names_it(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        VocLayout(tmp_path / "no_such_root")
+    assert str(tmp_path / "no_such_root") in str(error.value)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(DatasetError):
+        VocLayout(tmp_path / "a_file")
+
+
+def test_voc_layout_paths_and_custom_dirs(tmp_path):
+    layout = VocLayout(tmp_path, image_dir="imgs", mask_dir="gt", split_dir="lists")
+    assert layout.image_path("q") == tmp_path / "imgs" / "q.jpg"
+    assert layout.mask_path("q") == tmp_path / "gt" / "q.png"
+    assert layout.split_path("val") == tmp_path / "lists" / "val.txt"
+
+
+def test_validate_accepts_a_good_dataset(layout):
+    layout.validate(list(SAMPLES), C)
+
+
+def test_validate_missing_image(layout):
+    layout.image_path("img_1").unlink()
+    with pytest.raises(DatasetError) as error:
+        layout.validate(list(SAMPLES), C)
+    message = str(error.value)
+    assert str(layout.image_path("img_1")) in message
+    assert "'img_1'" in message
+    assert "missing" in message
+
+
+def test_validate_missing_mask(layout):
+    layout.mask_path(ODD_ID).unlink()
+    with pytest.raises(DatasetError) as error:
+        layout.validate(list(SAMPLES), C)
+    assert str(layout.mask_path(ODD_ID)) in str(error.value)
+    assert "missing" in str(error.value)
+
+
+def test_validate_size_mismatch_names_both_sizes_and_file(layout):
+    write_label(layout.mask_path("img_3"), np.zeros((21, 30), np.uint8))
+    with pytest.raises(DatasetError) as error:
+        layout.validate(list(SAMPLES), C)
+    message = str(error.value)
+    assert str(layout.mask_path("img_3")) in message
+    assert "30x21" in message  # label W x H
+    assert "30x20" in message  # image W x H
+
+
+def test_validate_invalid_mask_values_and_corrupt_image(layout):
+    write_label(layout.mask_path("img_0"), np.full((20, 30), 9, np.uint8))
+    with pytest.raises(DatasetError, match=r"\[9\]"):
+        layout.validate(["img_0"], C)
+    layout.image_path("img_1").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="corrupt"):
+        layout.validate(["img_1"], C)
+
+
+# ---------------------------------------------------------------- labels from masks
+
+
+def test_present_classes_leaves_out_background_and_ignore():
+    mask = np.array([[0, 3, 3], [255, 1, 0]], np.uint8)
+    assert present_classes(mask, C) == (1, 3)
+    assert present_classes(np.zeros((2, 2), np.uint8), C) == ()
+
+
+def test_image_labels_from_masks(layout):
+    labels = image_labels_from_masks(layout, list(SAMPLES), C)
+    assert labels == {image_id: tuple(sorted(c)) for image_id, c in SAMPLES.items()}
+    # Also from a root path and another mask folder.
+    other = layout.root / "Other"
+    write_label(other / "img_0.png", _mask(20, 30, (4,)))
+    assert image_labels_from_masks(layout.root, ["img_0"], C, mask_dir="Other") == {"img_0": (4,)}
+    assert image_labels_from_masks(layout, ["img_0"], C, mask_dir="Other") == {"img_0": (4,)}
+
+
+@pytest.mark.parametrize("fill", [0, IGNORE])
+def test_image_labels_from_mask_without_object_is_error(layout, fill):
+    mask = np.full((20, 30), fill, np.uint8)
+    mask[0, 0] = 0
+    write_label(layout.mask_path("img_1"), mask)
+    with pytest.raises(DatasetError) as error:
+        image_labels_from_masks(layout, list(SAMPLES), C)
+    assert "'img_1'" in str(error.value)
+    assert "no object class" in str(error.value)
+    assert str(layout.mask_path("img_1")) in str(error.value)
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def test_normalize_array_and_tensor_agree():
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[0, 0] = [round(m * 255) for m in IMAGENET_MEAN]
+    image[1, 2] = 255
+    from_array = normalize(image)
+    from_tensor = normalize(torch.from_numpy(image).permute(2, 0, 1))
+    assert from_array.shape == (3, 2, 3) and from_array.dtype == torch.float32
+    torch.testing.assert_close(from_array, from_tensor)
+    assert from_array[:, 0, 0].abs().max() < 0.01  # the mean colour is ~0
+    expected = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    torch.testing.assert_close(from_array[:, 1, 2], expected)
+
+
+# ---------------------------------------------------------------- ClassificationDataset
+
+
+def _saliency_dir(tmp_path, layout, ids, shape=(20, 30)):
+    directory = tmp_path / "saliency"
+    for image_id in ids:
+        saliency = np.zeros(shape, np.uint8)
+        saliency[:, : shape[1] // 3] = 255  # left third salient, so a flip is visible
+        write_gray(directory / f"{image_id}.png", saliency)
+    return directory
+
+
+def _cls_dataset(tmp_path, layout, train, **kwargs):
+    ids = list(SAMPLES)
+    labels = image_labels_from_masks(layout, ids, C)
+    return ClassificationDataset(
+        layout, ids, labels, C, _saliency_dir(tmp_path, layout, ids), 16, train=train, **kwargs
+    )
+
+
+def test_classification_sample_shapes_and_dtypes(tmp_path, layout):
+    dataset = _cls_dataset(tmp_path, layout, train=False)
+    assert len(dataset) == len(SAMPLES)
+    sample = dataset[1]
+    assert sample["id"] == "img_1"
+    assert sample["image"].shape == (3, 16, 16) and sample["image"].dtype == torch.float32
+    assert sample["label"].shape == (C,) and sample["label"].dtype == torch.float32
+    assert sample["label"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert sample["saliency"].shape == (1, 16, 16) and sample["saliency"].dtype == torch.float32
+    assert 0.0 <= float(sample["saliency"].min()) and float(sample["saliency"].max()) <= 1.0
+    # Without train: no flip, the salient third stays on the left.
+    assert sample["saliency"][0, :, 0].min() == 1.0
+    assert sample["saliency"][0, :, -1].max() == 0.0
+    # Eval samples are identical on every access.
+    torch.testing.assert_close(dataset[1]["image"], sample["image"])
+
+
+def test_classification_saliency_of_another_size_is_resized(tmp_path, layout):
+    dataset = _cls_dataset(tmp_path, layout, train=False)
+    small = np.zeros((7, 11), np.uint8)
+    small[:, :4] = 255
+    write_gray(dataset.saliency_dir / "img_0.png", small)
+    big = np.zeros((50, 90), np.uint8)
+    big[:, :30] = 255
+    write_gray(dataset.saliency_dir / "img_1.png", big)
+    for index in (0, 1):
+        saliency = dataset[index]["saliency"]
+        assert saliency.shape == (1, 16, 16)
+        assert float(saliency[0, :, 0].min()) > 0.9
+        assert float(saliency[0, :, -1].max()) < 0.1
+
+
+def test_classification_all_zero_saliency_is_accepted(tmp_path, layout):
+    dataset = _cls_dataset(tmp_path, layout, train=True)
+    write_gray(dataset.saliency_dir / "img_3.png", np.zeros((20, 30), np.uint8))
+    sample = dataset[3]
+    assert sample["saliency"].shape == (1, 16, 16)
+    assert float(sample["saliency"].abs().max()) == 0.0
+
+
+def test_classification_missing_saliency_or_label(tmp_path, layout):
+    dataset = _cls_dataset(tmp_path, layout, train=False)
+    (dataset.saliency_dir / "img_0.png").unlink()
+    with pytest.raises(SaliencyError) as error:
+        dataset[0]
+    assert str(dataset.saliency_dir / "img_0.png") in str(error.value)
+    with pytest.raises(DatasetError, match="img_9"):
+        ClassificationDataset(layout, ["img_0", "img_9"], {"img_0": (1,)}, C, tmp_path, 16, False)
+
+
+def _stack(dataset, key):
+    return torch.stack([dataset[i][key] for i in range(len(dataset))])
+
+
+def test_classification_augmentation_is_deterministic_under_manual_seed(tmp_path, layout):
+    dataset = _cls_dataset(tmp_path, layout, train=True)
+    torch.manual_seed(123)
+    first_images, first_saliency = _stack(dataset, "image"), _stack(dataset, "saliency")
+    torch.manual_seed(123)
+    second_images, second_saliency = _stack(dataset, "image"), _stack(dataset, "saliency")
+    torch.testing.assert_close(first_images, second_images, rtol=0, atol=0)
+    torch.testing.assert_close(first_saliency, second_saliency, rtol=0, atol=0)
+    torch.manual_seed(124)
+    assert not torch.equal(_stack(dataset, "image"), first_images)
+    # Augmentation changes the image (jitter), not the labels.
+    plain = _cls_dataset(tmp_path, layout, train=False)
+    assert not torch.equal(first_images, _stack(plain, "image"))
+    torch.testing.assert_close(_stack(dataset, "label"), _stack(plain, "label"))
+
+
+def test_classification_flip_hits_image_and_saliency_together(tmp_path, layout):
+    augmented = _cls_dataset(tmp_path, layout, train=True, color_jitter=(0, 0, 0, 0))
+    plain = _cls_dataset(tmp_path, layout, train=False)
+    reference = plain[2]
+    outcomes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        sample = augmented[2]
+        flipped = torch.equal(sample["saliency"], reference["saliency"].flip(-1))
+        if flipped:
+            torch.testing.assert_close(sample["image"], reference["image"].flip(-1))
+        else:
+            torch.testing.assert_close(sample["saliency"], reference["saliency"])
+            torch.testing.assert_close(sample["image"], reference["image"])
+        outcomes.add(flipped)
+    assert outcomes == {True, False}
+
+
+# ---------------------------------------------------------------- SegmentationDataset
+
+
+def _seg_root(tmp_path, size=(20, 30), seed=0):
+    """A root with random block labels (values 0, 1, 3, 255) in a separate label folder."""
+    rng = np.random.default_rng(seed)
+    ids = ["s0", "s1", ODD_ID]
+    layout = make_root(tmp_path / "seg", {i: (1,) for i in ids}, size=size)
+    label_dir = tmp_path / "pseudo"
+    labels = {}
+    for image_id in ids:
+        coarse = np.array([0, 1, 3, IGNORE], np.uint8)[rng.integers(4, size=(4, 6))]
+        label = np.kron(coarse, np.ones((size[0] // 4 + 1, size[1] // 6 + 1), np.uint8))
+        label = label[: size[0], : size[1]]
+        write_label(label_dir / f"{image_id}.png", label)
+        labels[image_id] = label
+    return layout, ids, label_dir, labels
+
+
+def test_segmentation_eval_pads_with_ignore_and_zero(tmp_path):
+    layout, ids, label_dir, labels = _seg_root(tmp_path, size=(20, 30))
+    dataset = SegmentationDataset(layout, ids, label_dir, C, crop_size=40, train=False)
+    assert len(dataset) == 3
+    sample = dataset[0]
+    assert sample["image"].shape == (3, 40, 40) and sample["image"].dtype == torch.float32
+    assert sample["label"].shape == (40, 40) and sample["label"].dtype == torch.int64
+    label = sample["label"].numpy()
+    np.testing.assert_array_equal(label[:20, :30], labels["s0"])
+    assert (label[20:, :] == IGNORE).all() and (label[:, 30:] == IGNORE).all()
+    assert float(sample["image"][:, 20:, :].abs().max()) == 0.0
+    assert float(sample["image"][:, :, 30:].abs().max()) == 0.0
+    torch.testing.assert_close(
+        sample["image"][:, :20, :30], normalize(read_image(layout.image_path("s0")))
+    )
+
+
+def test_segmentation_eval_centre_crops_larger_images(tmp_path):
+    layout, ids, label_dir, labels = _seg_root(tmp_path, size=(50, 60))
+    dataset = SegmentationDataset(layout, ids, label_dir, C, crop_size=32, train=False)
+    sample = dataset[2]
+    assert sample["id"] == ODD_ID
+    np.testing.assert_array_equal(sample["label"].numpy(), labels[ODD_ID][9:41, 14:46])
+
+
+@pytest.mark.parametrize("size", [(20, 30), (50, 60)])
+def test_segmentation_train_shapes_values_and_determinism(tmp_path, size):
+    layout, ids, label_dir, labels = _seg_root(tmp_path, size=size)
+    dataset = SegmentationDataset(
+        layout, ids, label_dir, C, crop_size=24, scale_range=(0.5, 1.5), flip=True, train=True
+    )
+    for seed in range(6):
+        torch.manual_seed(seed)
+        samples = [dataset[i] for i in range(len(dataset))]
+        for sample in samples:
+            assert sample["image"].shape == (3, 24, 24)
+            assert sample["label"].shape == (24, 24) and sample["label"].dtype == torch.int64
+            # Nearest resize invents no values; padding only adds ignore.
+            values = set(np.unique(sample["label"].numpy()).tolist())
+            assert values <= set(np.unique(labels[sample["id"]]).tolist()) | {IGNORE}
+        torch.manual_seed(seed)
+        again = [dataset[i] for i in range(len(dataset))]
+        for first, second in zip(samples, again):
+            assert torch.equal(first["image"], second["image"])
+            assert torch.equal(first["label"], second["label"])
+
+
+def test_segmentation_train_scale_changes_content(tmp_path):
+    layout, ids, label_dir, _ = _seg_root(tmp_path, size=(50, 60))
+    dataset = SegmentationDataset(layout, ids, label_dir, C, crop_size=24, train=True)
+    seen = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        seen.add(dataset[0]["label"].numpy().tobytes())
+    assert len(seen) > 1
+
+
+def test_segmentation_label_size_mismatch(tmp_path):
+    layout, ids, label_dir, _ = _seg_root(tmp_path)
+    write_label(label_dir / "s1.png", np.zeros((10, 10), np.uint8))
+    dataset = SegmentationDataset(layout, ids, label_dir, C, crop_size=16, train=False)
+    with pytest.raises(DatasetError) as error:
+        dataset[1]
+    assert str(label_dir / "s1.png") in str(error.value)
+    assert "10x10" in str(error.value) and "30x20" in str(error.value)
+
+
+# ---------------------------------------------------------------- ImageDataset
+
+
+def test_image_dataset_keeps_original_size(tmp_path):
+    layout = make_root(tmp_path / "r", {"p": (1,), "q": (2,)}, size=(13, 17))
+    dataset = ImageDataset(layout, ["q", "p"])
+    assert len(dataset) == 2
+    sample = dataset[0]
+    assert sample["id"] == "q"
+    assert sample["size"] == (13, 17)
+    assert sample["image"].shape == (3, 13, 17)
+    torch.testing.assert_close(sample["image"], normalize(read_image(layout.image_path("q"))))
+    layout.image_path("p").unlink()
+    with pytest.raises(DatasetError, match="missing"):
+        dataset[1]

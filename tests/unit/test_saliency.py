@@ -1,0 +1,274 @@
+"""Saliency maps: loading, OpenCV detectors, the simulated imperfect detector, its mIoU."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from i2crc_core.errors import SaliencyError
+from i2crc_core.fileio import IGNORE, write_gray
+from i2crc_core.saliency import (
+    OPENCV_METHODS,
+    compute_opencv,
+    image_rng,
+    load_saliency,
+    saliency_miou,
+    simulate_detector,
+)
+from i2crc_core.synthetic import ShapeParameters, render_image
+
+PERFECT = dict(blur_sigma=0, miss_prob=0, false_blob_prob=0, noise=0)
+
+
+def _synthetic_masks(count=8, size=64):
+    """Ground-truth masks of the synthetic benchmark (deterministic)."""
+    params = ShapeParameters(
+        image_size=size, num_classes=5, max_classes_per_image=3, max_instances_per_class=2,
+        body_length=(40.0, 80.0), body_width_ratio=(0.35, 0.6), part_size=(10.0, 16.0),
+        clutter_blobs=(3, 8),
+    )  # fmt: skip
+    return [
+        render_image(np.random.default_rng([7, i]), params, i % 2 == 0)[1] for i in range(count)
+    ]
+
+
+def _disc_mask(size=64, radius=14, class_id=2):
+    rows, cols = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), np.uint8)
+    mask[(rows - size / 2) ** 2 + (cols - size / 2) ** 2 <= radius**2] = class_id
+    return mask
+
+
+# ---------------------------------------------------------------- image_rng
+
+
+def test_image_rng_is_stable_per_seed_and_id():
+    first = image_rng(3, "img_1").random(5)
+    np.testing.assert_array_equal(first, image_rng(3, "img_1").random(5))
+    assert not np.array_equal(first, image_rng(3, "img_2").random(5))
+    assert not np.array_equal(first, image_rng(4, "img_1").random(5))
+    # Non-ASCII ids work too.
+    odd = "a b é"
+    np.testing.assert_array_equal(image_rng(0, odd).random(3), image_rng(0, odd).random(3))
+
+
+def test_image_rng_is_the_same_in_another_process_with_another_hash_seed():
+    code = "from i2crc_core.saliency import image_rng; print(repr(image_rng(11, 'x y').random()))"
+    values = set()
+    for hash_seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        values.add(result.stdout.strip())
+    assert values == {repr(image_rng(11, "x y").random())}
+
+
+# ---------------------------------------------------------------- load_saliency
+
+
+def test_load_saliency_same_size_is_value_over_255(tmp_path):
+    array = np.arange(0, 256, 4, dtype=np.uint8).reshape(8, 8)
+    write_gray(tmp_path / "s.png", array)
+    loaded = load_saliency(tmp_path / "s.png", (8, 8))
+    assert loaded.dtype == np.float32
+    np.testing.assert_allclose(loaded, array / 255.0, atol=1e-7)
+
+
+def test_load_saliency_resizes_and_stays_in_unit_range(tmp_path):
+    array = np.zeros((10, 20), np.uint8)
+    array[:, :10] = 255
+    write_gray(tmp_path / "s.png", array)
+    loaded = load_saliency(tmp_path / "s.png", (25, 41))
+    assert loaded.shape == (25, 41)
+    assert loaded.dtype == np.float32
+    assert loaded.min() >= 0.0 and loaded.max() <= 1.0
+    assert loaded[:, :15].min() > 0.99
+    assert loaded[:, -15:].max() < 0.01
+    shrunk = load_saliency(tmp_path / "s.png", (3, 4))
+    assert shrunk.shape == (3, 4)
+
+
+def test_load_saliency_all_zero_is_valid(tmp_path):
+    write_gray(tmp_path / "z.png", np.zeros((6, 6), np.uint8))
+    loaded = load_saliency(tmp_path / "z.png", (12, 9))
+    assert loaded.shape == (12, 9)
+    assert (loaded == 0).all()
+
+
+def test_load_saliency_missing_or_corrupt_names_the_path(tmp_path):
+    path = tmp_path / "maps" / "absent.png"
+    with pytest.raises(SaliencyError) as error:
+        load_saliency(path, (4, 4))
+    assert str(path) in str(error.value)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(SaliencyError) as error:
+        load_saliency(bad, (4, 4))
+    assert str(bad) in str(error.value)
+
+
+# ---------------------------------------------------------------- OpenCV detectors
+
+
+@pytest.mark.parametrize("method", OPENCV_METHODS)
+def test_compute_opencv_returns_image_sized_uint8(method):
+    rng = np.random.default_rng(0)
+    image = (rng.random((37, 53, 3)) * 60).astype(np.uint8)
+    image[10:25, 15:35] = (230, 200, 30)
+    saliency = compute_opencv(image, method)
+    assert saliency.shape == (37, 53)
+    assert saliency.dtype == np.uint8
+    assert saliency.min() == 0 and saliency.max() == 255  # stretched per image
+
+
+def test_fine_grained_finds_a_bright_square_on_a_flat_background():
+    image = np.full((64, 64, 3), 40, np.uint8)
+    image[24:40, 24:40] = (230, 200, 30)
+    saliency = compute_opencv(image, "fine_grained").astype(float)
+    assert saliency[24:40, 24:40].mean() > saliency[:10, :10].mean() + 50
+
+
+def test_fine_grained_on_a_flat_image_is_all_zero():
+    saliency = compute_opencv(np.full((32, 32, 3), 90, np.uint8), "fine_grained")
+    assert saliency.shape == (32, 32) and (saliency == 0).all()
+
+
+@pytest.mark.parametrize("method", ["itti", "SPECTRAL_RESIDUAL", ""])
+def test_compute_opencv_unknown_method_is_clear(method):
+    with pytest.raises(SaliencyError) as error:
+        compute_opencv(np.zeros((8, 8, 3), np.uint8), method)
+    message = str(error.value)
+    assert f"'{method}'" in message
+    assert "spectral_residual" in message and "fine_grained" in message
+
+
+# ---------------------------------------------------------------- simulated detector
+
+
+def test_simulate_detector_is_deterministic_per_image_rng():
+    mask = _synthetic_masks(1)[0]
+    first = simulate_detector(mask, image_rng(0, "syn_train_000001"))
+    second = simulate_detector(mask, image_rng(0, "syn_train_000001"))
+    assert first.dtype == np.uint8 and first.shape == mask.shape
+    np.testing.assert_array_equal(first, second)
+    other_id = simulate_detector(mask, image_rng(0, "syn_train_000002"))
+    other_seed = simulate_detector(mask, image_rng(1, "syn_train_000001"))
+    assert not np.array_equal(first, other_id)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_simulate_detector_is_imperfect_but_far_better_than_chance():
+    masks = _synthetic_masks(8)
+    maps = [simulate_detector(m, image_rng(0, f"id{i}")) for i, m in enumerate(masks)]
+    miou = saliency_miou(maps, masks)
+    assert 0.55 < miou < 0.97
+    # Chance: a random map of the same mean saliency.
+    rng = np.random.default_rng(0)
+    fraction = np.mean([(m > 0).mean() for m in masks])
+    chance = [(rng.random(m.shape) < fraction).astype(np.uint8) * 255 for m in masks]
+    assert miou > saliency_miou(chance, masks) + 0.2
+    # Not all-or-nothing: soft values occur (blur and noise).
+    values = np.concatenate([m.ravel() for m in maps])
+    assert np.count_nonzero((values > 20) & (values < 235)) > 0.02 * values.size
+
+
+def test_simulate_detector_without_defects_is_the_binary_foreground():
+    for index, mask in enumerate(_synthetic_masks(6)):
+        saliency = simulate_detector(mask, image_rng(5, str(index)), **PERFECT)
+        np.testing.assert_array_equal(saliency, np.where(mask > 0, 255, 0).astype(np.uint8))
+        assert saliency_miou([saliency], [mask]) == 1.0
+
+
+def test_simulate_detector_treats_ignore_as_background():
+    mask = _disc_mask()
+    mask[:5, :] = IGNORE
+    saliency = simulate_detector(mask, image_rng(0, "x"), **PERFECT)
+    assert (saliency[:5] == 0).all()
+    assert (saliency[mask == 2] == 255).all()
+
+
+def test_simulate_detector_missed_parts_remove_foreground():
+    mask = _disc_mask(radius=16)
+    missing = simulate_detector(
+        mask, image_rng(0, "m"), **{**PERFECT, "miss_prob": 1.0, "miss_scale": 0.3}
+    )
+    hole = (mask > 0) & (missing == 0)
+    assert hole.any()
+    # A disc of radius 0.3 x extent (33 px) is ~10 px; the hole is at most that disc.
+    assert np.count_nonzero(hole) <= np.pi * (0.3 * 33) ** 2 + 1
+    assert (missing[mask == 0] == 0).all()  # nothing appears outside
+
+
+def test_simulate_detector_false_blob_appears_on_background():
+    mask = _disc_mask(radius=8)
+    blob = simulate_detector(
+        mask, image_rng(0, "b"), **{**PERFECT, "false_blob_prob": 1.0, "false_blob_strength": 0.9}
+    )
+    background = blob[mask == 0]
+    assert background.max() >= 225  # the blob's peak (0.9) sits on a background pixel
+    assert np.count_nonzero(background) > 20
+    assert (blob[mask > 0] == 255).all()  # the object is untouched
+    weak = simulate_detector(
+        mask, image_rng(0, "b"), **{**PERFECT, "false_blob_prob": 1.0, "false_blob_strength": 0.3}
+    )
+    assert 60 <= weak[mask == 0].max() <= 77  # peak 0.3 * 255
+
+
+def test_simulate_detector_blur_and_noise_soften_the_map():
+    mask = _disc_mask(radius=14)
+    blurred = simulate_detector(mask, image_rng(0, "s"), **{**PERFECT, "blur_sigma": 3.0})
+    edge = blurred[(blurred > 0) & (blurred < 255)]
+    assert edge.size > 50  # soft boundary
+    assert blurred[32, 32] > 240 and blurred[0, 0] < 5  # centre and corner unchanged
+    assert saliency_miou([blurred], [mask]) > 0.9
+    noisy = simulate_detector(mask, image_rng(0, "s"), **{**PERFECT, "noise": 0.05})
+    difference = noisy.astype(int) - np.where(mask > 0, 255, 0)
+    assert 5 < np.abs(difference).mean() < 20  # about 0.05 * 255 * sqrt(2/pi), clipped at the ends
+
+
+def test_simulate_detector_defaults_lower_miou_than_perfect():
+    masks = _synthetic_masks(8)
+    default = [simulate_detector(m, image_rng(2, str(i))) for i, m in enumerate(masks)]
+    harsh = [
+        simulate_detector(m, image_rng(2, str(i)), miss_prob=1.0, miss_scale=0.5, blur_sigma=6.0)
+        for i, m in enumerate(masks)
+    ]
+    assert saliency_miou(harsh, masks) < saliency_miou(default, masks) < 1.0
+
+
+def test_simulate_detector_all_background_mask():
+    mask = np.zeros((16, 16), np.uint8)
+    saliency = simulate_detector(mask, image_rng(0, "empty"), **PERFECT)
+    assert (saliency == 0).all()
+
+
+# ---------------------------------------------------------------- saliency_miou
+
+
+def test_saliency_miou_by_hand():
+    mask = np.array([[0, 0, 1, 1], [0, 2, 2, IGNORE]], np.uint8)
+    saliency = np.array([[0, 255, 255, 0], [0, 200, 100, 255]], np.uint8)
+    # Valid pixels: truth fg = (0,2),(0,3),(1,1),(1,2); predicted fg (>= 127.5) = (0,1),(0,2),(1,1).
+    # fg: inter 2, union 5 -> 0.4. bg: truth bg = (0,0),(0,1),(1,0); predicted bg = (0,0),(0,3),
+    # (1,0),(1,2); inter 2, union 5 -> 0.4.
+    assert saliency_miou([saliency], [mask]) == pytest.approx(0.4)
+    as_float = saliency.astype(np.float32) / 255.0
+    assert saliency_miou([as_float], [mask]) == pytest.approx(0.4)
+    # threshold 0.3 (76.5): (1,2) becomes fg too; fg 3/5, bg 2/4.
+    assert saliency_miou([saliency], [mask], threshold=0.3) == pytest.approx((3 / 5 + 2 / 4) / 2)
+
+
+def test_saliency_miou_accumulates_over_images_and_checks_sizes():
+    a_mask, a_map = np.array([[1, 0]], np.uint8), np.array([[255, 0]], np.uint8)
+    b_mask, b_map = np.array([[1, 1]], np.uint8), np.array([[0, 0]], np.uint8)
+    # fg: inter 1, union 3; bg: inter 1, union 3.
+    assert saliency_miou([a_map, b_map], [a_mask, b_mask]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="differ in size"):
+        saliency_miou([np.zeros((2, 2), np.uint8)], [np.zeros((2, 3), np.uint8)])
+    assert np.isnan(
+        saliency_miou([np.zeros((1, 1), np.uint8)], [np.full((1, 1), IGNORE, np.uint8)])
+    )
