@@ -7,6 +7,7 @@ checkpoint is saved after it. A run resumed after chunk k therefore replays exac
 uninterrupted run would have done from chunk k+1 on.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +29,34 @@ def select_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("config key 'device': 'cuda' requested but no CUDA device is available")
     return torch.device(name)
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to `device`; on CUDA also channels-last memory and cuDNN autotuning.
+
+    cuDNN autotuning picks the fastest kernels, which are not all deterministic: GPU runs
+    are reproducible only approximately. On CPU nothing changes.
+    """
+    model = model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def autocast(device: torch.device):
+    """bf16 mixed precision on CUDA; full float32 on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def loader_options(device: torch.device, workers: int) -> dict:
+    """DataLoader options: pinned memory and worker processes on CUDA, none on CPU, where
+    batches are made in the training process so that augmentation follows the seeded RNG."""
+    if device.type == "cuda":
+        return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
+    return {}
 
 
 def seed_everything(seed: int) -> None:

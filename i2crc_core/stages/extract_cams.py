@@ -12,7 +12,7 @@ from ..datasets import ImageDataset
 from ..errors import ConfigError
 from ..inference import same_size_batches
 from ..manifest import Manifest
-from ..training import select_device
+from ..training import autocast, prepare_model, select_device
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,14 @@ def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, thr
     manifest = Manifest.load(manifest_path)
     ids = shard_ids(manifest.ids["train"], shard)
     labels = manifest.labels("train")
-    model = load_model(model_path, device, expected_kind="classifier")
+    model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device)
     dataset = ImageDataset(manifest.layout(), ids)
     with CamStoreWriter(out_path) as writer, tqdm(total=len(ids), desc="cams", mininterval=10) as bar:
         for batch in same_size_batches(dataset, BATCH_SIZE):
             images = torch.stack([sample["image"] for sample in batch]).to(device)
             class_ids = [labels[sample["id"]] for sample in batch]
-            cams = compute_cams_batch(model, images, class_ids, scales=scales, flip=flip)
+            with autocast(device):
+                cams = compute_cams_batch(model, images, class_ids, scales=scales, flip=flip)
             for sample, image_cams, image_classes in zip(batch, cams, class_ids):
                 writer.write(sample["id"], image_cams, image_classes)
             bar.update(len(batch))

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from ..datasets import (
+    COCO_CLASSES,
     VOC_CLASSES,
     VocLayout,
     image_labels_from_masks,
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def class_names(root: Path, num_classes: int) -> list[str]:
-    """Names from the root's class_names.txt, else VOC's for 20 classes, else numbered."""
+    """Names from the root's class_names.txt, else VOC's (20) or COCO's (80), else numbered."""
     names_file = root / "class_names.txt"
     if names_file.exists():
         names = [line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -27,8 +28,9 @@ def class_names(root: Path, num_classes: int) -> list[str]:
                 f"{names_file}: lists {len(names)} classes but dataset.num_classes is {num_classes}"
             )
         return names
-    if num_classes == len(VOC_CLASSES):
-        return list(VOC_CLASSES)
+    for known in (VOC_CLASSES, COCO_CLASSES):
+        if num_classes == len(known):
+            return list(known)
     return [f"class{index}" for index in range(1, num_classes + 1)]
 
 

@@ -13,9 +13,12 @@ from ..losses import total_loss
 from ..manifest import Manifest
 from ..models import build_classifier
 from ..training import (
+    autocast,
     check_finite,
     chunk_seed,
+    loader_options,
     make_optimizer,
+    prepare_model,
     run_id,
     select_device,
     train_in_chunks,
@@ -42,7 +45,7 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, lo
     )
     torch.manual_seed(seed)
     model = build_classifier(training["backbone"], manifest.num_classes, training["weights"])
-    model.to(device)
+    model = prepare_model(model, device)
     optimizer = make_optimizer(
         training["optimizer"],
         model.param_groups(training["lr"]),
@@ -61,10 +64,13 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, lo
             shuffle=True,
             drop_last=True,
             generator=torch.Generator().manual_seed(chunk_seed(seed, epoch)),
+            **loader_options(device, threads),
         )
         sums = {}
         for iteration, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", mininterval=10)):
-            attention = model(batch["image"].to(device))
+            images = batch["image"].to(device, non_blocking=True)
+            with autocast(device):
+                attention = model(images)
             loss, parts = total_loss(
                 attention,
                 batch["label"].to(device),

@@ -13,9 +13,12 @@ from ..losses import segmentation_loss
 from ..manifest import Manifest
 from ..models import build_segmenter
 from ..training import (
+    autocast,
     check_finite,
     chunk_seed,
+    loader_options,
     make_optimizer,
+    prepare_model,
     run_id,
     select_device,
     train_in_chunks,
@@ -45,7 +48,8 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed,
         manifest.num_classes,
         training["weights"],
         aspp_rates=training["aspp_rates"],
-    ).to(device)
+    )
+    model = prepare_model(model, device)
     optimizer = make_optimizer(
         training["optimizer"],
         model.param_groups(training["lr"]),
@@ -68,13 +72,18 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed,
             num_samples=iterations * training["batch_size"],
             generator=torch.Generator().manual_seed(chunk_seed(seed, chunk)),
         )
-        loader = DataLoader(dataset, batch_size=training["batch_size"], sampler=sampler)
+        loader = DataLoader(
+            dataset,
+            batch_size=training["batch_size"],
+            sampler=sampler,
+            **loader_options(device, threads),
+        )
         running = 0.0
         first = chunk * chunk_length
         for offset, batch in enumerate(tqdm(loader, desc=f"iterations {first + 1}-{first + iterations}", mininterval=10)):
-            loss = segmentation_loss(
-                model(batch["image"].to(device)), batch["label"].to(device), IGNORE
-            )
+            with autocast(device):
+                logits = model(batch["image"].to(device, non_blocking=True))
+            loss = segmentation_loss(logits, batch["label"].to(device, non_blocking=True), IGNORE)
             check_finite(loss, f"iteration {first + offset + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,5 +1,7 @@
 """SPEC §1 formats: label PNGs (palette or L, 0..C and 255), images, atomic writes, digests."""
 
+import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -374,3 +376,12 @@ def test_readers_return_writable_arrays(tmp_path):
     ):
         assert array.flags.writeable
         array[0, 0] = 0
+
+
+def test_atomic_files_get_umask_permissions_not_mkstemp_0600(tmp_path):
+    target = tmp_path / "result.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask

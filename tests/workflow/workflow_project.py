@@ -16,7 +16,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml"]
+PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml", "config"]
 
 TINY_CONFIG = {
     "dataset": {"synthetic": {"num_train": 24, "num_val": 8, "image_size": 64}},
@@ -48,7 +48,7 @@ class Project:
     def snakemake(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
         env = {**os.environ, "PYTHONPATH": str(self.root), "OMP_NUM_THREADS": "1"}
         result = subprocess.run(
-            [str(SNAKEMAKE), "--cores", "2", "--configfile", "test_config.yaml", *args],
+            [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "test_config.yaml"],
             cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout,
         )
         if check and result.returncode != 0:
