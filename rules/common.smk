@@ -1,7 +1,14 @@
+import sys
+
 from i2crc_core.config import validate_config
+from i2crc_core.errors import ConfigError
 from i2crc_core.fingerprint import code_fingerprint
 
-validate_config(config)
+try:
+    validate_config(config)
+except ConfigError as error:
+    # A user mistake: one line, no traceback.
+    sys.exit(f"i2crc error: {error}")
 
 OUT = config["output_dir"]
 EXPERIMENTS = config["experiments"]
