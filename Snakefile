@@ -11,6 +11,7 @@ report: "rules/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/dataset.smk"
+include: "rules/assets.smk"
 include: "rules/saliency.smk"
 include: "rules/classifier.smk"
 include: "rules/cams.smk"

@@ -92,7 +92,10 @@ def resume(directory, run_id: str, model, optimizer, scheduler) -> int:
     if not found:
         return 0
     step, path = found[-1]
-    payload = _load(path)
+    try:
+        payload = _load(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; delete it to restart training from scratch") from None
     if payload.get("run_id") != run_id or payload["architecture"] != architecture_id(model):
         log.warning("%s: made with other settings; training starts from scratch", path)
         return 0

@@ -50,9 +50,12 @@ def _check_cross_references(config: dict) -> None:
         )
     if config["saliency"]["source"] == "folder" and not config["saliency"]["folder"]:
         raise ConfigError("config key 'saliency.folder': required when saliency.source is 'folder'")
-    if dataset["kind"] == "synthetic" and config["saliency"]["source"] == "folder":
+    if config["saliency"]["source"] == "url" and not config["saliency"]["url"]:
+        raise ConfigError("config key 'saliency.url': required when saliency.source is 'url'")
+    if dataset["kind"] == "synthetic" and config["saliency"]["source"] in ("folder", "url"):
         raise ConfigError(
-            "config key 'saliency.source': 'folder' needs a dataset whose maps exist; "
+            f"config key 'saliency.source': '{config['saliency']['source']}' needs a dataset "
+            "whose maps exist; "
             "the synthetic benchmark uses 'simulated' or an OpenCV method"
         )
     low, high = config["segmentation"]["scale_range"]

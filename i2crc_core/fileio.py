@@ -42,7 +42,7 @@ def _current_umask() -> int:
     return mask
 
 
-_UMASK = _current_umask()
+UMASK = _current_umask()
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         # mkstemp creates the file 0600; a result file gets the usual umask permissions.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

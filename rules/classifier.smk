@@ -2,6 +2,7 @@ rule train_classifier:
     input:
         manifest=MANIFEST,
         saliency=SALIENCY_MAPS,
+        weights=weights_input("classifier"),
     output:
         model=f"{OUT}/{{experiment}}/classifier/model.pt",
     log:
@@ -18,6 +19,7 @@ rule train_classifier:
         # delete them before a rerun: an interrupted training resumes from the last one.
         checkpoints=f"{OUT}/{{experiment}}/classifier/checkpoints",
         training=config["classifier"],
+        weights=weights_param("classifier"),
         losses=losses,
         num_classes=DATASET["num_classes"],
         seed=config["seed"],

@@ -35,6 +35,19 @@ def code(stage):
     return code_fingerprint(f"i2crc_core.stages.{stage}")
 
 
+def weights_input(section):
+    """The ImageNet weights link when `section` asks for "imagenet", else no input."""
+    settings = config[section]
+    if settings["weights"] == "imagenet":
+        return f"{OUT}/weights/{settings['backbone']}_imagenet.pth"
+    return []
+
+
+def weights_param(section):
+    """What the training stage loads: the fetched ImageNet file, a local path, or None."""
+    return lambda wildcards, input: input.weights or config[section]["weights"]
+
+
 def losses(wildcards):
     return EXPERIMENTS[wildcards.experiment]
 

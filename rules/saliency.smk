@@ -1,6 +1,10 @@
+SALIENCY = config["saliency"]
+
+
 rule saliency:
     input:
         manifest=MANIFEST,
+        fetched=rules.fetch_saliency.output.maps if SALIENCY["source"] == "url" else [],
     output:
         maps=directory(SALIENCY_MAPS),
         quality=f"{OUT}/saliency/quality.json",
@@ -14,9 +18,10 @@ rule saliency:
     resources:
         **resources_of("saliency"),
     params:
-        source=config["saliency"]["source"],
-        folder=config["saliency"]["folder"],
-        simulated=config["saliency"]["simulated"],
+        # Fetched maps are read like a folder of maps.
+        source="folder" if SALIENCY["source"] == "url" else SALIENCY["source"],
+        folder=lambda wildcards, input: input.fetched or SALIENCY["folder"],
+        simulated=SALIENCY["simulated"],
         seed=config["seed"],
         code=code("saliency_maps"),
     script:

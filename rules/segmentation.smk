@@ -2,6 +2,7 @@ rule train_segmentation:
     input:
         manifest=MANIFEST,
         labels=label_dir,
+        weights=weights_input("segmentation"),
     output:
         model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
     log:
@@ -16,6 +17,7 @@ rule train_segmentation:
     params:
         checkpoints=f"{OUT}/{{experiment}}/segmentation/{{labels}}/checkpoints",
         training=config["segmentation"],
+        weights=weights_param("segmentation"),
         num_classes=DATASET["num_classes"],
         seed=config["seed"],
         device=config["device"],

@@ -9,6 +9,7 @@ run_stage(
     model_path=snakemake.output.model,
     checkpoint_dir=snakemake.params.checkpoints,
     training=snakemake.params.training,
+    weights=snakemake.params.weights,
     losses=snakemake.params.losses,
     seed=snakemake.params.seed,
     device=snakemake.params.device,

@@ -27,8 +27,9 @@ from ..training import (
 log = logging.getLogger(__name__)
 
 
-def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, losses, seed,
-        device, threads):
+def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, weights, losses,
+        seed, device, threads):
+    """`weights`: a local ImageNet state-dict file for the backbone, or None."""
     torch.set_num_threads(threads)
     device = select_device(device)
     manifest = Manifest.load(manifest_path)
@@ -44,7 +45,7 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, lo
         color_jitter=tuple(training["color_jitter"]),
     )
     torch.manual_seed(seed)
-    model = build_classifier(training["backbone"], manifest.num_classes, training["weights"])
+    model = build_classifier(training["backbone"], manifest.num_classes, weights)
     model = prepare_model(model, device)
     optimizer = make_optimizer(
         training["optimizer"],

@@ -27,7 +27,9 @@ from ..training import (
 log = logging.getLogger(__name__)
 
 
-def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed, device, threads):
+def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weights, seed, device,
+        threads):
+    """`weights`: a local ImageNet state-dict file for the backbone, or None."""
     torch.set_num_threads(threads)
     device = select_device(device)
     manifest = Manifest.load(manifest_path)
@@ -46,7 +48,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, seed,
     model = build_segmenter(
         training["backbone"],
         manifest.num_classes,
-        training["weights"],
+        weights,
         aspp_rates=training["aspp_rates"],
     )
     model = prepare_model(model, device)

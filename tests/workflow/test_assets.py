@@ -1,0 +1,115 @@
+"""Asset rules through the real CLI: saliency maps fetched as an archive from a local HTTP
+server, and the ImageNet weights link taken from the torchvision cache."""
+
+import hashlib
+import os
+import socket
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from test_presets import write_dataset
+from workflow_project import deep_update, make_project
+
+pytestmark = pytest.mark.slow
+
+VGG16_FILE = "vgg16-397923af.pth"  # torchvision's file name for VGG16_Weights.IMAGENET1K_V1
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def voc_project(tmp_path, server):
+    """A VOC-layout project whose saliency maps are a zip served over HTTP."""
+    www, base = server
+    root = tmp_path / "VOC2012"
+    write_dataset(root, num_classes=20, mask_dir="SegmentationClass",
+                  split_dir="ImageSets/Segmentation",
+                  splits={"train": ["a", "b", "c"], "val": ["d"]}, sizes=[(40, 48)])
+    archive = www / "saliency_aug.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted((tmp_path / "saliency").glob("*.png")):
+            bundle.write(path, f"saliency_aug/{path.name}")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    project = make_project(tmp_path / "project")
+    project.write_config(deep_update(project.config, {
+        "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
+        "saliency": {"source": "url", "url": f"{base}/saliency_aug.zip", "sha256": digest},
+    }))
+    return project
+
+
+def test_saliency_archive_is_downloaded_verified_and_used(voc_project):
+    voc_project.snakemake("results/saliency/quality.json")
+    fetched = voc_project.root / "results" / "saliency" / "fetched"
+    assert sorted(p.name for p in fetched.glob("*.png")) == ["a.png", "b.png", "c.png", "d.png"]
+    assert len(list((voc_project.root / "results" / "saliency" / "maps").glob("*.png"))) == 3
+
+
+def test_saliency_archive_with_a_wrong_checksum_leaves_nothing(voc_project):
+    wrong = "0" * 64
+    voc_project.write_config(deep_update(voc_project.config, {"saliency": {"sha256": wrong}}))
+    result = voc_project.snakemake("results/saliency/quality.json", check=False)
+    assert result.returncode != 0
+    assert f"expected {wrong}" in result.stderr and "i2crc error: " in result.stderr
+    assert not (voc_project.root / "results" / "saliency" / "fetched").exists()
+
+
+def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
+    torch_home = tmp_path / "torch_home"
+    cached = torch_home / "hub" / "checkpoints" / VGG16_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in for the cached file")
+    project = make_project(tmp_path / "project", {"classifier": {"backbone": "vgg16", "weights": "imagenet"}})
+    assert project.planned_jobs()["imagenet_weights"] == 1
+    os.environ["TORCH_HOME"] = str(torch_home)
+    try:
+        project.snakemake("results/weights/vgg16_imagenet.pth")
+    finally:
+        del os.environ["TORCH_HOME"]
+    link = project.root / "results" / "weights" / "vgg16_imagenet.pth"
+    assert link.resolve() == cached.resolve()
+
+
+def test_imagenet_weights_offline_without_cache_say_how_to_provide_them(tmp_path):
+    project = make_project(tmp_path / "project", {"segmentation": {"backbone": "resnet101", "weights": "imagenet"}})
+    # A proxy on a closed port makes the machine offline for this run, even where it is not.
+    offline = {"TORCH_HOME": str(tmp_path / "empty_torch_home"),
+               "HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}", "NO_PROXY": ""}
+    saved = {key: os.environ.get(key) for key in offline}
+    os.environ.update(offline)
+    try:
+        result = project.snakemake("results/weights/resnet101_imagenet.pth", check=False)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.returncode != 0
+    assert "cannot get ImageNet weights for backbone 'resnet101'" in result.stderr
+    assert "put it at" in result.stderr
+    assert not (project.root / "results" / "weights" / "resnet101_imagenet.pth").exists()
