@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import zipfile
 
 import h5py
 import numpy as np
@@ -53,3 +54,20 @@ def test_every_rule_wrote_a_log_and_a_benchmark(finished_project):
 
 def test_second_run_does_nothing(finished_project):
     assert finished_project.planned_jobs() == {}
+
+
+def test_ablation_target_adds_the_table_iv_rows(finished_project):
+    jobs = finished_project.planned_jobs("ablation")
+    assert jobs["train_classifier"] == 3, "cad, csd and cad_no_bg; baseline and i2crc are reused"
+    assert jobs["train_segmentation"] == 3 + 2, "round 1 of the ablations + retraining unrefined"
+    assert jobs["summary_ablation"] == 1
+
+
+def test_html_report_holds_the_table_and_the_figure(finished_project, tmp_path):
+    report = tmp_path / "report.zip"
+    finished_project.snakemake("--report", str(report))
+    with zipfile.ZipFile(report) as bundle:
+        names = bundle.namelist()
+    assert any(name.endswith("summary.tsv") for name in names)
+    assert any(name.endswith("per_class_iou.tsv") for name in names)
+    assert any(name.endswith("cams.png") for name in names)
