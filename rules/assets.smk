@@ -1,3 +1,10 @@
+# Downloads run where Snakemake runs (the login node on a cluster): compute nodes often have
+# no internet.
+localrules:
+    fetch_saliency,
+    imagenet_weights,
+
+
 rule fetch_saliency:
     output:
         maps=directory(f"{OUT}/saliency/fetched"),
