@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 CORES ?= all
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench bench-seeds clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,10 @@ lint: setup
 	$(VENV)/bin/snakefmt --check Snakefile rules
 
 bench: setup
-	for script in bench/bench_*.py; do $(VENV)/bin/python $$script; done
+	for name in pseudo_labels metrics camstore; do $(VENV)/bin/python bench/bench_$$name.py; done
+
+bench-seeds: setup
+	$(VENV)/bin/python bench/bench_seeds.py
 
 clean:
 	rm -rf results .snakemake
