@@ -42,6 +42,9 @@ rule summary:
         f"{OUT}/benchmarks/summary.tsv"
     conda:
         "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
     params:
         experiments=config["run_experiments"],
         code=code("summary"),
@@ -69,6 +72,9 @@ rule summary_ablation:
         f"{OUT}/benchmarks/summary_ablation.tsv"
     conda:
         "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
     params:
         experiments=config["run_experiments"] + config["ablation_experiments"],
         code=code("summary"),
@@ -94,6 +100,9 @@ rule figure_cams:
         f"{OUT}/benchmarks/figure_cams.tsv"
     conda:
         "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
     params:
         experiments=config["run_experiments"],
         num_images=config["evaluation"]["figure_images"],
