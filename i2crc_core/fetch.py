@@ -26,9 +26,7 @@ import re
 import shutil
 import stat
 import tarfile
-import tempfile
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -40,7 +38,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
 from .errors import ConfigError, FetchError
-from .fileio import UMASK
+from .fileio import atomic_directory
 
 __all__ = [
     "ChecksumMismatch",
@@ -445,21 +443,6 @@ def _png_files(folder: Path) -> list:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".png")
 
 
-def _replace_dir(new: Path, out_dir: Path) -> None:
-    """Move folder `new` onto `out_dir`, replacing a previous `out_dir` as a whole."""
-    if not out_dir.exists():
-        os.rename(new, out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.old")
-    os.rename(out_dir, old)
-    try:
-        os.rename(new, out_dir)
-    except BaseException:
-        os.rename(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool = False) -> list:
     """Extract a .zip / .tar / .tar.gz / .tgz (also .tar.bz2 / .tar.xz) into `out_dir`.
 
@@ -485,9 +468,7 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     if out_dir.exists() and not out_dir.is_dir():
         raise FetchError(f"{out_dir}: exists and is not a folder")
     kind = _archive_kind(archive)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:
         try:
             if kind == "zip":
                 with zipfile.ZipFile(archive) as zf:
@@ -503,11 +484,6 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
             raise FetchError(f"{archive}: corrupt or truncated archive ({error!r})") from None
         if require_png and not _png_files(tmp):
             raise FetchError(f"{archive}: holds no PNG files")
-        os.chmod(tmp, 0o777 & ~UMASK)
-        _replace_dir(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return _png_files(out_dir)
 
 

@@ -22,17 +22,13 @@ The same arguments give byte-identical files.
 """
 
 import colorsys
-import contextlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .fileio import write_image, write_label
+from .fileio import atomic_directory, write_image, write_label
 
 SPLITS = ("train", "val")
 REFERENCE_SIZE = 128
@@ -288,16 +284,8 @@ def generate(
         part_size=tuple(map(float, part_size)),
         clutter_blobs=tuple(map(int, clutter_blobs)),
     )
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        stats = _write_dataset(staging, seed, params, {"train": num_train, "val": num_val}, simple_fraction)
-        _replace_directory(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return stats
+    with atomic_directory(root) as staging:
+        return _write_dataset(staging, seed, params, {"train": num_train, "val": num_val}, simple_fraction)
 
 
 def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: dict, simple_fraction: float) -> dict:
@@ -333,14 +321,3 @@ def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: di
     stats["images_per_class"] = class_images.tolist()
     return stats
 
-
-def _replace_directory(staging: Path, root: Path) -> None:
-    """Rename the finished staging directory onto `root`, removing an older `root` after."""
-    old = None
-    if root.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".old", dir=root.parent))
-        os.replace(root, old / "dataset")
-    os.replace(staging, root)
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)

@@ -15,6 +15,7 @@ from PIL import Image
 from i2crc_core.errors import DatasetError, SaliencyError
 from i2crc_core.fileio import (
     IGNORE,
+    atomic_directory,
     atomic_path,
     content_digest,
     read_gray,
@@ -385,3 +386,27 @@ def test_atomic_files_get_umask_permissions_not_mkstemp_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+def test_atomic_directory_replaces_the_old_folder_as_a_whole(tmp_path):
+    target = tmp_path / "maps"
+    target.mkdir()
+    (target / "stale.png").write_bytes(b"old")
+    with atomic_directory(target) as staging:
+        (staging / "new.png").write_bytes(b"new")
+    assert [p.name for p in target.iterdir()] == ["new.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["maps"], "no staging or old folder left"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~mask
+
+
+def test_failed_atomic_directory_leaves_the_old_folder_untouched(tmp_path):
+    target = tmp_path / "maps"
+    target.mkdir()
+    (target / "kept.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "half.png").write_bytes(b"partial")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in target.iterdir()] == ["kept.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["maps"]
