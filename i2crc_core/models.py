@@ -87,13 +87,19 @@ class _ResNetFeatures(nn.Module):
         return net.layer4(net.layer3(net.layer2(net.layer1(x))))
 
 
-def _read_state_dict(path) -> dict:
-    path = Path(path)
+def local_weights_file(spec, backbone: str) -> Path:
+    """The existing local file a `weights` setting names, else a ConfigError saying what to give."""
+    path = Path(spec).expanduser()
     if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"backbone weights file {path} does not exist: give the path of a torchvision "
-            "ImageNet state dict (.pth), or null to train from scratch"
+            f"weights file {path} {what}: give the path of a torchvision {backbone} state dict "
+            "(.pth), 'imagenet', or null"
         )
+    return path
+
+
+def _read_state_dict(path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
@@ -108,6 +114,7 @@ def _load_backbone_weights(backbone: nn.Module, name: str, path) -> None:
         raise ConfigError(
             f"backbone 'small' has no ImageNet weights (got weights file {path}); use null"
         )
+    path = local_weights_file(path, name)
     state = _read_state_dict(path)
     if name == "vgg16":
         state = {key.removeprefix("features."): value for key, value in state.items()

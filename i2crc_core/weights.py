@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import ConfigError, FetchError
 from .fetch import ChecksumMismatch, download, url_filename
+from .models import local_weights_file
 
 __all__ = ["IMAGENET", "imagenet_weights_url", "resolve_weights", "torch_cache_dir"]
 
@@ -74,14 +75,7 @@ def resolve_weights(spec, backbone: str, url: str | None = None) -> Path | None:
         raise ConfigError(
             f"weights must be null, 'imagenet' or the path of a .pth file, got {spec!r}"
         )
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ConfigError(
-            f"weights file {path} {what}: give the path of a torchvision {backbone} state dict "
-            "(.pth), 'imagenet', or null"
-        )
-    return path
+    return local_weights_file(spec, backbone)
 
 
 def _imagenet(backbone: str, url: str | None) -> Path:
