@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .inference import rescale
+
 EPS = 1e-5
 
 
@@ -26,9 +28,7 @@ def fused_activation(model, images: torch.Tensor, *, scales=(1.0,), flip=False) 
     count = images.shape[0]
     total = None
     for scale in scales:
-        scaled = images if scale == 1 else F.interpolate(
-            images, scale_factor=scale, mode="bilinear", align_corners=False
-        )
+        scaled = rescale(images, scale)
         if flip:
             scaled = torch.cat([scaled, scaled.flip(-1)])
         attention = F.interpolate(
