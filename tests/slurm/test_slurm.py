@@ -32,7 +32,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))
 
 from cluster import Cluster, can_run  # noqa: E402
-from workflow_project import SNAKEMAKE, make_project  # noqa: E402
+from workflow_project import SNAKEMAKE, make_project, output_bytes  # noqa: E402
 
 PROFILES = ["--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile")]
 GPU_STAGES = ("train_classifier", "extract_cams", "train_segmentation", "predict")
@@ -81,12 +81,6 @@ def run_uuid(output: str) -> str:
 def rule_of(job: dict) -> str:
     """The rule of a job submitted by the executor, from its --comment rule_<rule>[_wildcards_...]."""
     return re.sub(r"_wildcards_.*$", "", job["Comment"])[len("rule_"):]
-
-
-def result_bytes(out: Path) -> dict[str, bytes]:
-    labels, metrics = sorted(out.glob("*/labels/**/*.png")), sorted(out.glob("**/metrics/*.json"))
-    paths = [*labels, *metrics, out / "summary.json"]
-    return {str(path.relative_to(out)): path.read_bytes() for path in paths}
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +158,8 @@ def test_pipeline_runs_on_slurm_with_gpu_requests(slurm_run):
 def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     slurm_project, _, slurm_seconds, jobs = slurm_run
     local_project, local_seconds = local_run
-    on_slurm = result_bytes(slurm_project.root / "results")
-    local = result_bytes(local_project.root / "results")
+    on_slurm = output_bytes(slurm_project.root / "results")
+    local = output_bytes(local_project.root / "results")
     assert len(local) > 20
     assert on_slurm.keys() == local.keys()
     differing = [name for name in local if on_slurm[name] != local[name]]

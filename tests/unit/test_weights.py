@@ -4,10 +4,6 @@ The "published" file is a small state dict saved here and served by a local HTTP
 """
 
 import hashlib
-import socket
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,30 +12,6 @@ import torch
 from i2crc_core import fetch
 from i2crc_core.errors import ConfigError, FetchError
 from i2crc_core.weights import imagenet_weights_url, resolve_weights, torch_cache_dir
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802
-        self.server.hits.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def served(tmp_path):
-    """A folder served over HTTP on 127.0.0.1; yields (folder, base URL, list of paths hit)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    httpd.daemon_threads = True
-    httpd.hits = []
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.hits
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture(autouse=True)
@@ -55,12 +27,6 @@ def _state_dict_file(folder: Path, prefix_override=None) -> Path:
     path = folder / f"vgg16-{prefix_override or digest[:8]}.pth"
     scratch.rename(path)
     return path
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_cache_dir_follows_torch_home(tmp_path):
@@ -91,8 +57,8 @@ def test_wrong_sha_prefix_is_rejected(served):
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
-def test_offline_without_cache_explains_what_to_do():
-    url = f"http://127.0.0.1:{_closed_port()}/vgg16-397923af.pth"
+def test_offline_without_cache_explains_what_to_do(closed_port):
+    url = f"http://127.0.0.1:{closed_port}/vgg16-397923af.pth"
     with pytest.raises(ConfigError) as caught:
         resolve_weights("imagenet", "vgg16", url=url)
     message = str(caught.value)

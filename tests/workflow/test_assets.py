@@ -3,11 +3,7 @@ server, and the ImageNet weights link taken from the torchvision cache."""
 
 import hashlib
 import os
-import socket
-import threading
 import zipfile
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,32 +15,10 @@ pytestmark = pytest.mark.slow
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's file name for VGG16_Weights.IMAGENET1K_V1
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def voc_project(tmp_path, server):
+def voc_project(tmp_path, served):
     """A VOC-layout project whose saliency maps are a zip served over HTTP."""
-    www, base = server
+    www, base, _ = served
     root = tmp_path / "VOC2012"
     write_dataset(root, num_classes=20, mask_dir="SegmentationClass",
                   split_dir="ImageSets/Segmentation",
@@ -94,11 +68,11 @@ def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
     assert link.resolve() == cached.resolve()
 
 
-def test_imagenet_weights_offline_without_cache_say_how_to_provide_them(tmp_path):
+def test_imagenet_weights_offline_without_cache_say_how_to_provide_them(tmp_path, closed_port):
     project = make_project(tmp_path / "project", {"segmentation": {"backbone": "resnet101", "weights": "imagenet"}})
     # A proxy on a closed port makes the machine offline for this run, even where it is not.
     offline = {"TORCH_HOME": str(tmp_path / "empty_torch_home"),
-               "HTTPS_PROXY": f"http://127.0.0.1:{closed_port()}", "NO_PROXY": ""}
+               "HTTPS_PROXY": f"http://127.0.0.1:{closed_port}", "NO_PROXY": ""}
     saved = {key: os.environ.get(key) for key in offline}
     os.environ.update(offline)
     try:

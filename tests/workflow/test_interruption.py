@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from workflow_project import SNAKEMAKE, make_project
+from workflow_project import SNAKEMAKE, make_project, output_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -90,13 +90,6 @@ def between_cam_shards(project_root: Path, out: Path):
     return condition
 
 
-def label_bytes(out: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.glob("*/labels/*/*.png")) + sorted(out.glob("*/metrics/*.json"))
-    }
-
-
 def cam_arrays(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path) as store:
         return {key: store["cams"][key][()] for key in store["cams"]}
@@ -125,8 +118,8 @@ def test_killed_three_times_resumes_to_identical_results(reference, tmp_path):
     assert "resumed from" in segmenter_log.read_text()
     assert killed_shard.stat().st_mtime_ns == shard_time, "a finished shard was recomputed"
 
-    assert label_bytes(out) == label_bytes(reference)
-    assert len(label_bytes(out)) > 20
+    assert output_bytes(out) == output_bytes(reference)
+    assert len(output_bytes(out)) > 20
     for experiment in EXPERIMENTS:
         resumed = cam_arrays(out / experiment / "cams" / "cams.h5")
         uninterrupted = cam_arrays(reference / experiment / "cams" / "cams.h5")

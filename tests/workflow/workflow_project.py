@@ -67,6 +67,13 @@ class Project:
         }
 
 
+def output_bytes(out: Path) -> dict[str, bytes]:
+    """Bytes of every label PNG, metrics file and the summary of a results folder, by path."""
+    paths = [*sorted(out.glob("*/labels/*/*.png")), *sorted(out.glob("*/metrics/*.json")),
+             out / "summary.json"]
+    return {str(path.relative_to(out)): path.read_bytes() for path in paths}
+
+
 def make_project(root: Path, config_changes: dict | None = None) -> Project:
     root.mkdir(parents=True, exist_ok=True)
     for part in PROJECT_PARTS:
