@@ -1,0 +1,163 @@
+"""Where a stage runs and in which precision.
+
+Device (`device: auto | cpu | cuda`):
+1. `cpu` runs on the CPU.
+2. CUDA is *usable* when this torch build has CUDA, the driver accepts it, and the first GPU's
+   architecture has kernels in the build (torch 2.14.1 from PyPI: CUDA 13.0, sm_75..sm_120).
+3. `cuda` without usable CUDA is a one-line error saying what was found (torch's CUDA version,
+   `nvidia-smi` and the driver it reports) and the way out; `auto` runs on the CPU and logs a
+   warning naming the same findings, so a GPU job never trains on CPU without a word.
+4. One GPU per job: a job that finds `CUDA_VISIBLE_DEVICES` set (SLURM sets it to the job's
+   allocation) uses the first visible GPU; otherwise it claims a free GPU with a lock file
+   (`gpus.claim_gpu`), held until the process ends.
+
+Precision (`precision: auto | bf16 | fp16 | fp32`) of the networks' forward passes:
+`auto` is bf16 on GPUs of compute capability >= 8.0, fp16 below (T4, sm_75: bf16 only runs
+emulated there, although `torch.cuda.is_bf16_supported()` says True), fp32 on the CPU. fp16
+trains with a `GradScaler`. The losses are computed in float32 in every mode (see losses.py).
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+
+import torch
+
+from .errors import ConfigError
+from .gpus import claim_gpu
+
+log = logging.getLogger(__name__)
+
+CPU = torch.device("cpu")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+BF16_NATIVE_CAPABILITY = (8, 0)
+CUDA12_WHEELS = (
+    f"pip install torch=={torch.__version__.split('+')[0]} "
+    "torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu126"
+)
+
+
+def _nvidia_smi_report() -> str:
+    """What `nvidia-smi` says about the driver and GPUs, in a few words."""
+    if shutil.which("nvidia-smi") is None:
+        return "nvidia-smi is not on PATH (no NVIDIA driver on this machine?)"
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"nvidia-smi failed ({error})"
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or not lines:
+        detail = (result.stdout + result.stderr).strip().splitlines()
+        return f"nvidia-smi failed ({detail[0] if detail else f'exit {result.returncode}'})"
+    name, _, driver = lines[0].rpartition(",")
+    return f"nvidia-smi reports driver {driver.strip()} with {len(lines)} GPU(s) ({name.strip()})"
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    if torch.version.cuda is None:
+        return f"this torch build ({torch.__version__}) has no CUDA support"
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hidden = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+        return (
+            f"torch {torch.__version__} is built for CUDA {torch.version.cuda} and finds no "
+            f"usable GPU; {_nvidia_smi_report()}{hidden}"
+        )
+    major, minor = torch.cuda.get_device_capability(0)
+    built = [arch for arch in torch.cuda.get_arch_list() if arch.startswith("sm_")]
+    if built and f"sm_{major}{minor}" not in built and (major, minor) < _capability(built[0]):
+        return (
+            f"GPU {torch.cuda.get_device_name(0)} (sm_{major}{minor}) is older than the kernels "
+            f"of torch {torch.__version__} ({built[0]}..{built[-1]})"
+        )
+    return None
+
+
+def _capability(arch: str) -> tuple[int, int]:
+    digits = arch.removeprefix("sm_")
+    return int(digits[:-1]), int(digits[-1])
+
+
+def select_device(name: str) -> torch.device:
+    """The device a GPU stage runs on (see the module docstring for the rules)."""
+    if name == "cpu":
+        return CPU
+    problem = cuda_problem()
+    if problem is None:
+        return _own_gpu()
+    if name == "cuda":
+        raise ConfigError(
+            f"config key 'device': 'cuda' requested but CUDA is unusable: {problem}. Install a "
+            f"driver for CUDA {torch.version.cuda or '13.0'}, or PyTorch's CUDA 12.x wheels of "
+            f"the same version: `{CUDA12_WHEELS}` (README: GPU)"
+        )
+    log.warning("device 'auto': no usable CUDA GPU (%s); this stage runs on the CPU", problem)
+    return CPU
+
+
+def _own_gpu() -> torch.device:
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        index = 0
+        log.info("GPU from CUDA_VISIBLE_DEVICES=%s", os.environ["CUDA_VISIBLE_DEVICES"])
+    else:
+        index = claim_gpu(torch.cuda.device_count())
+    torch.cuda.set_device(index)
+    device = torch.device("cuda", index)
+    log.info("running on %s (%s)", device, torch.cuda.get_device_name(device))
+    return device
+
+
+def precision_policy(setting: str, device_type: str, capability: tuple[int, int] | None) -> str:
+    """The precision `setting` means on a device; `capability` of a CUDA device, else None."""
+    if device_type != "cuda":
+        return "fp32" if setting == "auto" else setting
+    if setting == "auto":
+        return "bf16" if capability >= BF16_NATIVE_CAPABILITY else "fp16"
+    return setting
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    precision = precision_policy(setting, device.type, capability)
+    if precision == "bf16" and capability is not None and capability < BF16_NATIVE_CAPABILITY:
+        log.warning("precision bf16 on a GPU of compute capability %d.%d runs emulated (slow); "
+                    "precision auto picks fp16 there", *capability)
+    log.info("precision %s (setting %s)", precision, setting)
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision for the networks' forward passes; nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16, where small gradients would underflow; a no-op otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device, *, training: bool) -> torch.nn.Module:
+    """Move a model to `device`; on CUDA also channels-last memory, and cuDNN autotuning for
+    training only: its crops have one fixed shape, while inference meets a new shape with
+    nearly every image size and would re-tune each time."""
+    model = model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = training
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def loader_options(device: torch.device, workers: int) -> dict:
+    """DataLoader options: on CUDA `workers` processes (kept alive between epochs) and pinned
+    memory for non-blocking copies; on CPU none, so the compute threads keep the cores."""
+    if device.type == "cuda":
+        return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
+    return {}
