@@ -43,6 +43,13 @@ _COMPRESSIONS = ("lzf", "gzip")
 _HALF_TO_SINGLE = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
+def _h5_open(path, mode: str, **options) -> h5py.File:
+    """h5py.File without HDF5's file locks, which many cluster NFS mounts do not support
+    ("unable to lock file, errno = 37"); every store is written under a temporary name and
+    renamed when complete, so no reader ever sees one being written."""
+    return h5py.File(path, mode, locking=False, **options)
+
+
 def _check_id(image_id, path) -> str:
     """Reject ids that cannot be an HDF5 link name (so they could never be found again)."""
     if not isinstance(image_id, str):
@@ -74,7 +81,7 @@ class CamStoreWriter:
         stack = contextlib.ExitStack()
         tmp = stack.enter_context(atomic_path(self.path))
         try:
-            self._file = h5py.File(tmp, "w", libver=_LIBVER)
+            self._file = _h5_open(tmp, "w", libver=_LIBVER)
         except BaseException:
             stack.__exit__(*sys.exc_info())
             raise
@@ -151,7 +158,7 @@ def _open_store_file(path: Path) -> h5py.File:
     if not path.is_file():
         raise CamStoreError(f"{path}: CAM store is missing")
     try:
-        handle = h5py.File(path, "r")
+        handle = _h5_open(path, "r")
     except OSError as error:
         raise CamStoreError(
             f"{path}: CAM store is not a readable HDF5 file (truncated or corrupt: {error})"
@@ -290,7 +297,7 @@ def merge_cam_stores(shard_paths, out_path, mode: str = "virtual") -> None:
                         f"image id {image_id!r} is in two shards: {owner[image_id]} and {shard_path}"
                     )
                 owner[image_id] = shard_path
-        with atomic_path(out_path) as tmp, h5py.File(tmp, "w", libver=_LIBVER) as out:
+        with atomic_path(out_path) as tmp, _h5_open(tmp, "w", libver=_LIBVER) as out:
             out.attrs["format"] = FORMAT
             group = out.create_group(GROUP)
             if mode == "virtual":

@@ -3,6 +3,12 @@
 Both are written atomically and carry the model's architecture id, so loading a file made for
 another architecture, or a corrupt file, is a clear `CheckpointError` rather than a shape
 mismatch deep inside PyTorch.
+
+Format: a `torch.save`d dict of plain data only, read back with `weights_only=True`, so a file
+from someone else can never run code when loaded (a pickled payload is refused). A model file
+(`model.pt`) holds "architecture" (e.g. "segmenter/resnet101/classes=20/aspp=6-12-18-24"),
+"model" (the state dict) and the training settings ("training", "losses"); a checkpoint adds
+"run_id", "step", "optimizer", "scheduler" and "scaler" state dicts.
 """
 
 import logging
@@ -11,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from . import torchfile
 from .errors import CheckpointError
 from .fileio import atomic_path
 from .models import architecture_id, build_from_architecture_id
@@ -29,10 +36,7 @@ def _load(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: file is missing")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+    payload = torchfile.load(path)
     if not isinstance(payload, dict) or "architecture" not in payload or "model" not in payload:
         raise CheckpointError(f"{path}: not an i2crc checkpoint (no architecture/model entries)")
     return payload
@@ -56,7 +60,7 @@ def load_model(path, device: torch.device, expected_kind: str | None = None) -> 
     return model.to(device).eval()
 
 
-def save_checkpoint(directory, step: int, run_id: str, model, optimizer, scheduler) -> Path:
+def save_checkpoint(directory, step: int, run_id: str, model, optimizer, scheduler, scaler) -> Path:
     """Save training state after `step` completed chunks; older checkpoints are removed."""
     directory = Path(directory)
     path = directory / f"step_{step:06d}.pt"
@@ -69,6 +73,7 @@ def save_checkpoint(directory, step: int, run_id: str, model, optimizer, schedul
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
         },
     )
     for older in directory.glob("step_*.pt"):
@@ -77,7 +82,7 @@ def save_checkpoint(directory, step: int, run_id: str, model, optimizer, schedul
     return path
 
 
-def resume(directory, run_id: str, model, optimizer, scheduler) -> int:
+def resume(directory, run_id: str, model, optimizer, scheduler, scaler) -> int:
     """Restore the newest checkpoint of this run; return the number of completed chunks.
 
     A checkpoint from a run with other settings (another `run_id`) or another architecture is
@@ -103,6 +108,8 @@ def resume(directory, run_id: str, model, optimizer, scheduler) -> int:
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
+        if scaler.is_enabled():
+            scaler.load_state_dict(payload["scaler"])
     except (RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: cannot be resumed ({error})") from None
     log.info("resumed from %s (step %d)", path, step)

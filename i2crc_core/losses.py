@@ -17,8 +17,12 @@ def classification_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.
 
 
 def simple_images(labels: torch.Tensor) -> torch.Tensor:
-    """Boolean (N,): images whose label has exactly one object class."""
-    return labels.sum(dim=1) == 1
+    """Float 0/1 (N,): 1 for images whose label has exactly one object class.
+
+    A weight rather than a boolean index: selecting rows by a mask needs the count on the
+    host, a GPU-to-CPU synchronisation in every training step.
+    """
+    return (labels.sum(dim=1) == 1).float()
 
 
 def prototypes(attention: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -33,38 +37,41 @@ def aggregation_distance(attention, weight, prototype) -> torch.Tensor:
 
 
 def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: torch.Tensor):
-    """(L_cad_ob, L_cad_bg, L_csd) over the simple images of a batch.
+    """(L_cad_ob, L_cad_bg, L_csd), each the mean over the simple images of a batch.
 
     attention (N, C, h, w), labels (N, C) multi-hot, saliency (N, 1, H, W) in [0, 1].
-    A batch without simple images gives zeros that are still part of the graph, so a step
-    that backpropagates them behaves like one that does not.
+    Every image is computed and the simple ones are averaged by their 0/1 weight; a batch
+    without simple images gives zeros that are still part of the graph.
     """
-    keep = simple_images(labels)
-    if not bool(keep.any()):
-        zero = attention.sum() * 0.0
-        return zero, zero, zero
+    simple = simple_images(labels)
+    count = simple.sum().clamp(min=1.0)
     attention = F.interpolate(
-        attention[keep].float(), size=saliency.shape[-2:], mode="bilinear", align_corners=False
+        attention.float(), size=saliency.shape[-2:], mode="bilinear", align_corners=False
     )
-    salient = saliency[keep].float()
+    salient = saliency.float()
     background = 1.0 - salient
-    labels = labels[keep].float()
     object_prototype = prototypes(attention, salient)
     background_prototype = prototypes(attention, background)
-    cad_object = aggregation_distance(attention, salient, object_prototype).mean()
-    cad_background = aggregation_distance(attention, background, background_prototype).mean()
-    csd = (labels * (background_prototype - object_prototype)).mean()
+    cad_object = (simple * aggregation_distance(attention, salient, object_prototype)).sum() / count
+    cad_background = (
+        simple * aggregation_distance(attention, background, background_prototype)
+    ).sum() / count
+    separation = (labels.float() * (background_prototype - object_prototype)).mean(dim=1)
+    csd = (simple * separation).sum() / count
     return cad_object, cad_background, csd
+
+
+LOSS_PARTS = ("total", "cls", "cad_ob", "cad_bg", "csd")
 
 
 def total_loss(attention, labels, saliency, *, lambda_ob: float, lambda_bg: float,
                lambda_csd: float):
-    """Eq. 8. Returns the loss tensor and its parts as floats (for logging)."""
+    """Eq. 8. Returns the loss and its parts (LOSS_PARTS) as one detached tensor, left on
+    the device so that logging them costs no synchronisation per step."""
     cls = classification_loss(attention, labels)
     cad_object, cad_background, csd = relation_losses(attention, labels, saliency)
     loss = cls + lambda_ob * cad_object + lambda_bg * cad_background + lambda_csd * csd
-    parts = torch.stack([loss, cls, cad_object, cad_background, csd]).detach().tolist()
-    return loss, dict(zip(("total", "cls", "cad_ob", "cad_bg", "csd"), parts))
+    return loss, torch.stack([loss, cls, cad_object, cad_background, csd]).detach()
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet101, vgg16
 
+from . import torchfile
 from .errors import CheckpointError, ConfigError
 
 CLASSIFIER_BACKBONES = ("small", "vgg16")
@@ -100,10 +101,7 @@ def local_weights_file(spec, backbone: str) -> Path:
 
 
 def _read_state_dict(path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable state dict ({error})") from None
+    state = torchfile.load(path, "state dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: does not hold a state dict")
     return state

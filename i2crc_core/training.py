@@ -1,62 +1,31 @@
-"""What classifier and segmentation training share: device choice, optimisers, seeding,
-divergence checks, and a resumable loop over checkpointed chunks of work.
+"""What classifier and segmentation training share: optimisers, seeding, the optimisation
+step, loss logging with divergence checks, and a resumable loop over checkpointed chunks.
 
 Training is cut into chunks (an epoch for the classifier, `checkpoint_every` iterations for
 the segmenter). Each chunk starts by seeding every random generator from (seed, chunk), and a
 checkpoint is saved after it. A run resumed after chunk k therefore replays exactly what an
 uninterrupted run would have done from chunk k+1 on.
+
+A step never waits for the GPU: loss values stay on the device, summed there, and are read
+(one synchronisation) every LOG_INTERVAL steps and at the end of a chunk, which is also when a
+non-finite loss is noticed and reported with the step where it first appeared. (fp16 is the
+exception: its GradScaler reads an overflow flag in every step.)
 """
 
-import contextlib
 import hashlib
 import json
 import logging
-import math
 import random
 
 import numpy as np
 import torch
 
 from .checkpoints import resume, save_checkpoint
-from .errors import ConfigError, TrainingError
+from .errors import TrainingError
 
 log = logging.getLogger(__name__)
 
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'device': 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
-
-
-def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move a model to `device`; on CUDA also channels-last memory and cuDNN autotuning.
-
-    cuDNN autotuning picks the fastest kernels, which are not all deterministic: GPU runs
-    are reproducible only approximately. On CPU nothing changes.
-    """
-    model = model.to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full float32 on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def loader_options(device: torch.device, workers: int) -> dict:
-    """DataLoader options: pinned memory and worker processes on CUDA, none on CPU, where
-    batches are made in the training process so that augmentation follows the seeded RNG."""
-    if device.type == "cuda":
-        return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
-    return {}
+LOG_INTERVAL = 50
 
 
 def seed_everything(seed: int) -> None:
@@ -83,20 +52,58 @@ def make_optimizer(name: str, param_groups, *, lr, momentum, weight_decay):
     return torch.optim.Adam(flat, lr=lr, weight_decay=weight_decay)
 
 
-def check_finite(loss: torch.Tensor, where: str) -> None:
-    if not math.isfinite(loss.item()):
-        raise TrainingError(
-            f"training diverged at {where}: loss is {loss.item()}; lower the learning rate "
-            "or the loss weights"
-        )
+def optimisation_step(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
-def train_in_chunks(*, num_chunks, run_chunk, model, optimizer, scheduler, checkpoint_dir,
-                    run_key: str, seed: int) -> None:
+class LossLog:
+    """Loss values of a chunk, summed on the device and read every LOG_INTERVAL steps."""
+
+    def __init__(self, names, device: torch.device, where):
+        """`where(step)` names a step (0-based) in an error message, e.g. "epoch 3, iteration 7"."""
+        self.names = tuple(names)
+        self.where = where
+        self.total = torch.zeros(len(self.names), dtype=torch.float64, device=device)
+        self.steps = 0
+        self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.first_bad_value = torch.zeros((), device=device)
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add one step's values (the total loss first); reads them every LOG_INTERVAL steps."""
+        values = values.detach().reshape(-1)
+        bad = ~torch.isfinite(values[0]) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, self.steps, self.first_bad_step)
+        self.first_bad_value = torch.where(bad, values[0].float(), self.first_bad_value)
+        self.total += values.double()
+        self.steps += 1
+        if self.steps % LOG_INTERVAL == 0:
+            self.check()
+
+    def check(self) -> None:
+        """Raise TrainingError if a step so far had a non-finite loss."""
+        step = int(self.first_bad_step)
+        if step >= 0:
+            raise TrainingError(
+                f"training diverged at {self.where(step)}: loss is {self.first_bad_value.item()}; "
+                "lower the learning rate or the loss weights"
+            )
+
+    def means(self) -> dict[str, float]:
+        """Checked means over the chunk's steps."""
+        self.check()
+        totals = self.total.tolist()
+        return {name: round(value / max(self.steps, 1), 5) for name, value in zip(self.names, totals)}
+
+
+def train_in_chunks(*, num_chunks, run_chunk, model, optimizer, scheduler, scaler,
+                    checkpoint_dir, run_key: str, seed: int) -> None:
     """Run `run_chunk(chunk)` for every chunk not yet checkpointed, checkpointing after each."""
-    start = resume(checkpoint_dir, run_key, model, optimizer, scheduler)
+    start = resume(checkpoint_dir, run_key, model, optimizer, scheduler, scaler)
     for chunk in range(start, num_chunks):
         seed_everything(chunk_seed(seed, chunk))
         model.train()
         run_chunk(chunk)
-        save_checkpoint(checkpoint_dir, chunk + 1, run_key, model, optimizer, scheduler)
+        save_checkpoint(checkpoint_dir, chunk + 1, run_key, model, optimizer, scheduler, scaler)

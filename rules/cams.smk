@@ -21,12 +21,15 @@ rule extract_cams:
         scales=config["cams"]["scales"],
         flip=config["cams"]["flip"],
         device=config["device"],
+        precision=config["precision"],
         code=code("extract_cams"),
     script:
         "../workflow_scripts/extract_cams.py"
 
 
 rule gather_cams:
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     input:
         gather.cams(CAM_SHARD, experiment="{experiment}"),
     output:

@@ -24,6 +24,7 @@ rule train_classifier:
         num_classes=DATASET["num_classes"],
         seed=config["seed"],
         device=config["device"],
+        precision=config["precision"],
         code=code("train_classifier"),
     script:
         "../workflow_scripts/train_classifier.py"

@@ -19,6 +19,8 @@ ABLATION_METRICS = {
 
 
 rule summary:
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     input:
         unpack(lambda wildcards: MAIN_METRICS),
         saliency=f"{OUT}/saliency/quality.json",
@@ -53,6 +55,8 @@ rule summary:
 
 
 rule summary_ablation:
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     input:
         unpack(lambda wildcards: ABLATION_METRICS),
         saliency=f"{OUT}/saliency/quality.json",
@@ -83,6 +87,8 @@ rule summary_ablation:
 
 
 rule figure_cams:
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     input:
         manifest=MANIFEST,
         cams=expand(

@@ -21,6 +21,7 @@ rule train_segmentation:
         num_classes=DATASET["num_classes"],
         seed=config["seed"],
         device=config["device"],
+        precision=config["precision"],
         code=code("train_segmentation"),
     script:
         "../workflow_scripts/train_segmentation.py"
@@ -44,6 +45,7 @@ rule predict:
     params:
         scales=config["segmentation"]["inference_scales"],
         device=config["device"],
+        precision=config["precision"],
         code=code("predict"),
     script:
         "../workflow_scripts/predict.py"

@@ -11,5 +11,6 @@ run_stage(
     scales=snakemake.params.scales,
     flip=snakemake.params.flip,
     device=snakemake.params.device,
+    precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

@@ -10,5 +10,6 @@ run_stage(
     out_dir=snakemake.output[0],
     scales=snakemake.params.scales,
     device=snakemake.params.device,
+    precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

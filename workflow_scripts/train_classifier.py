@@ -13,5 +13,6 @@ run_stage(
     losses=snakemake.params.losses,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
+    precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

@@ -12,5 +12,6 @@ run_stage(
     weights=snakemake.params.weights,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
+    precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

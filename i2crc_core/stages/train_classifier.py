@@ -8,30 +8,23 @@ from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import ClassificationDataset
+from ..device import autocast, grad_scaler, loader_options, prepare_model, resolve_precision, select_device
 from ..fileio import content_digest
-from ..losses import total_loss
+from ..losses import LOSS_PARTS, total_loss
 from ..manifest import Manifest
 from ..models import build_classifier
-from ..training import (
-    autocast,
-    check_finite,
-    chunk_seed,
-    loader_options,
-    make_optimizer,
-    prepare_model,
-    run_id,
-    select_device,
-    train_in_chunks,
-)
+from ..sampling import ChunkSampler, SeededSamples
+from ..training import LossLog, make_optimizer, optimisation_step, run_id, train_in_chunks
 
 log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, weights, losses,
-        seed, device, threads):
+        seed, device, precision, threads):
     """`weights`: a local ImageNet state-dict file for the backbone, or None."""
     torch.set_num_threads(threads)
     device = select_device(device)
+    precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
     ids = manifest.ids["train"]
     dataset = ClassificationDataset(
@@ -46,7 +39,7 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
     )
     torch.manual_seed(seed)
     model = build_classifier(training["backbone"], manifest.num_classes, weights)
-    model = prepare_model(model, device)
+    model = prepare_model(model, device, training=True)
     optimizer = make_optimizer(
         training["optimizer"],
         model.param_groups(training["lr"]),
@@ -58,35 +51,27 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
         optimizer, milestones=training["lr_decay_epochs"], gamma=training["lr_decay_factor"]
     )
 
+    scaler = grad_scaler(device, precision)
+    sampler = ChunkSampler(len(dataset), seed)
+    loader = DataLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
+                        drop_last=True, **loader_options(device, threads))
+
     def run_epoch(epoch):
-        loader = DataLoader(
-            dataset,
-            batch_size=training["batch_size"],
-            shuffle=True,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(chunk_seed(seed, epoch)),
-            **loader_options(device, threads),
-        )
-        sums = {}
-        for iteration, batch in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}", mininterval=10)):
-            images = batch["image"].to(device, non_blocking=True)
-            with autocast(device):
-                attention = model(images)
+        sampler.set_chunk(epoch)
+        losses_so_far = LossLog(LOSS_PARTS, device, lambda i: f"epoch {epoch + 1}, iteration {i + 1}")
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", mininterval=10):
+            with autocast(device, precision):
+                attention = model(batch["image"].to(device, non_blocking=True))
             loss, parts = total_loss(
                 attention,
-                batch["label"].to(device),
-                batch["saliency"].to(device),
+                batch["label"].to(device, non_blocking=True),
+                batch["saliency"].to(device, non_blocking=True),
                 **losses,
             )
-            check_finite(loss, f"epoch {epoch + 1}, iteration {iteration + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value
+            optimisation_step(loss, optimizer, scaler)
+            losses_so_far.add(parts)
         scheduler.step()
-        means = {key: round(value / max(len(loader), 1), 5) for key, value in sums.items()}
-        log.info("epoch %d/%d losses %s", epoch + 1, training["epochs"], means)
+        log.info("epoch %d/%d losses %s", epoch + 1, training["epochs"], losses_so_far.means())
 
     train_in_chunks(
         num_chunks=training["epochs"],
@@ -94,11 +79,13 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
+        scaler=scaler,
         checkpoint_dir=checkpoint_dir,
         run_key=run_id(
             training=training,
             losses=losses,
             seed=seed,
+            precision=precision,
             inputs=content_digest(manifest_path, saliency_dir),
         ),
         seed=seed,

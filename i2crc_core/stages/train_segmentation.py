@@ -3,35 +3,28 @@
 import logging
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import SegmentationDataset
+from ..device import autocast, grad_scaler, loader_options, prepare_model, resolve_precision, select_device
 from ..fileio import IGNORE, content_digest
 from ..losses import segmentation_loss
 from ..manifest import Manifest
 from ..models import build_segmenter
-from ..training import (
-    autocast,
-    check_finite,
-    chunk_seed,
-    loader_options,
-    make_optimizer,
-    prepare_model,
-    run_id,
-    select_device,
-    train_in_chunks,
-)
+from ..sampling import ChunkSampler, SeededSamples
+from ..training import LossLog, make_optimizer, optimisation_step, run_id, train_in_chunks
 
 log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weights, seed, device,
-        threads):
+        precision, threads):
     """`weights`: a local ImageNet state-dict file for the backbone, or None."""
     torch.set_num_threads(threads)
     device = select_device(device)
+    precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
     ids = manifest.ids["train"]
     dataset = SegmentationDataset(
@@ -51,7 +44,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
         weights,
         aspp_rates=training["aspp_rates"],
     )
-    model = prepare_model(model, device)
+    model = prepare_model(model, device, training=True)
     optimizer = make_optimizer(
         training["optimizer"],
         model.param_groups(training["lr"]),
@@ -66,33 +59,24 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
     chunk_length = training["checkpoint_every"]
     num_chunks = -(-total // chunk_length)
 
+    scaler = grad_scaler(device, precision)
+    sampler = ChunkSampler(len(dataset), seed)
+    loader = DataLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
+                        **loader_options(device, threads))
+
     def run_chunk(chunk):
-        iterations = min(chunk_length, total - chunk * chunk_length)
-        sampler = RandomSampler(
-            dataset,
-            replacement=True,
-            num_samples=iterations * training["batch_size"],
-            generator=torch.Generator().manual_seed(chunk_seed(seed, chunk)),
-        )
-        loader = DataLoader(
-            dataset,
-            batch_size=training["batch_size"],
-            sampler=sampler,
-            **loader_options(device, threads),
-        )
-        running = 0.0
         first = chunk * chunk_length
-        for offset, batch in enumerate(tqdm(loader, desc=f"iterations {first + 1}-{first + iterations}", mininterval=10)):
-            with autocast(device):
+        iterations = min(chunk_length, total - first)
+        sampler.set_chunk(chunk, num_samples=iterations * training["batch_size"])
+        losses = LossLog(("loss",), device, lambda i: f"iteration {first + i + 1}")
+        for batch in tqdm(loader, desc=f"iterations {first + 1}-{first + iterations}", mininterval=10):
+            with autocast(device, precision):
                 logits = model(batch["image"].to(device, non_blocking=True))
             loss = segmentation_loss(logits, batch["label"].to(device, non_blocking=True), IGNORE)
-            check_finite(loss, f"iteration {first + offset + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimisation_step(loss, optimizer, scaler)
             scheduler.step()
-            running += loss.item()
-        log.info("iteration %d/%d mean loss %.4f", first + iterations, total, running / iterations)
+            losses.add(loss)
+        log.info("iteration %d/%d mean loss %.4f", first + iterations, total, losses.means()["loss"])
 
     train_in_chunks(
         num_chunks=num_chunks,
@@ -100,9 +84,13 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
+        scaler=scaler,
         checkpoint_dir=checkpoint_dir,
         run_key=run_id(
-            training=training, seed=seed, inputs=content_digest(manifest_path, label_dir)
+            training=training,
+            seed=seed,
+            precision=precision,
+            inputs=content_digest(manifest_path, label_dir),
         ),
         seed=seed,
     )

@@ -225,3 +225,45 @@ def test_cancelled_training_fails_the_run_and_a_rerun_resumes(cluster, tmp_path)
     classifier_log = (out / "logs" / "train_classifier" / f"{experiment}.log").read_text()
     assert "resumed from" in classifier_log, classifier_log
     assert all((project.root / model).exists() for model in CLASSIFIERS)
+
+
+def sbatch_requests(output: str) -> list[dict]:
+    """Per job of a dry run: rule, wildcards and the resources that become sbatch flags."""
+    requests = []
+    for block in re.split(r"^(?=rule \w+:$)", output, flags=re.MULTILINE)[1:]:
+        rule = re.match(r"rule (\w+):", block).group(1)
+        resources = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", block).group(1)))
+        wildcards = re.search(r"wildcards: (.*)", block)
+        requests.append({"rule": rule, "wildcards": wildcards.group(1) if wildcards else "",
+                         **{key: resources.get(key) for key in ("slurm_partition", "gpu", "runtime", "mem_mb")}})
+    return requests
+
+
+def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path):
+    """The sbatch requests of the VOC preset (dry run through profiles/slurm): GPU stages on the
+    GPU partition with one GPU and hour-scale time limits sized from their FLOPs (README "Sizing
+    the jobs"), CAMs in 2 shards per experiment, seconds-long rules run by Snakemake itself."""
+    project = make_project(tmp_path / "project")
+    result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
+                             "--configfile", "config/voc12.yaml"],
+                            cwd=project.root, env={**os.environ, "PYTHONPATH": str(project.root)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-5000:]
+    requests = [r for r in sbatch_requests(result.stdout) if r["rule"] != "all"]
+    print("\n" + "\n".join(f"{r['rule']:20} {r['wildcards']:40} -p {r['slurm_partition']} "
+                           f"--gpus={r['gpu']} -t {r['runtime']} --mem {r['mem_mb']}" for r in requests))
+    expected_gpu_limits = {"train_classifier": 60, "extract_cams": 30, "train_segmentation": 60, "predict": 30}
+    for request in requests:
+        if request["rule"] in GPU_STAGES:
+            assert request["slurm_partition"] == "gpu" and request["gpu"] == "1", request
+            assert int(request["runtime"]) == expected_gpu_limits[request["rule"]], request
+        else:
+            assert request["slurm_partition"] == "cpu" and request["gpu"] == "0", request
+            assert int(request["runtime"]) <= 60, request
+    shards = [r for r in requests if r["rule"] == "extract_cams"]
+    assert len(shards) == 4 and {"scatteritem=1-of-2" in r["wildcards"] for r in shards} == {True, False}
+    assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_STAGES) / 60 < 10, \
+        "GPU hours requested for the whole VOC pipeline"
+    rules_text = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
+    for rule in ("gather_cams", "summary", "summary_ablation", "figure_cams"):
+        assert re.search(rf"rule {rule}:\n(    #.*\n)*    localrule: True\n", rules_text), rule

@@ -1,5 +1,6 @@
 """The HDF5 CAM store: round trip, random access, merges, and every way it can be broken."""
 
+import fcntl
 import os
 import shutil
 
@@ -221,3 +222,24 @@ def test_virtual_merge_escapes_percent_signs(tmp_path):
     write_cam_store(shard, items)
     merge_cam_stores([shard], tmp_path / "merged.h5")
     assert_store_holds(tmp_path / "merged.h5", items)
+
+
+@pytest.mark.parametrize("mode", ["virtual", "copy"])
+def test_stores_open_where_file_locks_are_taken_or_unsupported(tmp_path, mode):
+    """Many cluster NFS mounts refuse HDF5's file locks; stores never ask for one. An exclusive
+    flock held elsewhere on every file stands in for such a mount: with HDF5's locking on,
+    opening fails."""
+    shards, items = write_shards(tmp_path)
+    merged = tmp_path / "merged.h5"
+    merge_cam_stores(shards, merged, mode=mode)
+    held = [os.open(path, os.O_RDONLY) for path in [*shards, merged]]
+    try:
+        for fd in held:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OSError, match="lock"):
+            h5py.File(merged, "r", locking=True)
+        assert_store_holds(merged, items)
+        merge_cam_stores(shards, tmp_path / "again.h5", mode=mode)
+    finally:
+        for fd in held:
+            os.close(fd)

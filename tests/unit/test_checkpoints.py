@@ -1,5 +1,7 @@
 """Model files and training checkpoints: round trips and the errors for bad files."""
 
+import os
+
 import pytest
 import torch
 
@@ -56,14 +58,14 @@ def test_missing_model_file(tmp_path):
 
 def _state(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1), torch.amp.GradScaler("cpu")
 
 
 def test_only_the_latest_checkpoint_is_kept_and_resumed(tmp_path):
     model = build_classifier("small", 2)
-    optimizer, scheduler = _state(model)
-    save_checkpoint(tmp_path, 1, "run", model, optimizer, scheduler)
-    save_checkpoint(tmp_path, 2, "run", model, optimizer, scheduler)
+    optimizer, scheduler, scaler = _state(model)
+    save_checkpoint(tmp_path, 1, "run", model, optimizer, scheduler, scaler)
+    save_checkpoint(tmp_path, 2, "run", model, optimizer, scheduler, scaler)
     assert [p.name for p in tmp_path.iterdir()] == ["step_000002.pt"]
     fresh = build_classifier("small", 2)
     assert resume(tmp_path, "run", fresh, *_state(fresh)) == 2
@@ -82,3 +84,47 @@ def test_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
     model = build_classifier("small", 2)
     with pytest.raises(CheckpointError, match="step_000004.pt: not a readable checkpoint.*delete it to restart"):
         resume(tmp_path, "run", model, *_state(model))
+
+
+class _Payload:
+    """Unpickling this runs `touch <marker>`: what a malicious shared model.pt would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_file_with_a_pickled_code_payload_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "model.pt"
+    torch.save({"architecture": "classifier/small/classes=3", "model": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path, CPU)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: refused: it holds objects other than tensors")
+    assert "system" in message and "\n" not in message
+    assert not marker.exists(), "loading must not execute the payload"
+
+
+def test_model_file_loads_with_plain_torch_in_safe_mode(tmp_path):
+    model = build_segmenter("small", 3)
+    save_model(tmp_path / "m.pt", model, training={"lr": 0.1, "scale_range": [0.5, 1.5]})
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["architecture"] == "segmenter/small/classes=3/aspp=1-2-4-6"
+    assert payload["training"]["scale_range"] == [0.5, 1.5]
+    fresh = build_segmenter("small", 3)
+    fresh.load_state_dict(payload["model"])
+
+
+def test_fp16_loss_scale_is_checkpointed_and_resumed(tmp_path):
+    model = build_classifier("small", 2)
+    optimizer, scheduler, scaler = _state(model)
+    scaler.scale(torch.ones(()))
+    scaler.update(new_scale=1024.0)
+    save_checkpoint(tmp_path, 1, "run", model, optimizer, scheduler, scaler)
+    fresh = build_classifier("small", 2)
+    fresh_optimizer, fresh_scheduler, fresh_scaler = _state(fresh)
+    assert resume(tmp_path, "run", fresh, fresh_optimizer, fresh_scheduler, fresh_scaler) == 1
+    assert fresh_scaler.get_scale() == 1024.0

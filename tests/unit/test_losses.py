@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from i2crc_core.losses import (
+    LOSS_PARTS,
     classification_loss,
     relation_losses,
     segmentation_loss,
@@ -62,7 +63,7 @@ def test_complex_images_do_not_contribute():
 
 def test_simple_images_are_those_with_exactly_one_class():
     labels = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
-    assert simple_images(labels).tolist() == [True, False, True, False]
+    assert simple_images(labels).tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_attention_is_upsampled_to_the_saliency_size():
@@ -83,7 +84,8 @@ def test_classification_loss_is_the_soft_margin_loss_of_the_average():
 
 def test_total_loss_weights_the_terms_as_eq_8():
     attention, labels, saliency = two_pixel_case()
-    loss, parts = total_loss(attention, labels, saliency, **LAMBDAS)
+    loss, part_values = total_loss(attention, labels, saliency, **LAMBDAS)
+    parts = dict(zip(LOSS_PARTS, part_values.tolist()))
     expected = parts["cls"] + 0.01 * 1.5 + 0.025 * 1.5 + 0.1 * -1.0
     assert loss.item() == pytest.approx(expected, rel=1e-4)
     assert parts["total"] == pytest.approx(loss.item())
@@ -123,8 +125,8 @@ def test_relation_terms_send_gradient_to_the_attention_map():
 def test_losses_are_float32_under_half_precision_attention():
     attention, labels, saliency = two_pixel_case()
     loss, parts = total_loss(attention.bfloat16(), labels, saliency, **LAMBDAS)
-    assert loss.dtype == torch.float32
-    assert parts["cad_ob"] == pytest.approx(1.5, rel=1e-2)
+    assert loss.dtype == torch.float32 and parts.dtype == torch.float32
+    assert parts[LOSS_PARTS.index("cad_ob")].item() == pytest.approx(1.5, rel=1e-2)
 
 
 def test_segmentation_loss_averages_over_labelled_pixels_only():

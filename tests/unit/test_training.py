@@ -1,41 +1,40 @@
-"""Device handling, seeding and the resumable chunk loop."""
+"""The optimisation step, loss logging, seeded sampling and the resumable chunk loop."""
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from i2crc_core.errors import TrainingError
 from i2crc_core.models import build_classifier
-from i2crc_core.training import (
-    autocast,
-    check_finite,
-    loader_options,
-    prepare_model,
-    run_id,
-    train_in_chunks,
-)
+from i2crc_core.sampling import ChunkSampler, SeededSamples
+from i2crc_core.training import LOG_INTERVAL, LossLog, optimisation_step, run_id, train_in_chunks
 
 CPU = torch.device("cpu")
 
 
-def test_cpu_path_changes_nothing():
-    model = build_classifier("small", 3)
-    weights = {k: v.clone() for k, v in model.state_dict().items()}
-    prepared = prepare_model(model, CPU)
-    assert all(torch.equal(weights[k], v) for k, v in prepared.state_dict().items())
-    assert loader_options(CPU, 4) == {}
-    with autocast(CPU):
-        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+def test_loss_log_reports_the_first_non_finite_step_at_the_next_read():
+    log = LossLog(("total", "cls"), CPU, lambda step: f"epoch 3, iteration {step + 1}")
+    log.add(torch.tensor([1.0, 0.5]))
+    log.add(torch.tensor([float("nan"), 0.5]))
+    log.add(torch.tensor([float("inf"), 0.5]))
+    with pytest.raises(TrainingError, match="training diverged at epoch 3, iteration 2: loss is nan"):
+        log.means()
 
 
-def test_gpu_options_pin_memory_and_use_workers():
-    assert loader_options(torch.device("cuda"), 3) == {
-        "num_workers": 3, "pin_memory": True, "persistent_workers": True,
-    }
+def test_loss_log_checks_every_log_interval_without_being_asked():
+    log = LossLog(("loss",), CPU, lambda step: f"iteration {step + 1}")
+    log.add(torch.tensor(float("inf")))
+    for _ in range(LOG_INTERVAL - 2):
+        log.add(torch.tensor(1.0))
+    with pytest.raises(TrainingError, match="iteration 1: loss is inf"):
+        log.add(torch.tensor(1.0))
 
 
-def test_non_finite_loss_names_where_it_happened():
-    with pytest.raises(TrainingError, match="epoch 3, iteration 7: loss is nan"):
-        check_finite(torch.tensor(float("nan")), "epoch 3, iteration 7")
+def test_loss_log_means():
+    log = LossLog(("total", "cls"), CPU, str)
+    log.add(torch.tensor([1.0, 0.5]))
+    log.add(torch.tensor([2.0, 1.5]))
+    assert log.means() == {"total": 1.5, "cls": 1.0}
 
 
 def test_run_id_depends_on_every_setting():
@@ -43,25 +42,63 @@ def test_run_id_depends_on_every_setting():
     assert run_id(a=1, b=[1, 2]) != run_id(a=1, b=[2, 1])
 
 
+class _Noisy(Dataset):
+    """Sample i is i plus a draw from torch's global RNG (like the training augmentation)."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return torch.tensor(float(index)) + torch.rand(())
+
+
+def _batches(workers, chunks, *, persistent):
+    sampler = ChunkSampler(10, seed=3)
+    options = {"num_workers": workers, "persistent_workers": persistent} if workers else {}
+    loader = DataLoader(SeededSamples(_Noisy()), batch_size=4, sampler=sampler, **options)
+    seen = []
+    for chunk in chunks:
+        sampler.set_chunk(chunk, num_samples=None if chunk % 2 == 0 else 6)
+        seen.append(torch.cat(list(loader)))
+    return seen
+
+
+def test_seeded_batches_do_not_depend_on_workers_or_their_persistence():
+    reference = _batches(0, [0, 1, 2], persistent=False)
+    assert sorted(reference[0].floor().tolist()) == list(range(10)), "an epoch is a permutation"
+    assert len(reference[1]) == 6, "a chunk with num_samples draws that many"
+    persistent = _batches(2, [0, 1, 2], persistent=True)
+    assert all(torch.equal(a, b) for a, b in zip(reference, persistent))
+    resumed = _batches(2, [2], persistent=True)
+    assert torch.equal(resumed[0], reference[2]), "chunk 2 alone replays chunk 2 of a full run"
+    assert not torch.equal(reference[0], reference[2]), "chunks differ"
+
+
+def test_seeded_samples_leave_the_callers_random_stream_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    SeededSamples(_Noisy())[(4, 123)]
+    assert torch.equal(torch.rand(3), expected)
+
+
 def _train(tmp_path, chunks, stop_after=None):
     torch.manual_seed(0)
     model = build_classifier("small", 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
     done = []
 
     def run_chunk(chunk):
         if stop_after is not None and chunk == stop_after:
             raise KeyboardInterrupt
-        loss = model(torch.randn(2, 3, 16, 16)).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        optimisation_step(model(torch.randn(2, 3, 16, 16)).pow(2).mean(), optimizer, scaler)
         scheduler.step()
         done.append(chunk)
 
     train_in_chunks(num_chunks=chunks, run_chunk=run_chunk, model=model, optimizer=optimizer,
-                    scheduler=scheduler, checkpoint_dir=tmp_path, run_key="k", seed=5)
+                    scheduler=scheduler, scaler=scaler, checkpoint_dir=tmp_path, run_key="k", seed=5)
     return model, done
 
 
