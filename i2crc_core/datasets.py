@@ -5,9 +5,8 @@ An id is a whole stripped line of a split list, so ids with spaces or non-ASCII 
 work; all text files are UTF-8.
 
 Randomness of the training datasets (scale, crop, flip, colour jitter) is drawn from torch's
-global RNG inside `__getitem__`, so a trainer that seeds torch per epoch and loads with
-`num_workers=0` gets the same augmentation for the same seed. (With worker processes, torch
-seeds each worker from the base seed, which is reproducible too, but differs from num_workers=0.)
+global RNG inside `__getitem__`; the trainers wrap them in `sampling.SeededSamples`, which seeds
+that RNG per sample, so augmentation does not depend on DataLoader workers.
 """
 
 from collections.abc import Iterable, Sequence
