@@ -28,8 +28,6 @@ rule extract_cams:
 
 
 rule gather_cams:
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
     input:
         gather.cams(CAM_SHARD, experiment="{experiment}"),
     output:
@@ -38,6 +36,8 @@ rule gather_cams:
         f"{OUT}/logs/gather_cams/{{experiment}}.log",
     benchmark:
         f"{OUT}/benchmarks/gather_cams/{{experiment}}.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("labels")

@@ -19,8 +19,6 @@ ABLATION_METRICS = {
 
 
 rule summary:
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
     input:
         unpack(lambda wildcards: MAIN_METRICS),
         saliency=f"{OUT}/saliency/quality.json",
@@ -42,6 +40,8 @@ rule summary:
         f"{OUT}/logs/summary.log",
     benchmark:
         f"{OUT}/benchmarks/summary.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")
@@ -55,8 +55,6 @@ rule summary:
 
 
 rule summary_ablation:
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
     input:
         unpack(lambda wildcards: ABLATION_METRICS),
         saliency=f"{OUT}/saliency/quality.json",
@@ -74,6 +72,8 @@ rule summary_ablation:
         f"{OUT}/logs/summary_ablation.log",
     benchmark:
         f"{OUT}/benchmarks/summary_ablation.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")
@@ -87,8 +87,6 @@ rule summary_ablation:
 
 
 rule figure_cams:
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
     input:
         manifest=MANIFEST,
         cams=expand(
@@ -104,6 +102,8 @@ rule figure_cams:
         f"{OUT}/logs/figure_cams.log",
     benchmark:
         f"{OUT}/benchmarks/figure_cams.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")

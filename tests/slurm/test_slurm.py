@@ -266,4 +266,4 @@ def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path):
     assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_STAGES) / 60 <= 11
     rules_text = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
     for rule in ("gather_cams", "summary", "summary_ablation", "figure_cams"):
-        assert re.search(rf"rule {rule}:\n(    #.*\n)*    localrule: True\n", rules_text), rule
+        assert re.search(rf"rule {rule}:\n(?:[ \t]+.*\n)*?    localrule: True\n", rules_text), rule
