@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 CORES ?= all
 
-.PHONY: setup run test test-fast lint bench bench-seeds clean
+.PHONY: setup run test test-fast lint bench bench-seeds gpu-check clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ bench: setup
 
 bench-seeds: setup
 	$(VENV)/bin/python bench/bench_seeds.py
+
+# Speed, memory and MFU of the GPU stages, projected VOC GPU-hours, the tiny pipeline on the GPU.
+gpu-check: setup
+	$(VENV)/bin/python bench/gpu_check.py
 
 clean:
 	rm -rf results .snakemake

@@ -1,0 +1,451 @@
+"""The GPU check (`make gpu-check`): speed, memory and MFU of every GPU stage on VOC-sized
+synthetic inputs, the GPU-hours they project for the VOC preset, and the tiny test pipeline run
+end to end on the GPU. Needs no dataset; a few minutes on one H100. Prints one JSON object.
+
+Measured with the hyper-parameters of config/voc12.yaml, each in the precision `auto` resolves
+to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in fp32 only on the CPU:
+- classifier_train(_large_batch): VGG-16 training steps at 256 px, the preset's batch (5) and
+  32: SGD on the model's lr groups, total_loss with the paper's λ, optimisation_step;
+- cam_compute: compute_cams_batch at scales 1, 0.75, 0.5 with flip, 16 images of 500x375;
+- segmenter_train: DeepLab-v2 ResNet-101 training steps, 321 px crops, batch 10;
+- predict_compute: predict_labels at scales 1, 0.75, 0.5, 16 images of 500x375;
+- cam_stage / predict_stage: the real extract_cams / predict stage (run()) on synthetic JPEGs
+  of mixed VOC sizes, after a warm-up run on a few images.
+
+How to read it:
+- images_per_s: compute measurements time `steps` steps after a warm-up, inputs already on the
+  device, between torch.cuda.synchronize() calls. Stage measurements are the wall time of run(),
+  which adds JPEG decoding, host copies, writing CAMs/PNGs and the per-run start-up (model load,
+  DataLoader workers) that a shard job pays once for thousands of images.
+- tflops: the FLOPs FlopCounterMode counts in one step (training: forward + backward) per second
+  of step time. They are all convolutions: both backbones and heads are conv-only. A stage's
+  FLOPs are its compute measurement's FLOPs per pixel times the pixels of its images.
+- mfu: tflops / the GPU's dense tensor-core peak (PEAK_TFLOPS): bf16/fp16 peak, and for fp32
+  the TF32 peak, since cuDNN runs fp32 convolutions in TF32 by default (left as the pipeline has
+  it; the `tf32` entry records the settings). Convnets with BatchNorm, ReLU and interpolation
+  between the convs reach a few tens of percent; a few percent means the GPU mostly waits.
+  null on an unknown GPU and on the CPU.
+- gpu_busy_estimate: stage tflops / compute tflops, the fraction of a stage's time the GPU
+  computes; well below 1 means the stage is host-bound.
+- projected_gpu_hours: the VOC preset's work (train_aug 10,582 images, val 1,449; per experiment
+  one classifier training, CAMs of train_aug, two segmentation trainings, predictions on
+  train_aug and twice on val) at the measured rates in the `auto` precision; training stages at
+  compute rates, i.e. assuming their DataLoader keeps up.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "workflow"))
+
+from workflow_project import make_project  # noqa: E402
+
+from i2crc_core.cams import compute_cams_batch  # noqa: E402
+from i2crc_core.checkpoints import save_model  # noqa: E402
+from i2crc_core.device import (  # noqa: E402
+    autocast, grad_scaler, prepare_model, resolve_precision, select_device,
+)
+from i2crc_core.fileio import IGNORE, write_image  # noqa: E402
+from i2crc_core.inference import predict_labels  # noqa: E402
+from i2crc_core.losses import segmentation_loss, total_loss  # noqa: E402
+from i2crc_core.manifest import Manifest  # noqa: E402
+from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
+from i2crc_core.stages import extract_cams, predict  # noqa: E402
+from i2crc_core.training import make_optimizer, optimisation_step  # noqa: E402
+
+VOC_TRAIN_IMAGES, VOC_VAL_IMAGES = 10_582, 1_449
+STAGE_BATCH = 16  # images per batch of the CAM and predict stages
+LARGE_BATCH = 32
+# (H, W) of VOC images and roughly how common each is; the stages batch only consecutive
+# images of equal size, so the mix decides how full their batches are.
+VOC_SIZES = {(375, 500): 0.45, (333, 500): 0.2, (500, 375): 0.15, (500, 333): 0.1,
+             (366, 500): 0.05, (400, 500): 0.05}
+# (name pattern, dense bf16/fp16 tensor-core TFLOP/s, dense TF32 TFLOP/s; T4 and V100: fp16 and
+# plain fp32, having neither bf16 nor TF32). First match wins; whole words, so that "L4" is not
+# an L40S, nor "A10" an A100.
+PEAK_TFLOPS = [("H100 PCIe", 756, 378), ("H100 NVL", 835, 418), ("H100", 989, 495),
+               ("H200", 989, 495), ("A100", 312, 156), ("L40S", 362, 181), ("L4", 121, 60),
+               ("A10", 125, 62.5), ("T4", 65, 8.1), ("RTX 4090", 165, 82.6), ("V100", 125, 15.7)]
+PIPELINE_TIMEOUT_S = 300  # ~1 min on 2 CPU cores; bounded so that the JSON still comes
+
+
+def sig(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def workload(preset: dict, tiny: bool, steps: int | None) -> SimpleNamespace:
+    """Sizes of every measurement: the VOC preset's, or tiny ones through the same code."""
+    c, s = preset["classifier"], preset["segmentation"]
+    if tiny:
+        return SimpleNamespace(
+            classifier="small", segmenter="small", aspp_rates=None, cls_size=64, cls_batches=(2, 4),
+            seg_size=64, seg_batch=2, infer_hw=(48, 64), infer_batch=2,
+            stage_sizes={(48, 64): 0.7, (64, 48): 0.3}, warmup=1, steps=steps or 2,
+        )
+    return SimpleNamespace(
+        classifier=c["backbone"], segmenter=s["backbone"], aspp_rates=s["aspp_rates"],
+        cls_size=c["input_size"], cls_batches=(c["batch_size"], LARGE_BATCH),
+        seg_size=s["crop_size"], seg_batch=s["batch_size"], infer_hw=(375, 500),
+        infer_batch=STAGE_BATCH, stage_sizes=VOC_SIZES, warmup=3, steps=steps or 20,
+    )
+
+
+class Meter:
+    """Times steps on one device and turns them into images/s, memory, TFLOP/s and MFU."""
+
+    def __init__(self, device: torch.device, w: SimpleNamespace):
+        self.device, self.w = device, w
+        self.peaks = None
+        if device.type == "cuda":
+            name = torch.cuda.get_device_name(device)
+            self.peaks = next(({"bf16/fp16": half, "fp32 (TF32)": fp32}
+                               for key, half, fp32 in PEAK_TFLOPS
+                               if re.search(rf"\b{key}\b", name)), None)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def reset_peak_memory(self) -> None:
+        self.sync()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory_mib(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return round(torch.cuda.max_memory_allocated(self.device) / 2**20)
+
+    def figures(self, images: int, seconds: float, flops: float, precision: str) -> dict:
+        tflops = flops / seconds / 1e12
+        peak = self.peaks and self.peaks["fp32 (TF32)" if precision == "fp32" else "bf16/fp16"]
+        return {"images_per_s": sig(images / seconds), "peak_mem_mib": self.peak_memory_mib(),
+                "tflops": sig(tflops), "mfu": sig(tflops / peak) if peak else None}
+
+    def measure(self, step, images_per_step: int, precision: str) -> dict:
+        """Figures of `step()` (`images_per_step` images). Its FLOPs are counted in a first,
+        untimed call (of a training step: forward and backward; the optimiser's element-wise
+        updates are no FLOPs to the counter), which is also the first warm-up (cuDNN
+        autotuning, allocator growth); with --steps 1 (large models on a CPU) the only one."""
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
+        for _ in range(min(self.w.warmup, self.w.steps - 1)):
+            step()
+        self.reset_peak_memory()
+        start = time.perf_counter()
+        for _ in range(self.w.steps):
+            step()
+        self.sync()
+        seconds = (time.perf_counter() - start) / self.w.steps
+        return {"gflop_per_image": sig(flops / images_per_step / 1e9),
+                **self.figures(images_per_step, seconds, flops, precision)}
+
+
+def random_classes(rng: np.random.Generator, num_classes: int) -> list[int]:
+    """1-based classes of an image: half of them one class (the images the relation
+    constraints use), the others two or three."""
+    count = rng.choice([1, 1, 2, 3])
+    return sorted(int(c) + 1 for c in rng.choice(num_classes, count, replace=False))
+
+
+def training(meter, precisions, model, settings: dict, images, loss_of) -> dict:
+    """Training steps as the stages take them: forward under autocast, `loss_of(output)`
+    (float32), optimisation_step with the optimiser the preset's `settings` name on the
+    model's lr groups."""
+    result = {"batch": images.shape[0], "input_hw": list(images.shape[-2:])}
+    for precision in precisions:
+        optimizer = make_optimizer(
+            settings["optimizer"], model.param_groups(settings["lr"]), lr=settings["lr"],
+            momentum=settings["momentum"], weight_decay=settings["weight_decay"],
+        )
+        scaler = grad_scaler(meter.device, precision)
+
+        def step():
+            with autocast(meter.device, precision):
+                output = model(images)
+            optimisation_step(loss_of(output), optimizer, scaler)
+
+        result[precision] = meter.measure(step, images.shape[0], precision)
+    return result
+
+
+def classifier_training(meter, precisions, preset, lambdas, rng) -> dict:
+    w, device, size = meter.w, meter.device, meter.w.cls_size
+    num_classes = preset["dataset"]["num_classes"]
+    # training=True: channels-last and cuDNN autotuning (benchmark), as the stage has it
+    model = prepare_model(build_classifier(w.classifier, num_classes), device, training=True)
+    results = {}
+    for name, batch in zip(("classifier_train", "classifier_train_large_batch"), w.cls_batches):
+        labels = torch.zeros(batch, num_classes, device=device)
+        for row in range(batch):
+            labels[row, [k - 1 for k in random_classes(rng, num_classes)]] = 1.0
+        saliency = torch.rand(batch, 1, size, size, device=device)
+        results[name] = training(
+            meter, precisions, model.train(), preset["classifier"],
+            torch.randn(batch, 3, size, size, device=device),
+            lambda attention: total_loss(attention, labels, saliency, **lambdas)[0],
+        )
+    return results
+
+
+def segmenter_training(meter, precisions, preset, rng) -> dict:
+    w, device = meter.w, meter.device
+    num_classes = preset["dataset"]["num_classes"]
+    model = build_segmenter(w.segmenter, num_classes, aspp_rates=w.aspp_rates)
+    model = prepare_model(model, device, training=True).train()
+    shape = (w.seg_batch, w.seg_size, w.seg_size)
+    target = torch.from_numpy(rng.integers(0, num_classes + 1, shape))
+    target[torch.from_numpy(rng.random(shape) < 0.1)] = IGNORE  # object borders are unlabelled
+    target = target.to(device)
+    images = torch.randn(shape[0], 3, *shape[1:], device=device)
+    return {"segmenter_train": training(
+        meter, precisions, model, preset["segmentation"], images,
+        lambda logits: segmentation_loss(logits, target, IGNORE),
+    )}
+
+
+def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
+    """A VOC layout of `count` smooth random JPEGs of mixed sizes and its manifest, plus a
+    manifest of its first few images for the warm-up run: {"warmup": path, "timed": path}."""
+    sizes = list(w.stage_sizes)
+    picks = rng.choice(len(sizes), count, p=list(w.stage_sizes.values()))
+    ids, labels = [], {}
+    for index, pick in enumerate(picks):
+        height, width = sizes[pick]
+        coarse = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        image_id = f"2008_{index:06d}"
+        write_image(root / "JPEGImages" / f"{image_id}.jpg",
+                    cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC))
+        ids.append(image_id)
+        labels[image_id] = random_classes(rng, num_classes)
+    paths = {}
+    for name, subset in (("warmup", ids[: min(4, count)]), ("timed", ids)):
+        paths[name] = root / f"manifest_{name}.json"
+        Manifest(
+            root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
+            split_dir="ImageSets/Segmentation", num_classes=num_classes,
+            class_names=[f"class{c}" for c in range(1, num_classes + 1)],
+            ids={"train": subset, "val": subset},
+            image_labels={role: {i: labels[i] for i in subset} for role in ("train", "val")},
+        ).save(paths[name])
+    pixels = sum(sizes[pick][0] * sizes[pick][1] for pick in picks)
+    return {**paths, "images": count, "pixels": pixels}
+
+
+def inference(meter, precisions, name, model_step, run_stage, layout, settings, threads) -> dict:
+    """`{name}_compute`: `model_step(precision)` on one batch of equal-size images;
+    `{name}_stage`: `run_stage(manifest_path, precision, tag)` on the layout's images, timed
+    after a warm-up run on a few of them (first-call costs: imports, cuDNN handles, page cache)."""
+    w = meter.w
+    compute = {"batch": w.infer_batch, "input_hw": list(w.infer_hw), **settings}
+    stage = {"images": layout["images"], "threads": threads}
+    own_threads = torch.get_num_threads()  # a stage sets its own; the next measurements keep ours
+    for precision in precisions:
+        compute[precision] = meter.measure(lambda: model_step(precision), w.infer_batch, precision)
+        run_stage(layout["warmup"], precision, "warmup")
+        meter.reset_peak_memory()
+        start = time.perf_counter()
+        run_stage(layout["timed"], precision, "timed")
+        meter.sync()
+        seconds = time.perf_counter() - start
+        torch.set_num_threads(own_threads)
+        # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes
+        flops = compute[precision]["gflop_per_image"] * 1e9 * layout["pixels"] / np.prod(w.infer_hw)
+        figures = meter.figures(layout["images"], seconds, flops, precision)
+        busy = figures["tflops"] / compute[precision]["tflops"]
+        stage[precision] = {"wall_s": sig(seconds), **figures, "gpu_busy_estimate": sig(busy)}
+    return {f"{name}_compute": compute, f"{name}_stage": stage}
+
+
+def saved_model(model, path: Path, device: torch.device):
+    """`model` saved for a stage to load, and prepared for inference as the stage does it."""
+    save_model(path, model)
+    return prepare_model(model.eval(), device, training=False)
+
+
+def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
+    w, device, cams = meter.w, meter.device, preset["cams"]
+    num_classes = preset["dataset"]["num_classes"]
+    model_path = workdir / "classifier.pt"
+    model = saved_model(build_classifier(w.classifier, num_classes), model_path, device)
+    images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
+    class_ids = [random_classes(rng, num_classes) for _ in range(w.infer_batch)]
+    threads = min(preset["resources"]["extract_cams"]["threads"], os.cpu_count())
+
+    def model_step(precision):
+        with autocast(device, precision):
+            compute_cams_batch(model, images, class_ids, scales=cams["scales"], flip=cams["flip"])
+
+    def run_stage(manifest_path, precision, tag):
+        extract_cams.run(
+            manifest_path=manifest_path, model_path=model_path,
+            out_path=workdir / f"cams_{precision}_{tag}.h5", shard="1-of-1",
+            scales=cams["scales"], flip=cams["flip"], device=device.type, precision=precision,
+            threads=threads,
+        )
+
+    settings = {"scales": cams["scales"], "flip": cams["flip"]}
+    return inference(meter, precisions, "cam", model_step, run_stage, layout, settings, threads)
+
+
+def prediction(meter, precisions, preset, layout, workdir) -> dict:
+    w, device = meter.w, meter.device
+    scales = preset["segmentation"]["inference_scales"]
+    model_path = workdir / "segmenter.pt"
+    model = build_segmenter(w.segmenter, preset["dataset"]["num_classes"], aspp_rates=w.aspp_rates)
+    model = saved_model(model, model_path, device)
+    images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
+    threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
+
+    def model_step(precision):
+        with autocast(device, precision):
+            predict_labels(model, images, scales)
+
+    def run_stage(manifest_path, precision, tag):
+        predict.run(
+            manifest_path=manifest_path, model_path=model_path, split="val",
+            out_dir=workdir / f"pred_{precision}_{tag}", scales=scales, device=device.type,
+            precision=precision, threads=threads,
+        )
+
+    return inference(meter, precisions, "predict", model_step, run_stage, layout,
+                     {"scales": scales}, threads)
+
+
+def projection(preset: dict, experiments: int, measurements: dict, precision: str) -> dict:
+    """GPU-hours of each GPU stage of the VOC preset at the measured images/s."""
+    c, s = preset["classifier"], preset["segmentation"]
+    work = {  # stage: (images per experiment, the measurement giving its rate)
+        "train_classifier": (c["epochs"] * VOC_TRAIN_IMAGES, "classifier_train"),
+        "extract_cams": (VOC_TRAIN_IMAGES, "cam_stage"),
+        "train_segmentation": (2 * s["iterations"] * s["batch_size"], "segmenter_train"),
+        "predict": (VOC_TRAIN_IMAGES + 2 * VOC_VAL_IMAGES, "predict_stage"),
+    }
+    hours = {stage: sig(experiments * images / measurements[name][precision]["images_per_s"] / 3600)
+             for stage, (images, name) in work.items()}
+    return {"precision": precision, "experiments": experiments, "stages": hours,
+            "total": sig(sum(hours.values()))}
+
+
+def pipeline(mode: str, device: torch.device, workdir: Path) -> dict:
+    """The tiny test pipeline (tests/workflow) run, or dry-run, with `device` set to ours."""
+    if mode == "skip":
+        return {"mode": mode}
+    result = {"mode": mode, "device": device.type}
+    if device.type != "cuda":
+        result["note"] = "no usable CUDA GPU: the pipeline uses device cpu"
+    else:
+        # This process holds the GPU's lock (gpus.claim_gpu), for which the jobs would wait
+        # forever; told their GPU by CUDA_VISIBLE_DEVICES, they use it without claiming it.
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", str(device.index))
+        torch.cuda.empty_cache()
+    project = make_project(workdir / "pipeline", {"device": device.type})
+    start = time.perf_counter()
+    try:
+        run = project.snakemake(*(["--dry-run"] if mode == "dry-run" else []), check=False,
+                                timeout=PIPELINE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # still print the measurements
+        return {**result, "wall_s": sig(time.perf_counter() - start), "status": "timeout"}
+    result["wall_s"] = sig(time.perf_counter() - start)
+    result["status"] = "ok" if run.returncode == 0 else "failed"
+    if run.returncode != 0:
+        result["error_tail"] = (run.stdout + run.stderr)[-3000:]
+    return result
+
+
+def command_output(*command) -> str | None:
+    if shutil.which(command[0]) is None:
+        return None
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def environment(device: torch.device, auto_precision: str, meter: Meter) -> dict:
+    """What the figures were measured on, so that they can be cited."""
+    cuda = device.type == "cuda"
+    driver = command_output("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader")
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "compute_capability": "%d.%d" % torch.cuda.get_device_capability(device) if cuda else None,
+        "driver": driver.splitlines()[0] if driver else None,
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "cpu_count": os.cpu_count(), "auto_precision": auto_precision,
+        "peak_tflops": meter.peaks,
+        "tf32": {"cudnn_conv": torch.backends.cudnn.allow_tf32,
+                 "matmul": torch.backends.cuda.matmul.allow_tf32},
+        "git_commit": command_output("git", "rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(command_output("git", "status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true",
+                        help="small backbones and 64-px inputs: the same code paths in seconds")
+    parser.add_argument("--pipeline", choices=("run", "dry-run", "skip"), default="run",
+                        help="the tiny test pipeline: run it, dry-run it, or leave it out")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps per measurement (default 20, --tiny 2); the stage runs "
+                             "take steps x batch images")
+    args = parser.parse_args()
+
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
+    lambdas = defaults["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
+    experiments = len(preset.get("run_experiments", defaults["run_experiments"]))
+    w = workload(preset, args.tiny, args.steps)
+    device = select_device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    auto_precision = resolve_precision("auto", device)
+    # `auto` is fp32 on the CPU: bf16 there is slow and not what the pipeline does
+    precisions = list(dict.fromkeys([auto_precision, "fp32"]))
+    meter = Meter(device, w)
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+
+    start = time.perf_counter()
+    # Stages may print; stdout stays for the JSON alone.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
+        workdir = Path(tmp)
+        layout = write_layout(workdir / "voc", w, w.steps * w.infer_batch,
+                              preset["dataset"]["num_classes"], rng)
+        measurements = {
+            **classifier_training(meter, precisions, preset, lambdas, rng),
+            **cam_extraction(meter, precisions, preset, layout, workdir, rng),
+            **segmenter_training(meter, precisions, preset, rng),
+            **prediction(meter, precisions, preset, layout, workdir),
+        }
+        measure_seconds = time.perf_counter() - start
+        results = {
+            "benchmark": "gpu_check", "tiny": args.tiny, "timed_steps": w.steps,
+            "environment": environment(device, auto_precision, meter),
+            "measurements": measurements,
+            "projected_gpu_hours": projection(preset, experiments, measurements, auto_precision),
+            "measure_wall_s": sig(measure_seconds),
+            "pipeline": pipeline(args.pipeline, device, workdir),
+            "wall_s": sig(time.perf_counter() - start),
+        }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
