@@ -1,23 +1,103 @@
-"""Inference helpers: batching same-size images, and multi-scale segmentation.
+"""Inference over a split: images in size order through a DataLoader, outputs written by a
+background thread, and multi-scale segmentation.
+
+Why this shape (the GPU must not wait for the host):
+- ids are ordered by image size, read from the JPEG headers, so that every batch holds one
+  size: VOC has dozens of sizes in no order, and batching only consecutive equal sizes gave
+  batches of one. Outputs are keyed by id, so the order does not show in them.
+- on CUDA, `threads` DataLoader workers decode and normalise the next batches while the model
+  runs, into pinned memory, copied without blocking. On the CPU the model needs every core and
+  a small working set: images go one at a time, decoded in the stage's process (measured by
+  bench/bench_cam_extraction.py: workers or batches of 16 made CPU extraction 1.4-2.7x slower).
+- a writer thread compresses and writes outputs while the next batch is computed; a bounded
+  queue keeps at most PENDING_OUTPUTS images' outputs in memory.
 
 Segmentation logits of several scales are fused by their maximum (ref code: scales 1, 0.75,
 0.5); each scale is one forward over the whole batch.
 """
 
-import itertools
+import queue
+import threading
+from collections import defaultdict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from .datasets import ImageDataset
+
+BATCH_SIZE = {"cuda": 16, "cpu": 1}
+PENDING_OUTPUTS = 32
 
 
-def same_size_batches(dataset, batch_size: int):
-    """Lists of consecutive samples of equal image size, at most `batch_size` long."""
-    samples = (dataset[index] for index in range(len(dataset)))
-    for _, group in itertools.groupby(samples, key=lambda sample: tuple(sample["size"])):
-        group = list(group)
-        for start in range(0, len(group), batch_size):
-            yield group[start : start + batch_size]
+def size_ordered_batches(sizes, batch_size: int) -> list[list[int]]:
+    """Indices grouped by equal (H, W) into batches of at most `batch_size`, sizes in sorted
+    order and indices in their original order within a size."""
+    by_size = defaultdict(list)
+    for index, size in enumerate(sizes):
+        by_size[tuple(size)].append(index)
+    return [
+        indices[start : start + batch_size]
+        for _, indices in sorted(by_size.items())
+        for start in range(0, len(indices), batch_size)
+    ]
+
+
+def _collate(samples: list[dict]) -> dict:
+    return {"ids": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples])}
+
+
+def image_batches(layout, ids, device: torch.device, threads: int) -> DataLoader:
+    """Batches {"ids", "image" (N, 3, H, W)} of the images of `ids`, one size per batch."""
+    on_gpu = device.type == "cuda"
+    batch_size = BATCH_SIZE["cuda" if on_gpu else "cpu"]
+    batches = size_ordered_batches([layout.image_size(i) for i in ids], batch_size)
+    return DataLoader(ImageDataset(layout, ids), batch_sampler=batches, collate_fn=_collate,
+                      num_workers=threads if on_gpu else 0, pin_memory=on_gpu)
+
+
+class BackgroundWriter:
+    """Calls `write(item)` for every `put(item)` in a thread of its own, in order.
+
+    A failure in the thread is raised in the caller, at its next `put` or on leaving the
+    `with` block, as the original exception (an I2CRCError stays a one-line user error).
+    """
+
+    _DONE = object()
+
+    def __init__(self, write):
+        self._write = write
+        self._queue = queue.Queue(maxsize=PENDING_OUTPUTS)
+        self._error = None
+        self._thread = threading.Thread(target=self._work, name="output-writer", daemon=True)
+
+    def _work(self):
+        while (item := self._queue.get()) is not self._DONE:
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as error:  # handed to the caller, who raises it
+                    self._error = error
+
+    def __enter__(self) -> "BackgroundWriter":
+        self._thread.start()
+        return self
+
+    def put(self, item) -> None:
+        self._raise_error()
+        self._queue.put(item)  # the worker drains the queue even after a failure: no deadlock
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._queue.put(self._DONE)
+        self._thread.join()
+        if exc_type is None:
+            self._raise_error()
+        return False
+
+    def _raise_error(self):
+        if self._error is not None:
+            raise self._error
 
 
 def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:

@@ -8,15 +8,12 @@ from tqdm import tqdm
 from ..camstore import CamStoreWriter
 from ..cams import compute_cams_batch
 from ..checkpoints import load_model
-from ..datasets import ImageDataset
+from ..device import autocast, prepare_model, resolve_precision, select_device
 from ..errors import ConfigError
-from ..inference import same_size_batches
+from ..inference import BackgroundWriter, image_batches
 from ..manifest import Manifest
-from ..training import autocast, prepare_model, select_device
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 16
 
 
 def shard_ids(ids: list[str], shard: str) -> list[str]:
@@ -30,21 +27,25 @@ def shard_ids(ids: list[str], shard: str) -> list[str]:
     return ids[index - 1 :: count]
 
 
-def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, threads):
+def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, precision, threads):
     torch.set_num_threads(threads)
     device = select_device(device)
+    precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
     ids = shard_ids(manifest.ids["train"], shard)
     labels = manifest.labels("train")
-    model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device)
-    dataset = ImageDataset(manifest.layout(), ids)
-    with CamStoreWriter(out_path) as writer, tqdm(total=len(ids), desc="cams", mininterval=10) as bar:
-        for batch in same_size_batches(dataset, BATCH_SIZE):
-            images = torch.stack([sample["image"] for sample in batch]).to(device)
-            class_ids = [labels[sample["id"]] for sample in batch]
-            with autocast(device):
-                cams = compute_cams_batch(model, images, class_ids, scales=scales, flip=flip)
-            for sample, image_cams, image_classes in zip(batch, cams, class_ids):
-                writer.write(sample["id"], image_cams, image_classes)
-            bar.update(len(batch))
+    model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device,
+                          training=False)
+    batches = image_batches(manifest.layout(), ids, device, threads)
+    with CamStoreWriter(out_path) as store, BackgroundWriter(
+        lambda entry: store.write(*entry)
+    ) as writer, tqdm(total=len(ids), desc="cams", mininterval=10) as bar:
+        for batch in batches:
+            class_ids = [labels[image_id] for image_id in batch["ids"]]
+            with autocast(device, precision):
+                cams = compute_cams_batch(model, batch["image"].to(device, non_blocking=True),
+                                          class_ids, scales=scales, flip=flip)
+            for entry in zip(batch["ids"], cams, class_ids):
+                writer.put(entry)
+            bar.update(len(cams))
     log.info("shard %s: %d images", shard, len(ids))

@@ -1,0 +1,122 @@
+"""The inference stages: size-ordered batches, a loader, a writer thread — same outputs as
+computing image by image, and a failing writer that stops the stage without a trace."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from i2crc_core.camstore import CamStore
+from i2crc_core.cams import compute_cams_batch
+from i2crc_core.checkpoints import save_model
+from i2crc_core.datasets import ImageDataset
+from i2crc_core.errors import CamStoreError
+from i2crc_core.fileio import read_label, write_image
+from i2crc_core.inference import BATCH_SIZE, BackgroundWriter, predict_labels, size_ordered_batches
+from i2crc_core.manifest import Manifest
+from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.stages import extract_cams, predict
+
+SIZES = [(40, 56), (56, 40), (48, 48)]
+NUM_CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """10 images of 3 sizes in interleaved order, a manifest and two saved models."""
+    root = tmp_path_factory.mktemp("voc")
+    rng = np.random.default_rng(0)
+    ids = [f"img {index}" for index in range(10)]
+    for index, image_id in enumerate(ids):
+        height, width = SIZES[index % 3]
+        write_image(root / "JPEGImages" / f"{image_id}.jpg",
+                    rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    labels = {i: [1 + n % NUM_CLASSES] + ([4] if n % 4 == 0 and n % NUM_CLASSES != 3 else [])
+              for n, i in enumerate(ids)}
+    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
+             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
+             class_names=["a", "b", "c", "d"], ids={"train": ids, "val": ids},
+             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+    torch.manual_seed(0)
+    classifier, segmenter = build_classifier("small", NUM_CLASSES), build_segmenter("small", NUM_CLASSES)
+    save_model(root / "classifier.pt", classifier)
+    save_model(root / "segmenter.pt", segmenter)
+    manifest = Manifest.load(root / "manifest.json")
+    return root, manifest, classifier.eval(), segmenter.eval()
+
+
+def image(manifest, image_id):
+    return ImageDataset(manifest.layout(), [image_id])[0]["image"][None]
+
+
+def test_size_ordered_batches_group_equal_sizes_and_cover_every_index_once():
+    sizes = [SIZES[i % 3] for i in range(10)]
+    batches = size_ordered_batches(sizes, 3)
+    assert sorted(i for batch in batches for i in batch) == list(range(10))
+    assert all(len({sizes[i] for i in batch}) == 1 and len(batch) <= 3 for batch in batches)
+    assert len(batches) == 4, "4 images of one size need 2 batches, 3 of the others 1 each"
+
+
+@pytest.mark.parametrize("batch_size", [1, 16], ids=["cpu-batches", "gpu-batches"])
+def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, batch_size, monkeypatch):
+    monkeypatch.setitem(BATCH_SIZE, "cpu", batch_size)
+    root, manifest, classifier, _ = layout
+    out = tmp_path / "cams.h5"
+    extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
+                     out_path=out, shard="1-of-1", scales=[1.0, 0.5], flip=True, device="cpu",
+                     precision="fp32", threads=2)
+    labels = manifest.labels("train")
+    with CamStore(out) as store:
+        assert store.ids == sorted(manifest.ids["train"])
+        for image_id in manifest.ids["train"]:
+            expected = compute_cams_batch(classifier, image(manifest, image_id), [labels[image_id]],
+                                          scales=[1.0, 0.5], flip=True)[0]
+            cams, class_ids = store[image_id]
+            assert class_ids.tolist() == list(labels[image_id])
+            np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
+
+
+def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout):
+    root, manifest, _, segmenter = layout
+    predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt", split="val",
+                out_dir=tmp_path / "pred", scales=[1.0, 0.75], device="cpu", precision="fp32",
+                threads=2)
+    for image_id in manifest.ids["val"]:
+        expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
+        assert np.array_equal(read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected)
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, monkeypatch):
+    root, _, _, _ = layout
+    calls = []
+
+    def failing_write(self, image_id, cams, class_ids):
+        calls.append(threading.current_thread().name)
+        raise CamStoreError(f"{self.path}: disk full (simulated)")
+
+    monkeypatch.setattr("i2crc_core.camstore.CamStoreWriter.write", failing_write)
+    out = tmp_path / "cams.h5"
+    with pytest.raises(CamStoreError, match="disk full"):
+        extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
+                         out_path=out, shard="1-of-1", scales=[1.0], flip=False, device="cpu",
+                         precision="fp32", threads=1)
+    assert calls[0] == "output-writer", "writes happen off the compute thread"
+    assert not out.exists() and list(tmp_path.iterdir()) == [], "nothing half-written left"
+
+
+@pytest.mark.timeout(30)
+def test_background_writer_raises_the_writers_error_and_never_blocks():
+    def write(item):
+        raise ValueError(f"bad item {item}")
+
+    with pytest.raises(ValueError, match="bad item 0"):
+        with BackgroundWriter(write) as writer:
+            for item in range(1000):  # far more than the queue holds: must not deadlock
+                writer.put(item)
+    written = []
+    with BackgroundWriter(written.append) as writer:
+        for item in range(100):
+            writer.put(item)
+    assert written == list(range(100))
