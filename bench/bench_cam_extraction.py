@@ -6,9 +6,9 @@
 shuffled order as in VOC's id lists), the `small` classifier (20 classes), the paper's CAM
 settings (scales 1, 0.75, 0.5 with flip). "before" is the earlier loop, kept here: decoding in
 the main process, batches (up to 16) of *consecutive* equal-size images only, HDF5 writes
-inside the loop. "after" is the stage (`extract_cams.run`) on the CPU: one image at a time from
-the loader, writes in a writer thread (on CUDA it batches 16 equal-size images and decodes in
-`threads` worker processes instead). Prints one JSON object with images/s of
+inside the loop. "after" is the stage (`extract_cams.run`) on the CPU: size-ordered batches
+within the CPU's pixel budget (one image of these sizes), writes in a writer thread (on CUDA it
+batches 16 VOC images and decodes in `threads` worker processes instead). Prints one JSON object with images/s of
 both, the batch counts, and the largest difference between the two stores (float16 storage).
 """
 
@@ -30,7 +30,7 @@ from i2crc_core.cams import compute_cams_batch
 from i2crc_core.checkpoints import load_model, save_model
 from i2crc_core.datasets import ImageDataset
 from i2crc_core.fileio import write_image
-from i2crc_core.inference import BATCH_SIZE, size_ordered_batches
+from i2crc_core.inference import BATCH_PIXELS, size_ordered_batches
 from i2crc_core.manifest import Manifest
 from i2crc_core.models import build_classifier
 from i2crc_core.stages import extract_cams
@@ -123,7 +123,7 @@ def main() -> None:
             "before": {"images_per_s": round(args.images / old_seconds, 2), "batches": old_batches,
                        "seconds": round(old_seconds, 2)},
             "after": {"images_per_s": round(args.images / new_seconds, 2),
-                      "batches": len(size_ordered_batches(sizes, BATCH_SIZE["cpu"])),
+                      "batches": len(size_ordered_batches(sizes, BATCH_PIXELS["cpu"])),
                       "seconds": round(new_seconds, 2), },
             "after_1_thread": {"images_per_s": round(args.images / one_seconds, 2)},
             "speedup": round(old_seconds / new_seconds, 2),

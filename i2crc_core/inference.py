@@ -5,10 +5,12 @@ Why this shape (the GPU must not wait for the host):
 - ids are ordered by image size, read from the JPEG headers, so that every batch holds one
   size: VOC has dozens of sizes in no order, and batching only consecutive equal sizes gave
   batches of one. Outputs are keyed by id, so the order does not show in them.
+- a batch holds as many images of a size as fit a pixel budget: 16 VOC images on CUDA; on the
+  CPU, whose caches want a small working set, one VOC image but a dozen 96-pixel ones
+  (bench/bench_cam_extraction.py: batches of 16 VOC images made CPU extraction 1.4x slower).
 - on CUDA, `threads` DataLoader workers decode and normalise the next batches while the model
-  runs, into pinned memory, copied without blocking. On the CPU the model needs every core and
-  a small working set: images go one at a time, decoded in the stage's process (measured by
-  bench/bench_cam_extraction.py: workers or batches of 16 made CPU extraction 1.4-2.7x slower).
+  runs, into pinned memory, copied without blocking. On the CPU the model needs every core:
+  images are decoded in the stage's process (workers made CPU extraction 1.3-2x slower).
 - a writer thread compresses and writes outputs while the next batch is computed; a bounded
   queue keeps at most PENDING_OUTPUTS images' outputs in memory.
 
@@ -27,21 +29,21 @@ from torch.utils.data import DataLoader
 
 from .datasets import ImageDataset
 
-BATCH_SIZE = {"cuda": 16, "cpu": 1}
+BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
 PENDING_OUTPUTS = 32
 
 
-def size_ordered_batches(sizes, batch_size: int) -> list[list[int]]:
-    """Indices grouped by equal (H, W) into batches of at most `batch_size`, sizes in sorted
-    order and indices in their original order within a size."""
+def size_ordered_batches(sizes, max_pixels: int) -> list[list[int]]:
+    """Indices grouped by equal (H, W) into batches of at most `max_pixels` pixels (at least
+    one image), sizes in sorted order and indices in their original order within a size."""
     by_size = defaultdict(list)
     for index, size in enumerate(sizes):
         by_size[tuple(size)].append(index)
-    return [
-        indices[start : start + batch_size]
-        for _, indices in sorted(by_size.items())
-        for start in range(0, len(indices), batch_size)
-    ]
+    batches = []
+    for (height, width), indices in sorted(by_size.items()):
+        length = max(1, max_pixels // (height * width))
+        batches += [indices[start : start + length] for start in range(0, len(indices), length)]
+    return batches
 
 
 def _collate(samples: list[dict]) -> dict:
@@ -51,8 +53,8 @@ def _collate(samples: list[dict]) -> dict:
 def image_batches(layout, ids, device: torch.device, threads: int) -> DataLoader:
     """Batches {"ids", "image" (N, 3, H, W)} of the images of `ids`, one size per batch."""
     on_gpu = device.type == "cuda"
-    batch_size = BATCH_SIZE["cuda" if on_gpu else "cpu"]
-    batches = size_ordered_batches([layout.image_size(i) for i in ids], batch_size)
+    max_pixels = BATCH_PIXELS["cuda" if on_gpu else "cpu"]
+    batches = size_ordered_batches([layout.image_size(i) for i in ids], max_pixels)
     return DataLoader(ImageDataset(layout, ids), batch_sampler=batches, collate_fn=_collate,
                       num_workers=threads if on_gpu else 0, pin_memory=on_gpu)
 

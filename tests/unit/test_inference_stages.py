@@ -13,7 +13,7 @@ from i2crc_core.checkpoints import save_model
 from i2crc_core.datasets import ImageDataset
 from i2crc_core.errors import CamStoreError
 from i2crc_core.fileio import read_label, write_image
-from i2crc_core.inference import BATCH_SIZE, BackgroundWriter, predict_labels, size_ordered_batches
+from i2crc_core.inference import BATCH_PIXELS, BackgroundWriter, predict_labels, size_ordered_batches
 from i2crc_core.manifest import Manifest
 from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.stages import extract_cams, predict
@@ -52,15 +52,16 @@ def image(manifest, image_id):
 
 def test_size_ordered_batches_group_equal_sizes_and_cover_every_index_once():
     sizes = [SIZES[i % 3] for i in range(10)]
-    batches = size_ordered_batches(sizes, 3)
+    batches = size_ordered_batches(sizes, 3 * 48 * 48)
     assert sorted(i for batch in batches for i in batch) == list(range(10))
     assert all(len({sizes[i] for i in batch}) == 1 and len(batch) <= 3 for batch in batches)
     assert len(batches) == 4, "4 images of one size need 2 batches, 3 of the others 1 each"
+    assert len(size_ordered_batches(sizes, 1)) == 10, "an image larger than the budget goes alone"
 
 
-@pytest.mark.parametrize("batch_size", [1, 16], ids=["cpu-batches", "gpu-batches"])
-def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, batch_size, monkeypatch):
-    monkeypatch.setitem(BATCH_SIZE, "cpu", batch_size)
+@pytest.mark.parametrize("images", [1, 16], ids=["one-image-batches", "gpu-size-batches"])
+def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, images, monkeypatch):
+    monkeypatch.setitem(BATCH_PIXELS, "cpu", images * 56 * 40)
     root, manifest, classifier, _ = layout
     out = tmp_path / "cams.h5"
     extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
