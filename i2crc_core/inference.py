@@ -25,9 +25,9 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from .datasets import ImageDataset
+from .loading import UserErrorLoader
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
 PENDING_OUTPUTS = 32
@@ -50,13 +50,13 @@ def _collate(samples: list[dict]) -> dict:
     return {"ids": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples])}
 
 
-def image_batches(layout, ids, device: torch.device, threads: int) -> DataLoader:
+def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorLoader:
     """Batches {"ids", "image" (N, 3, H, W)} of the images of `ids`, one size per batch."""
     on_gpu = device.type == "cuda"
     max_pixels = BATCH_PIXELS["cuda" if on_gpu else "cpu"]
     batches = size_ordered_batches([layout.image_size(i) for i in ids], max_pixels)
-    return DataLoader(ImageDataset(layout, ids), batch_sampler=batches, collate_fn=_collate,
-                      num_workers=threads if on_gpu else 0, pin_memory=on_gpu)
+    return UserErrorLoader(ImageDataset(layout, ids), batch_sampler=batches, collate_fn=_collate,
+                           num_workers=threads if on_gpu else 0, pin_memory=on_gpu)
 
 
 class BackgroundWriter:

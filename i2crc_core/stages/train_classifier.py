@@ -3,13 +3,13 @@
 import logging
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import ClassificationDataset
 from ..device import autocast, grad_scaler, loader_options, prepare_model, resolve_precision, select_device
 from ..fileio import content_digest
+from ..loading import UserErrorLoader
 from ..losses import LOSS_PARTS, total_loss
 from ..manifest import Manifest
 from ..models import build_classifier
@@ -53,7 +53,7 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
 
     scaler = grad_scaler(device, precision)
     sampler = ChunkSampler(len(dataset), seed)
-    loader = DataLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
+    loader = UserErrorLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
                         drop_last=True, **loader_options(device, threads))
 
     def run_epoch(epoch):

@@ -3,13 +3,13 @@
 import logging
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import SegmentationDataset
 from ..device import autocast, grad_scaler, loader_options, prepare_model, resolve_precision, select_device
 from ..fileio import IGNORE, content_digest
+from ..loading import UserErrorLoader
 from ..losses import segmentation_loss
 from ..manifest import Manifest
 from ..models import build_segmenter
@@ -61,7 +61,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
 
     scaler = grad_scaler(device, precision)
     sampler = ChunkSampler(len(dataset), seed)
-    loader = DataLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
+    loader = UserErrorLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
                         **loader_options(device, threads))
 
     def run_chunk(chunk):

@@ -11,7 +11,8 @@ from i2crc_core.camstore import CamStore
 from i2crc_core.cams import compute_cams_batch
 from i2crc_core.checkpoints import save_model
 from i2crc_core.datasets import ImageDataset
-from i2crc_core.errors import CamStoreError
+from i2crc_core.errors import CamStoreError, DatasetError
+from i2crc_core import loading
 from i2crc_core.fileio import read_label, write_image
 from i2crc_core.inference import BATCH_PIXELS, BackgroundWriter, predict_labels, size_ordered_batches
 from i2crc_core.manifest import Manifest
@@ -105,6 +106,34 @@ def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, m
                          precision="fp32", threads=1)
     assert calls[0] == "output-writer", "writes happen off the compute thread"
     assert not out.exists() and list(tmp_path.iterdir()) == [], "nothing half-written left"
+
+
+@pytest.mark.timeout(60)
+def test_a_corrupt_image_in_a_loader_worker_is_a_one_line_user_error(tmp_path, layout, monkeypatch):
+    """On CUDA images are decoded in worker processes, whose errors the DataLoader re-raises
+    with the worker's traceback in the message; forced here on the CPU."""
+    root, _, _, _ = layout
+    loader = loading.DataLoader
+    monkeypatch.setattr(loading, "DataLoader", lambda *args, **options: loader(
+        *args, **{**options, "num_workers": 2}))
+    rng = np.random.default_rng(1)
+    ids = ["a", "b", "c"]
+    for image_id in ids:
+        write_image(tmp_path / "voc" / "JPEGImages" / f"{image_id}.jpg",
+                    rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    broken = tmp_path / "voc" / "JPEGImages" / "b.jpg"
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])  # header intact
+    Manifest(root=str(tmp_path / "voc"), image_dir="JPEGImages", mask_dir="SegmentationClass",
+             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
+             class_names=["a", "b", "c", "d"], ids={"train": ids},
+             image_labels={"train": {i: [1] for i in ids}}).save(tmp_path / "manifest.json")
+    out = tmp_path / "cams.h5"
+    with pytest.raises(DatasetError, match="b.jpg: image file is unreadable") as raised:
+        extract_cams.run(manifest_path=tmp_path / "manifest.json",
+                         model_path=root / "classifier.pt", out_path=out, shard="1-of-1",
+                         scales=[1.0], flip=False, device="cpu", precision="fp32", threads=2)
+    assert len(str(raised.value).splitlines()) == 1
+    assert not out.exists()
 
 
 @pytest.mark.timeout(30)

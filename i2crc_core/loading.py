@@ -1,0 +1,57 @@
+"""DataLoaders whose user errors stay one line.
+
+On CUDA the stages decode images in DataLoader worker processes, and the DataLoader re-raises
+a worker's exception with the worker's traceback pasted into its message: a corrupt JPEG would
+end the job in a 17-line "one-line" error. `user_error_loader` carries an `I2CRCError` out of
+the worker as a value and raises it, unchanged, in the stage's process. Other exceptions are
+bugs and keep their traceback.
+"""
+
+from collections.abc import Iterator
+
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import default_collate as _default_collate
+
+from .errors import I2CRCError
+
+
+class _UserErrorsAsValues(Dataset):
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        try:
+            return self.dataset[key]
+        except I2CRCError as error:
+            return error
+
+
+class _Collate:
+    """A collate function that passes the first user error of a batch through."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, samples):
+        errors = [sample for sample in samples if isinstance(sample, I2CRCError)]
+        return errors[0] if errors else self.collate(samples)
+
+
+class UserErrorLoader:
+    """Iterates like `DataLoader(dataset, **options)`, raising user errors as themselves."""
+
+    def __init__(self, dataset, *, collate_fn=_default_collate, **options):
+        self.loader = DataLoader(_UserErrorsAsValues(dataset), collate_fn=_Collate(collate_fn),
+                                 **options)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        for batch in self.loader:
+            if isinstance(batch, I2CRCError):
+                raise batch
+            yield batch
