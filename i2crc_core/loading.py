@@ -2,7 +2,7 @@
 
 On CUDA the stages decode images in DataLoader worker processes, and the DataLoader re-raises
 a worker's exception with the worker's traceback pasted into its message: a corrupt JPEG would
-end the job in a 17-line "one-line" error. `user_error_loader` carries an `I2CRCError` out of
+end the job in a 17-line "one-line" error. `UserErrorLoader` carries an `I2CRCError` out of
 the worker as a value and raises it, unchanged, in the stage's process. Other exceptions are
 bugs and keep their traceback.
 """

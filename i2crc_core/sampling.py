@@ -11,6 +11,8 @@ uninterrupted one exactly.
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .device import loader_options
+from .loading import UserErrorLoader
 from .training import chunk_seed
 
 
@@ -60,3 +62,12 @@ class ChunkSampler(Sampler):
             order = torch.randint(self.size, (self.num_samples,), generator=generator)
         seeds = torch.randint(2**62, (len(order),), generator=generator)
         return iter(zip(order.tolist(), seeds.tolist()))
+
+
+def chunk_loader(dataset: Dataset, seed: int, device: torch.device, threads: int, **options):
+    """(sampler, loader) for training in chunks: `sampler.set_chunk(...)`, then iterate the
+    loader. `options` are DataLoader options (batch_size, drop_last)."""
+    sampler = ChunkSampler(len(dataset), seed)
+    loader = UserErrorLoader(SeededSamples(dataset), sampler=sampler, **options,
+                             **loader_options(device, threads))
+    return sampler, loader

@@ -7,13 +7,12 @@ from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..datasets import ClassificationDataset
-from ..device import autocast, grad_scaler, loader_options, prepare_model, resolve_precision, select_device
+from ..device import autocast, grad_scaler, prepare_model, resolve_precision, select_device
 from ..fileio import content_digest
-from ..loading import UserErrorLoader
 from ..losses import LOSS_PARTS, total_loss
 from ..manifest import Manifest
 from ..models import build_classifier
-from ..sampling import ChunkSampler, SeededSamples
+from ..sampling import chunk_loader
 from ..training import LossLog, make_optimizer, optimisation_step, run_id, train_in_chunks
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,8 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
     )
 
     scaler = grad_scaler(device, precision)
-    sampler = ChunkSampler(len(dataset), seed)
-    loader = UserErrorLoader(SeededSamples(dataset), batch_size=training["batch_size"], sampler=sampler,
-                        drop_last=True, **loader_options(device, threads))
+    sampler, loader = chunk_loader(dataset, seed, device, threads,
+                                   batch_size=training["batch_size"], drop_last=True)
 
     def run_epoch(epoch):
         sampler.set_chunk(epoch)
