@@ -25,7 +25,7 @@ test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow and not slurm"
 
 lint: setup
-	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakemake --lint --workflow-profile none
 	$(VENV)/bin/snakefmt --check Snakefile rules
 
 bench: setup
