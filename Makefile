@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --profile profiles/default
+	$(VENV)/bin/snakemake --cores $(CORES) --profile profiles/local
 
 test: setup
 	$(VENV)/bin/python -m pytest
@@ -25,7 +25,7 @@ test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow and not slurm"
 
 lint: setup
-	$(VENV)/bin/snakemake --lint --workflow-profile none
+	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check Snakefile rules
 
 bench: setup

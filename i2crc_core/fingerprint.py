@@ -1,9 +1,9 @@
 """Code fingerprints that let Snakemake see edits to the library.
 
 Snakemake tracks a rule's script, not the modules it imports. Each rule passes
-`code_fingerprint(stage_module)` as a param: a hash of the source of that module and of every
-`i2crc_core` module it imports, transitively. Editing a module reruns exactly the stages
-whose import closure contains it.
+`script_fingerprint(its script)` as a param: a hash of the source of every `i2crc_core` module
+the script imports, transitively. Editing a module reruns exactly the rules whose scripts reach
+it through their imports.
 """
 
 import ast
@@ -22,11 +22,10 @@ def _module_path(module: str) -> Path:
     return package_init if package_init.exists() else PACKAGE_DIR / relative.with_suffix(".py")
 
 
-def _imported_modules(module: str) -> set[str]:
-    """The package modules that `module` imports (absolute or relative)."""
-    path = _module_path(module)
+def _package_imports(path: Path, package: str | None) -> set[str]:
+    """The package modules that the file at `path` imports; `package` resolves relative
+    imports (None for a script outside the package)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -36,16 +35,20 @@ def _imported_modules(module: str) -> set[str]:
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
-        for name in names:
-            if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _module_path(name).exists():
-                found.add(name)
-    found.discard(module)
+        found.update(name for name in names
+                     if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _module_path(name).exists())
     return found
 
 
-def import_closure(module: str) -> set[str]:
-    """`module` and every package module reachable through its imports."""
-    closure, pending = set(), [module]
+def _imported_modules(module: str) -> set[str]:
+    path = _module_path(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return _package_imports(path, package) - {module}
+
+
+def import_closure(*modules: str) -> set[str]:
+    """`modules` and every package module reachable through their imports."""
+    closure, pending = set(), list(modules)
     while pending:
         current = pending.pop()
         if current not in closure:
@@ -55,10 +58,10 @@ def import_closure(module: str) -> set[str]:
 
 
 @cache
-def code_fingerprint(module: str) -> str:
-    """A short sha256 over the sources in the import closure of `module`."""
+def script_fingerprint(script: Path) -> str:
+    """A short sha256 over the sources of the package modules that `script` reaches."""
     digest = hashlib.sha256()
-    for name in sorted(import_closure(module)):
+    for name in sorted(import_closure(*_package_imports(Path(script), None))):
         digest.update(name.encode())
         digest.update(_module_path(name).read_bytes())
     return digest.hexdigest()[:16]

@@ -3,7 +3,8 @@
 The stage's stdout, stderr (progress bars included) and log records go to the rule's log
 file. A user-fixable `I2CRCError` ends the job with its one-line message on the terminal and
 in the log, and a non-zero exit; Snakemake then removes the job's outputs, so nothing
-half-written looks finished.
+half-written looks finished. Any other exception is a bug: its traceback is written to the log
+too, and it propagates.
 """
 
 import contextlib
@@ -37,5 +38,10 @@ def run_stage(log_path, function, /, **kwargs):
             log.error("%s", error)
             print(f"i2crc error: {error}", file=terminal, flush=True)
             sys.exit(1)
+        except Exception:
+            # A bug: its traceback goes to the log (where --show-failed-logs shows it) as well
+            # as to the terminal, through Snakemake, when it propagates.
+            log.exception("stage failed with an unexpected error (a bug; please report it)")
+            raise
         log.info("done in %.1f s", time.perf_counter() - started)
         return result

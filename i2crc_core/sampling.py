@@ -1,4 +1,4 @@
-"""Training batches whose augmentation depends on (seed, chunk, position) alone.
+"""Training batches whose order and augmentation depend on (seed, sample position) alone.
 
 The training datasets draw their augmentation from torch's global RNG. Wrapped in
 `SeededSamples`, each sample first seeds that RNG, in whichever process loads it, from a seed
@@ -13,7 +13,11 @@ from torch.utils.data import Dataset, Sampler
 
 from .device import loader_options
 from .loading import UserErrorLoader
-from .training import chunk_seed
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of chunk `chunk` of a run (training.train_in_chunks seeds every RNG with it)."""
+    return seed * 1_000_003 + chunk
 
 
 class SeededSamples(Dataset):
@@ -35,38 +39,53 @@ class SeededSamples(Dataset):
 
 
 class ChunkSampler(Sampler):
-    """(index, sample seed) pairs of one chunk of training, drawn from (seed, chunk).
+    """(index, sample seed) pairs of one chunk of training.
 
-    Without `num_samples` a chunk is an epoch: a permutation of the dataset. With it, the
-    chunk draws `num_samples` indices with replacement (segmentation iterations).
+    `set_epoch(e)`: the chunk is an epoch, a permutation of the dataset drawn from (seed, e).
+    `set_span(first, count)`: the chunk is samples first .. first+count-1 of an endless stream
+    drawn with replacement (segmentation iterations). The stream is drawn in blocks of one
+    dataset length, each from (seed, block), so a sample does not depend on how the stream is
+    cut into chunks: changing the checkpoint interval changes nothing that is learned.
     """
 
     def __init__(self, size: int, seed: int):
         self.size = size
         self.seed = seed
-        self.chunk = 0
-        self.num_samples = None
+        self.set_epoch(0)
 
-    def set_chunk(self, chunk: int, num_samples: int | None = None) -> None:
-        self.chunk = chunk
-        self.num_samples = num_samples
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.span = epoch, None
+
+    def set_span(self, first: int, count: int) -> None:
+        self.epoch, self.span = None, (first, count)
 
     def __len__(self) -> int:
-        return self.size if self.num_samples is None else self.num_samples
+        return self.size if self.span is None else self.span[1]
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(chunk_seed(self.seed, self.chunk))
-        if self.num_samples is None:
+    def _draw(self, chunk: int, permute: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(chunk_seed(self.seed, chunk))
+        if permute:
             order = torch.randperm(self.size, generator=generator)
         else:
-            order = torch.randint(self.size, (self.num_samples,), generator=generator)
-        seeds = torch.randint(2**62, (len(order),), generator=generator)
+            order = torch.randint(self.size, (self.size,), generator=generator)
+        return order, torch.randint(2**62, (self.size,), generator=generator)
+
+    def __iter__(self):
+        if self.span is None:
+            order, seeds = self._draw(self.epoch, permute=True)
+        else:
+            first, count = self.span
+            blocks = [self._draw(block, permute=False)
+                      for block in range(first // self.size, -(-(first + count) // self.size))]
+            start = first % self.size
+            order = torch.cat([block[0] for block in blocks])[start:start + count]
+            seeds = torch.cat([block[1] for block in blocks])[start:start + count]
         return iter(zip(order.tolist(), seeds.tolist()))
 
 
 def chunk_loader(dataset: Dataset, seed: int, device: torch.device, threads: int, **options):
-    """(sampler, loader) for training in chunks: `sampler.set_chunk(...)`, then iterate the
-    loader. `options` are DataLoader options (batch_size, drop_last)."""
+    """(sampler, loader) for training in chunks: `sampler.set_epoch(...)` or `set_span(...)`,
+    then iterate the loader. `options` are DataLoader options (batch_size, drop_last)."""
     sampler = ChunkSampler(len(dataset), seed)
     loader = UserErrorLoader(SeededSamples(dataset), sampler=sampler, **options,
                              **loader_options(device, threads))

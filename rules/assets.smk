@@ -24,7 +24,7 @@ rule fetch_saliency:
         member_prefix=config["saliency"]["member_prefix"],
         # Downloads are kept beside the results: a rerun reuses (or resumes) them.
         cache_dir=f"{OUT}/downloads",
-        code=code("assets"),
+        code=code("fetch_saliency"),
     script:
         "../workflow_scripts/fetch_saliency.py"
 
@@ -42,6 +42,6 @@ rule imagenet_weights:
     resources:
         **resources_of("dataset"),
     params:
-        code=code("assets"),
+        code=code("imagenet_weights"),
     script:
         "../workflow_scripts/imagenet_weights.py"

@@ -20,7 +20,6 @@ rule extract_cams:
     params:
         scales=config["cams"]["scales"],
         flip=config["cams"]["flip"],
-        device=config["device"],
         precision=config["precision"],
         code=code("extract_cams"),
     script:
@@ -44,7 +43,6 @@ rule gather_cams:
     resources:
         **resources_of("labels"),
     params:
-        mode=config["cams"]["merge"],
         code=code("gather_cams"),
     script:
         "../workflow_scripts/gather_cams.py"

@@ -18,12 +18,10 @@ rule train_classifier:
         # Per-epoch checkpoints live outside the declared outputs, so that Snakemake does not
         # delete them before a rerun: an interrupted training resumes from the last one.
         checkpoints=f"{OUT}/{{experiment}}/classifier/checkpoints",
-        training=config["classifier"],
+        training=training_settings("classifier"),
         weights=weights_param("classifier"),
         losses=losses,
-        num_classes=DATASET["num_classes"],
         seed=config["seed"],
-        device=config["device"],
         precision=config["precision"],
         code=code("train_classifier"),
     script:

@@ -1,8 +1,9 @@
 import sys
+from pathlib import Path
 
 from i2crc_core.config import validate_config
 from i2crc_core.errors import ConfigError
-from i2crc_core.fingerprint import code_fingerprint
+from i2crc_core.fingerprint import script_fingerprint
 
 try:
     validate_config(config)
@@ -28,11 +29,27 @@ wildcard_constraints:
     experiment="[A-Za-z0-9_]{1,64}",
     labels="|".join(LABEL_SOURCES),
     split="train|val",
+    scatteritem=r"\d+-of-\d+",
+    # The backbones that torchvision publishes ImageNet weights for (i2crc_core/weights.py).
+    backbone="vgg16|resnet101",
 
 
-def code(stage):
-    """Fingerprint of the stage's library code: editing a module reruns its stages."""
-    return code_fingerprint(f"i2crc_core.stages.{stage}")
+def code(script):
+    """Fingerprint of the library code that workflow_scripts/<script>.py reaches: editing a
+    module reruns the rules whose scripts import it. Pass the rule's own script name."""
+    return script_fingerprint(
+        Path(workflow.basedir) / "workflow_scripts" / f"{script}.py"
+    )
+
+
+def training_settings(section, *, operational=()):
+    """The keys of `config[section]` that decide what a training stage learns. `operational`
+    keys change only how it runs: the script reads them from the config, so that changing them
+    reruns nothing. Only SGD has a momentum."""
+    settings = {k: v for k, v in config[section].items() if k not in operational}
+    if settings["optimizer"] != "sgd":
+        settings["momentum"] = None
+    return settings
 
 
 def weights_input(section):

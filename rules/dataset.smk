@@ -18,7 +18,7 @@ rule generate_synthetic:
         synthetic=DATASET["synthetic"],
         num_classes=DATASET["num_classes"],
         seed=config["seed"],
-        code=code("synthetic_dataset"),
+        code=code("generate_synthetic"),
     script:
         "../workflow_scripts/generate_synthetic.py"
 

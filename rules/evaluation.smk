@@ -15,7 +15,7 @@ rule evaluate_labels:
         **resources_of("evaluate"),
     params:
         split="train",
-        code=code("evaluate"),
+        code=code("evaluate_labels"),
     script:
         "../workflow_scripts/evaluate_labels.py"
 
@@ -37,7 +37,7 @@ rule evaluate_segmentation:
         **resources_of("evaluate"),
     params:
         split="val",
-        code=code("evaluate"),
+        code=code("evaluate_labels"),
     script:
         "../workflow_scripts/evaluate_labels.py"
 
@@ -59,6 +59,6 @@ rule evaluate_cams:
         **resources_of("evaluate"),
     params:
         thresholds=config["evaluation"]["cam_thresholds"],
-        code=code("evaluate"),
+        code=code("evaluate_cams"),
     script:
         "../workflow_scripts/evaluate_cams.py"

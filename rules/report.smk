@@ -112,6 +112,6 @@ rule figure_cams:
     params:
         experiments=config["run_experiments"],
         num_images=config["evaluation"]["figure_images"],
-        code=code("figures"),
+        code=code("figure_cams"),
     script:
         "../workflow_scripts/figure_cams.py"

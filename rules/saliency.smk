@@ -1,4 +1,6 @@
 SALIENCY = config["saliency"]
+# Fetched maps are read like a folder of maps.
+SALIENCY_SOURCE = "folder" if SALIENCY["source"] == "url" else SALIENCY["source"]
 
 
 rule saliency:
@@ -18,11 +20,14 @@ rule saliency:
     resources:
         **resources_of("saliency"),
     params:
-        # Fetched maps are read like a folder of maps.
-        source="folder" if SALIENCY["source"] == "url" else SALIENCY["source"],
-        folder=lambda wildcards, input: input.fetched or SALIENCY["folder"],
-        simulated=SALIENCY["simulated"],
-        seed=config["seed"],
+        source=SALIENCY_SOURCE,
+        folder=(
+            (lambda wildcards, input: input.fetched or SALIENCY["folder"])
+            if SALIENCY_SOURCE == "folder"
+            else None
+        ),
+        simulated=SALIENCY["simulated"] if SALIENCY_SOURCE == "simulated" else None,
+        seed=config["seed"] if SALIENCY_SOURCE == "simulated" else None,
         code=code("saliency_maps"),
     script:
         "../workflow_scripts/saliency_maps.py"

@@ -16,11 +16,11 @@ rule train_segmentation:
         **resources_of("train_segmentation"),
     params:
         checkpoints=f"{OUT}/{{experiment}}/segmentation/{{labels}}/checkpoints",
-        training=config["segmentation"],
+        training=training_settings(
+            "segmentation", operational=["checkpoint_every", "inference_scales"]
+        ),
         weights=weights_param("segmentation"),
-        num_classes=DATASET["num_classes"],
         seed=config["seed"],
-        device=config["device"],
         precision=config["precision"],
         code=code("train_segmentation"),
     script:
@@ -44,7 +44,6 @@ rule predict:
         **resources_of("predict"),
     params:
         scales=config["segmentation"]["inference_scales"],
-        device=config["device"],
         precision=config["precision"],
         code=code("predict"),
     script:

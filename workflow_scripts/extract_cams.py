@@ -10,7 +10,7 @@ run_stage(
     shard=snakemake.wildcards.scatteritem,
     scales=snakemake.params.scales,
     flip=snakemake.params.flip,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

@@ -6,5 +6,5 @@ run_stage(
     gather_cams.run,
     shard_paths=list(snakemake.input),
     out_path=snakemake.output[0],
-    mode=snakemake.params.mode,
+    mode=snakemake.config["cams"]["merge"],  # operational, not a param: reruns nothing
 )

@@ -12,7 +12,7 @@ run_stage(
     weights=snakemake.params.weights,
     losses=snakemake.params.losses,
     seed=snakemake.params.seed,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

@@ -8,10 +8,11 @@ run_stage(
     label_dir=snakemake.input.labels,
     model_path=snakemake.output.model,
     checkpoint_dir=snakemake.params.checkpoints,
+    checkpoint_every=snakemake.config["segmentation"]["checkpoint_every"],  # operational, not a param: reruns nothing
     training=snakemake.params.training,
     weights=snakemake.params.weights,
     seed=snakemake.params.seed,
-    device=snakemake.params.device,
+    device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,
     threads=snakemake.threads,
 )

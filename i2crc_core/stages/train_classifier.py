@@ -55,7 +55,7 @@ def run(*, manifest_path, saliency_dir, model_path, checkpoint_dir, training, we
                                    batch_size=training["batch_size"], drop_last=True)
 
     def run_epoch(epoch):
-        sampler.set_chunk(epoch)
+        sampler.set_epoch(epoch)
         losses_so_far = LossLog(LOSS_PARTS, device, lambda i: f"epoch {epoch + 1}, iteration {i + 1}")
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}", mininterval=10):
             with autocast(device, precision):

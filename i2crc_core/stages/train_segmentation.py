@@ -18,9 +18,10 @@ from ..training import LossLog, make_optimizer, optimisation_step, run_id, train
 log = logging.getLogger(__name__)
 
 
-def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weights, seed, device,
-        precision, threads):
-    """`weights`: a local ImageNet state-dict file for the backbone, or None."""
+def run(*, manifest_path, label_dir, model_path, checkpoint_dir, checkpoint_every, training,
+        weights, seed, device, precision, threads):
+    """`weights`: a local ImageNet state-dict file for the backbone, or None. The model does not
+    depend on `checkpoint_every` (see sampling.ChunkSampler), only where a resumed run starts."""
     torch.set_num_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
@@ -55,7 +56,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (1 - min(step, total - 1) / total) ** training["poly_power"]
     )
-    chunk_length = training["checkpoint_every"]
+    chunk_length = checkpoint_every
     num_chunks = -(-total // chunk_length)
 
     scaler = grad_scaler(device, precision)
@@ -65,7 +66,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
     def run_chunk(chunk):
         first = chunk * chunk_length
         iterations = min(chunk_length, total - first)
-        sampler.set_chunk(chunk, num_samples=iterations * training["batch_size"])
+        sampler.set_span(first * training["batch_size"], iterations * training["batch_size"])
         losses = LossLog(("loss",), device, lambda i: f"iteration {first + i + 1}")
         for batch in tqdm(loader, desc=f"iterations {first + 1}-{first + iterations}", mininterval=10):
             with autocast(device, precision):
@@ -86,6 +87,7 @@ def run(*, manifest_path, label_dir, model_path, checkpoint_dir, training, weigh
         checkpoint_dir=checkpoint_dir,
         run_key=run_id(
             training=training,
+            chunk_length=chunk_length,
             seed=seed,
             precision=precision,
             inputs=content_digest(manifest_path, label_dir),

@@ -36,3 +36,5 @@ def test_bugs_keep_their_traceback(tmp_path):
 
     with pytest.raises(ZeroDivisionError):
         run_stage(tmp_path / "stage.log", stage)
+    text = (tmp_path / "stage.log").read_text()
+    assert "Traceback (most recent call last)" in text and "ZeroDivisionError: bug" in text

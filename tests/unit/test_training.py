@@ -58,7 +58,10 @@ def _batches(workers, chunks, *, persistent):
     loader = DataLoader(SeededSamples(_Noisy()), batch_size=4, sampler=sampler, **options)
     seen = []
     for chunk in chunks:
-        sampler.set_chunk(chunk, num_samples=None if chunk % 2 == 0 else 6)
+        if chunk % 2 == 0:
+            sampler.set_epoch(chunk)
+        else:
+            sampler.set_span(6 * chunk, 6)
         seen.append(torch.cat(list(loader)))
     return seen
 
@@ -110,3 +113,16 @@ def test_interrupted_chunk_loop_resumes_to_the_same_weights(tmp_path):
     assert done == [2, 3], "only the chunks after the last checkpoint run again"
     for a, b in zip(uninterrupted.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_sample_stream_does_not_depend_on_how_it_is_cut_into_chunks():
+    def stream(cuts):
+        sampler, drawn = ChunkSampler(7, seed=5), []
+        for first, count in zip([0, *cuts[:-1]], [b - a for a, b in zip([0, *cuts[:-1]], cuts)]):
+            sampler.set_span(first, count)
+            drawn += list(sampler)
+        return drawn
+
+    whole = stream([30])
+    assert len(whole) == 30 and stream([4, 8, 21, 30]) == whole == stream([7, 14, 30])
+    assert len({index for index, _ in whole}) > 1

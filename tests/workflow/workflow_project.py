@@ -18,15 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml", "config"]
 
-TINY_CONFIG = {
-    "dataset": {"synthetic": {"num_train": 24, "num_val": 8, "image_size": 64}},
-    "classifier": {"input_size": 64, "epochs": 2, "batch_size": 8, "lr_decay_epochs": [1]},
-    "cams": {"shards": 2},
-    "segmentation": {"iterations": 4, "batch_size": 4, "crop_size": 64, "checkpoint_every": 2},
-    "evaluation": {"figure_images": 2},
-    "resources": {"train_classifier": {"gpu": 0}, "extract_cams": {"gpu": 0},
-                  "train_segmentation": {"gpu": 0}, "predict": {"gpu": 0}},
-}
+# The smoke configuration, with results where the tests look for them.
+TINY_CONFIG = {**yaml.safe_load((REPO / ".test" / "config.yaml").read_text()), "output_dir": "results"}
 
 
 def deep_update(base: dict, changes: dict) -> dict:

@@ -1,0 +1,184 @@
+"""The rerun matrix: for every leaf key of config.yaml, what Snakemake reruns in a finished
+project when only that key changes, read from a dry run.
+
+A row names the rules whose jobs are invalidated by the change itself (their params, code or
+input set changed; everything downstream of them follows), the number of jobs the dry run
+would execute, and how many of those train a model. README's "What a change reruns" table is
+the reference that tests/workflow/test_rerun.py compares with; where all keys under a prefix
+agree the table has one `prefix.*` row. To print the table for the current code:
+
+    python tests/workflow/rerun_matrix.py
+"""
+
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from workflow_project import REPO, SNAKEMAKE, Project, deep_update, make_project
+
+TRAINING_RULES = ("train_classifier", "train_segmentation")
+README_MARKERS = ("<!-- rerun-matrix:start -->", "<!-- rerun-matrix:end -->")
+
+# Keys without a generic alternative value (strings, nulls, structured lists), or whose
+# alternative is only valid together with another key: the whole change of the row.
+CHANGES = {
+    "device": {"device": "cpu"},
+    "precision": {"precision": "fp32"},
+    "output_dir": {"output_dir": "results_elsewhere"},
+    "dataset.kind": {"dataset": {"kind": "voc", "root": "results/dataset/synthetic"}},
+    "dataset.root": {"dataset": {"root": "data/VOC2012"}},
+    "dataset.image_dir": {"dataset": {"image_dir": "Images"}},
+    "dataset.mask_dir": {"dataset": {"mask_dir": "Masks"}},
+    "dataset.split_dir": {"dataset": {"split_dir": "Splits"}},
+    "dataset.train_split": {"dataset": {"train_split": "trainval"}},
+    "dataset.eval_split": {"dataset": {"eval_split": "test"}},
+    "dataset.image_labels": {"dataset": {"image_labels": "train_cls.txt"}},
+    "saliency.source": {"saliency": {"source": "opencv_spectral_residual"}},
+    "saliency.folder": {"saliency": {"folder": "maps"}},
+    "saliency.url": {"saliency": {"url": "https://example.org/maps.zip"}},
+    "saliency.sha256": {"saliency": {"sha256": "0" * 64}},
+    "saliency.archive": {"saliency": {"archive": True}},
+    "saliency.member_prefix": {"saliency": {"member_prefix": "maps"}},
+    "classifier.backbone": {"classifier": {"backbone": "vgg16"}},
+    "classifier.weights": {"classifier": {"weights": "weights/classifier.pth"}},
+    "classifier.optimizer": {"classifier": {"optimizer": "sgd"}},
+    "classifier.color_jitter": {"classifier": {"color_jitter": [0.1, 0.1, 0.1, 0.05]}},
+    "cams.merge": {"cams": {"merge": "copy"}},
+    "segmentation.backbone": {"segmentation": {"backbone": "resnet101"}},
+    "segmentation.weights": {"segmentation": {"weights": "weights/segmenter.pth"}},
+    "segmentation.optimizer": {"segmentation": {"optimizer": "sgd"}},
+    "segmentation.aspp_rates": {"segmentation": {"aspp_rates": [3, 6]}},
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    invalidated: tuple[str, ...]  # rules, in the dry run's order
+    jobs: int
+    training_jobs: int
+
+    def cells(self) -> list[str]:
+        return [", ".join(self.invalidated) or "—", str(self.jobs), str(self.training_jobs)]
+
+
+def leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        keys += leaf_keys(value, key + ".") if isinstance(value, dict) and value else [key]
+    return keys
+
+
+def _get(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _nested(key: str, value) -> dict:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def _alternative(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 0.5 if value else 0.05
+    if isinstance(value, list) and value:
+        return value[:-1] if len(value) > 1 else value + [value[0] * 0.5]
+    raise ValueError(f"no generic alternative to {value!r}")
+
+
+def change_for(key: str, defaults: dict) -> dict:
+    """The config change of `key`'s row."""
+    if key in CHANGES:
+        return CHANGES[key]
+    return _nested(key, _alternative(_get(defaults, key)))
+
+
+def parse_dry_run(output: str) -> Outcome:
+    invalidated, jobs, training = [], 0, 0
+    for rule, reason in re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    reason: (.*)$", output,
+                                   flags=re.MULTILINE):
+        if rule == "all":
+            continue
+        jobs += 1
+        training += rule in TRAINING_RULES
+        own = [part for part in reason.split("; ")
+               if not part.startswith("Input files updated by another job")]
+        if own and rule not in invalidated:
+            invalidated.append(rule)
+    return Outcome(tuple(invalidated), jobs, training)
+
+
+def dry_run(project: Project, config: dict, name: str) -> Outcome:
+    path = project.root / f"matrix_{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--dry-run", "--nolock", "--cores", "2", "--configfile", path.name],
+        cwd=project.root, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(project.root)},
+    )
+    path.unlink()
+    if result.returncode != 0:
+        raise AssertionError(f"dry run for {name} failed:\n{result.stdout}\n{result.stderr}")
+    return parse_dry_run(result.stdout)
+
+
+def compute(project: Project, workers: int = 2) -> dict[str, Outcome]:
+    """Key -> outcome for every leaf key of config.yaml, dry-running against `project`."""
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    keys = leaf_keys(defaults)
+
+    def row(key):
+        return key, dry_run(project, deep_update(project.config, change_for(key, defaults)), key)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(pool.map(row, keys))
+
+
+def grouped(matrix: dict[str, Outcome], tree: dict, prefix: str = "") -> list[tuple[str, Outcome]]:
+    """Rows: one `prefix.*` row for a subtree whose keys all share one outcome."""
+    rows = []
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and value:
+            outcomes = {matrix[leaf] for leaf in leaf_keys(value, key + ".")}
+            rows += ([(key + ".*", outcomes.pop())] if len(outcomes) == 1
+                     else grouped(matrix, value, key + "."))
+        else:
+            rows.append((key, matrix[key]))
+    return rows
+
+
+def markdown(matrix: dict[str, Outcome]) -> str:
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    lines = ["| config key | invalidates | jobs rerun | of which training |",
+             "|---|---|---:|---:|"]
+    lines += [f"| `{key}` | " + " | ".join(outcome.cells()) + " |"
+              for key, outcome in grouped(matrix, defaults)]
+    return "\n".join(lines)
+
+
+def readme_table() -> str:
+    text = (REPO / "README.md").read_text()
+    start, end = README_MARKERS
+    return text.split(start)[1].split(end)[0].strip()
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        finished = make_project(Path(tmp) / "project")
+        finished.snakemake()
+        print(markdown(compute(finished)))
