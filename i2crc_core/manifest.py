@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .datasets import VocLayout
+from .layout import VocLayout
 from .errors import DatasetError
 from .fileio import atomic_path
 

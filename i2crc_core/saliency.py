@@ -3,13 +3,15 @@
 The method only needs a class-agnostic foreground map per training image. Real detectors
 (the paper's, or OpenCV's) are imperfect; the built-in synthetic benchmark therefore models a
 detector with documented defects (`simulate_detector`) instead of handing the method the truth.
+
+OpenCV is imported by the functions that use it, so that reading maps of the image's own size
+(the pseudo-label stage) does not pay for loading it.
 """
 
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .errors import SaliencyError
@@ -38,6 +40,8 @@ def load_saliency(path, size_hw: tuple[int, int]) -> np.ndarray:
     height, width = (int(size_hw[0]), int(size_hw[1]))
     saliency = read_gray(Path(path)).astype(np.float32) / 255.0
     if saliency.shape != (height, width):
+        import cv2
+
         saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(saliency, 0.0, 1.0)
 
@@ -48,6 +52,8 @@ def compute_opencv(image_rgb: np.ndarray, method: str) -> np.ndarray:
     The detector's output is stretched to the full 0..255 range per image (min-max), since
     both detectors produce relative, not calibrated, scores.
     """
+    import cv2
+
     factories = {
         "spectral_residual": cv2.saliency.StaticSaliencySpectralResidual_create,
         "fine_grained": cv2.saliency.StaticSaliencyFineGrained_create,
@@ -97,6 +103,8 @@ def simulate_detector(
 
     Returns uint8 (H, W) in 0..255 (value / 255 is the saliency). Deterministic given `rng`.
     """
+    import cv2
+
     mask = np.asarray(mask)
     foreground = ((mask > 0) & (mask != IGNORE)).astype(np.uint8)
     height, width = foreground.shape

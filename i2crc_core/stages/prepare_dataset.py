@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from ..datasets import (
+from ..layout import (
     COCO_CLASSES,
     VOC_CLASSES,
     VocLayout,

@@ -12,9 +12,11 @@ from i2crc_core.datasets import (
     ClassificationDataset,
     ImageDataset,
     SegmentationDataset,
+    normalize,
+)
+from i2crc_core.layout import (
     VocLayout,
     image_labels_from_masks,
-    normalize,
     present_classes,
     read_image_labels,
     read_split,

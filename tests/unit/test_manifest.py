@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from i2crc_core import synthetic
-from i2crc_core.datasets import (
+from i2crc_core.layout import (
     VOC_CLASSES,
     VocLayout,
     present_classes,

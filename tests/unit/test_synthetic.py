@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from i2crc_core import synthetic
-from i2crc_core.datasets import VocLayout, image_labels_from_masks, read_split
+from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
 from i2crc_core.fileio import read_image, read_label, voc_palette
 
 C = 5

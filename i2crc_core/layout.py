@@ -1,0 +1,198 @@
+"""VOC2012-layout datasets on disk: paths, split lists, image-level label lists, validation.
+
+Layout under a root: `{image_dir}/{id}.jpg`, `{mask_dir}/{id}.png`, `{split_dir}/{split}.txt`.
+An id is a whole stripped line of a split list, so ids with spaces or non-ASCII characters
+work; all text files are UTF-8. Kept free of torch and OpenCV: the CPU stages that only read a
+manifest or labels start in a fraction of a second.
+"""
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DatasetError
+from .fileio import atomic_path, read_label
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)  # fmt: skip
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+
+def _read_lines(path: Path, what: str) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: {what} is missing") from None
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: {what} is not UTF-8 text ({error})") from None
+
+
+def read_split(path) -> list[str]:
+    """Image ids of a split list, in file order (one id per line; blank lines skipped)."""
+    path = Path(path)
+    ids: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(_read_lines(path, "split list"), start=1):
+        image_id = line.strip()
+        if not image_id:
+            continue
+        if image_id in first_line:
+            raise DatasetError(
+                f"{path}: duplicate id {image_id!r} on lines {first_line[image_id]} and {number}"
+            )
+        first_line[image_id] = number
+        ids.append(image_id)
+    if not ids:
+        raise DatasetError(f"{path}: split list is empty")
+    return ids
+
+
+def read_image_labels(path, num_classes: int) -> dict[str, tuple[int, ...]]:
+    """Read a `train_cls.txt`-style list: `id c1 c2 ...` with 0-based object classes.
+
+    Returns 1-based class ids (1..C), sorted and unique. An id containing whitespace is
+    separated from its classes by a tab (as `write_image_labels` writes it).
+    """
+    path = Path(path)
+    labels: dict[str, tuple[int, ...]] = {}
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(_read_lines(path, "image-level label list"), start=1):
+        if not line.strip():
+            continue
+        if "\t" in line:
+            image_id, rest = line.split("\t", 1)
+            image_id, tokens = image_id.strip(), rest.split()
+        else:
+            image_id, *tokens = line.split()
+        where = f"{path}, line {number}"
+        try:
+            classes = sorted({int(token) for token in tokens})
+        except ValueError:
+            raise DatasetError(f"{where}: class indices must be integers, got {line!r}") from None
+        if not classes:
+            raise DatasetError(f"{where}: image {image_id!r} has no object class")
+        bad = [c for c in classes if not 0 <= c < num_classes]
+        if bad:
+            raise DatasetError(
+                f"{where}: class index {bad[0]} is outside 0..{num_classes - 1} (0-based object classes)"
+            )
+        if image_id in first_line:
+            raise DatasetError(
+                f"{path}: duplicate id {image_id!r} on lines {first_line[image_id]} and {number}"
+            )
+        first_line[image_id] = number
+        labels[image_id] = tuple(c + 1 for c in classes)
+    if not labels:
+        raise DatasetError(f"{path}: image-level label list is empty")
+    return labels
+
+
+def write_image_labels(path, labels: dict[str, Sequence[int]]) -> None:
+    """Write 1-based image labels as a `train_cls.txt` list (0-based on disk), atomically."""
+    lines = []
+    for image_id, classes in labels.items():
+        if "\t" in image_id or "\n" in image_id:
+            raise DatasetError(f"{path}: image id {image_id!r} contains a tab or newline")
+        separator = "\t" if any(ch.isspace() for ch in image_id) else " "
+        lines.append(image_id + separator + " ".join(str(int(c) - 1) for c in sorted(classes)))
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+class VocLayout:
+    """Paths of a VOC-layout dataset under `root`."""
+
+    def __init__(
+        self,
+        root,
+        image_dir: str = "JPEGImages",
+        mask_dir: str = "SegmentationClass",
+        split_dir: str = "ImageSets/Segmentation",
+    ):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset root does not exist or is not a directory")
+        self.image_dir = self.root / image_dir
+        self.mask_dir = self.root / mask_dir
+        self.split_dir = self.root / split_dir
+
+    def image_path(self, image_id: str) -> Path:
+        return self.image_dir / f"{image_id}.jpg"
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.mask_dir / f"{image_id}.png"
+
+    def split_path(self, split: str) -> Path:
+        return self.split_dir / f"{split}.txt"
+
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(H, W) of an image from its header only (no decoding)."""
+        path = self.image_path(image_id)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: image of listed id {image_id!r} is missing") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise DatasetError(f"{path}: image file is unreadable or corrupt ({error})") from None
+        return height, width
+
+    def validate(self, ids: Iterable[str], num_classes: int) -> None:
+        """Check every listed image and mask exists, is readable, valid, and of equal size."""
+        for image_id in ids:
+            image_size = self.image_size(image_id)
+            mask_path = self.mask_path(image_id)
+            if not mask_path.is_file():
+                raise DatasetError(f"{mask_path}: label of listed id {image_id!r} is missing")
+            mask = read_label(mask_path, num_classes)
+            if mask.shape != image_size:
+                raise DatasetError(
+                    f"{mask_path}: label size {mask.shape[1]}x{mask.shape[0]} differs from image "
+                    f"size {image_size[1]}x{image_size[0]} of {self.image_path(image_id)}"
+                )
+
+
+def present_classes(mask: np.ndarray, num_classes: int) -> tuple[int, ...]:
+    """1-based object classes present in a label mask (0 and 255 left out)."""
+    values = np.unique(mask)
+    return tuple(int(v) for v in values if 1 <= v <= num_classes)
+
+
+def image_labels_from_masks(
+    layout, ids: Iterable[str], num_classes: int, mask_dir: str | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Image-level labels (1-based) derived from the ground-truth masks.
+
+    `layout` is a VocLayout, or a dataset root (then `mask_dir`, default SegmentationClass,
+    names the mask folder). An image whose mask has no object class is an error: it could
+    contribute nothing to weakly supervised training and usually means a broken mask.
+    """
+    if not isinstance(layout, VocLayout):
+        layout = VocLayout(layout, mask_dir=mask_dir or "SegmentationClass")
+    elif mask_dir is not None:
+        layout = VocLayout(layout.root, mask_dir=mask_dir)
+    labels = {}
+    for image_id in ids:
+        path = layout.mask_path(image_id)
+        classes = present_classes(read_label(path, num_classes), num_classes)
+        if not classes:
+            raise DatasetError(f"{path}: label of image {image_id!r} contains no object class")
+        labels[image_id] = classes
+    return labels
