@@ -2,14 +2,17 @@
 
 `download` streams a URL (or copies a local file / file:// URL) into ``<dest>.part``, resumes
 an interrupted transfer with an HTTP ``Range`` request, retries transient failures (connection
-errors, timeouts, 5xx, truncated bodies) with exponential backoff, verifies the sha256 and only
-then renames the ``.part`` file onto ``dest``. So ``dest`` exists only once it is complete and
-verified; a ``.part`` file left by an interrupted or network-failed run is picked up by the
-next one.
+errors, timeouts, 5xx, truncated bodies) with exponential backoff, verifies the sha256 and/or
+md5 and only then renames the ``.part`` file onto ``dest``. So ``dest`` exists only once it is
+complete and verified; a ``.part`` file left by an interrupted or network-failed run is picked up
+by the next one. Google Drive links go through the ``gdown`` package (which resumes too) and are
+verified by the same code afterwards.
 
 `extract_archive` unpacks a .tar / .tar.gz / .tgz / .tar.bz2 / .tar.xz / .zip archive into a
-temporary folder beside the output and renames it into place at the end, refusing members that
-would land outside the output (absolute paths, ``..``, links pointing out).
+temporary folder beside the output and renames it into place at the end. Tar members go
+through the standard library's ``"data"`` extraction filter (no member or link may land
+outside the output, no device files); zipfile has no such filter but already strips absolute
+paths, so zip members only need the ``..`` check.
 
 `fetch_saliency` combines both for the saliency maps of the pipeline (e.g. the OAA
 ``saliency_aug`` archive).
@@ -24,15 +27,13 @@ import os
 import posixpath
 import re
 import shutil
-import stat
 import tarfile
+import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
@@ -43,15 +44,16 @@ from .fileio import atomic_directory
 __all__ = [
     "ChecksumMismatch",
     "download",
+    "drive_file_id",
     "extract_archive",
     "fetch_saliency",
     "is_archive_name",
-    "sha256_file",
     "url_filename",
 ]
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"^[0-9a-f]+$")
+_DIGEST_LENGTHS = {"sha256": 64, "md5": 32}
 _ARCHIVE_SUFFIXES = {
     ".zip": "zip",
     ".tar": "tar",
@@ -63,13 +65,14 @@ _ARCHIVE_SUFFIXES = {
     ".txz": "tar",
 }
 _USER_AGENT = "i2crc-fetch/1"
+_DRIVE_HOSTS = ("drive.google.com", "docs.google.com")
 
 # Indirection so tests can skip the backoff waits.
 _sleep = time.sleep
 
 
 class ChecksumMismatch(FetchError):
-    """The downloaded bytes do not have the expected sha256."""
+    """The downloaded bytes do not have the expected checksum."""
 
 
 class _Retryable(Exception):
@@ -81,15 +84,6 @@ class _Retryable(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def sha256_file(path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def url_filename(url) -> str:
     """The last path component of a URL or local path ('' when it has none)."""
     url = str(url)
@@ -97,6 +91,19 @@ def url_filename(url) -> str:
     if parsed.scheme in ("http", "https", "ftp", "file"):
         return posixpath.basename(unquote(parsed.path))
     return Path(url).name
+
+
+def drive_file_id(url) -> str | None:
+    """The file id of a Google Drive file link (``/file/d/<id>/view``, ``open?id=<id>``,
+    ``uc?id=<id>``), None for any other URL; FetchError for a Drive link naming no file."""
+    if urlparse(str(url)).hostname not in _DRIVE_HOSTS:
+        return None
+    from gdown.parse_url import parse_url
+
+    file_id, _ = parse_url(str(url))
+    if not file_id:
+        raise FetchError(f"{url}: a Google Drive link, but not to a single file")
+    return file_id
 
 
 def is_archive_name(name) -> bool:
@@ -112,21 +119,28 @@ def _kind_from_name(name: str):
     return None
 
 
-def _normalise_digest(url: str, value, *, full: bool):
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if not _HEX.match(text) or (full and len(text) != 64) or len(text) > 64:
-        what = "64 hex digits" if full else "at most 64 hex digits"
-        raise FetchError(f"{url}: expected sha256 must be {what}, got {value!r}")
-    return text
+def _expected_digests(url: str, **given) -> dict:
+    """{algorithm: lower-case hex} of the checksums given; FetchError for a malformed one."""
+    expected = {}
+    for algorithm, value in given.items():
+        if value is None:
+            continue
+        text = str(value).strip().lower()
+        length = _DIGEST_LENGTHS[algorithm]
+        if len(text) != length or not _HEX.match(text):
+            raise FetchError(
+                f"{url}: expected {algorithm} must be {length} hex digits, got {value!r}"
+            )
+        expected[algorithm] = text
+    return expected
 
 
-def _digest_problem(actual: str, sha256, prefix):
-    if sha256 is not None and actual != sha256:
-        return f"sha256 is {actual}, expected {sha256}"
-    if prefix is not None and not actual.startswith(prefix):
-        return f"sha256 is {actual}, expected it to start with {prefix}"
+def _digest_problem(path: Path, expected: dict):
+    for algorithm, wanted in expected.items():
+        with open(path, "rb") as handle:
+            actual = hashlib.file_digest(handle, algorithm).hexdigest()
+        if actual != wanted:
+            return f"{algorithm} is {actual}, expected {wanted}"
     return None
 
 
@@ -149,33 +163,32 @@ def download(
     dest,
     *,
     sha256=None,
+    md5=None,
     retries: int = 3,
     timeout: float = 30,
     backoff: float = 0.5,
-    sha256_prefix=None,
 ) -> Path:
     """Download `url` to `dest` and return `dest`, verified.
 
-    `url` is an http(s) URL, a file:// URL or a local path (copied). The bytes go to
-    ``dest.name + ".part"`` beside `dest`; an existing ``.part`` (an earlier run was interrupted)
-    is resumed with a ``Range: bytes=N-`` request (a server that ignores Range and answers 200
-    restarts the file from byte 0). Connection errors, timeouts, HTTP 5xx/408/429 and truncated
-    bodies (fewer bytes than Content-Length) are retried up to `retries` more times, waiting
-    ``backoff * 2**k`` seconds; other 4xx statuses fail at once. If every attempt fails the
-    ``.part`` file is kept so that a rerun resumes it.
+    `url` is an http(s) URL, a Google Drive file link, a file:// URL or a local path (copied).
+    The bytes go to ``dest.name + ".part"`` beside `dest`; an existing ``.part`` (an earlier run
+    was interrupted) is resumed with a ``Range: bytes=N-`` request (a server that ignores Range
+    and answers 200 restarts the file from byte 0). Connection errors, timeouts, HTTP
+    5xx/408/429 and truncated bodies (fewer bytes than Content-Length) are retried up to
+    `retries` more times, waiting ``backoff * 2**k`` seconds; other 4xx statuses fail at once.
+    If every attempt fails the ``.part`` file is kept so that a rerun resumes it. A Drive link is
+    downloaded by ``gdown`` (resume and retries are its own) into the same ``.part`` file.
 
-    With `sha256` (64 hex digits) or `sha256_prefix` (the leading digits, as torchvision
-    embeds in its file names) the finished file is checked; a mismatch deletes the ``.part`` and
-    raises `ChecksumMismatch` (a FetchError) "URL: sha256 is X, expected Y". Only then is the
-    file renamed onto `dest`, so `dest` never exists unverified.
+    With `sha256` (64 hex digits) and/or `md5` (32 hex digits) the finished file is checked; a
+    mismatch deletes the ``.part`` and raises `ChecksumMismatch` (a FetchError) "URL: sha256 is
+    X, expected Y". Only then is the file renamed onto `dest`, so `dest` never exists unverified.
 
-    If `dest` already exists it is reused when it matches the given checksum (or when none is
+    If `dest` already exists it is reused when it matches the given checksums (or when none is
     given); a mismatching `dest` is deleted and downloaded again.
     """
     url = str(url)
     dest = Path(dest)
-    sha256 = _normalise_digest(url, sha256, full=True)
-    sha256_prefix = _normalise_digest(url, sha256_prefix, full=False)
+    expected = _expected_digests(url, sha256=sha256, md5=md5)
     if retries < 0:
         raise ValueError("retries must be >= 0")
     source = _local_source(url)
@@ -183,9 +196,7 @@ def download(
     if dest.is_dir():
         raise FetchError(f"{url}: destination {dest} is a folder")
     if dest.exists():
-        if sha256 is None and sha256_prefix is None:
-            return dest
-        if _digest_problem(sha256_file(dest), sha256, sha256_prefix) is None:
+        if _digest_problem(dest, expected) is None:
             return dest
         dest.unlink()
 
@@ -193,10 +204,12 @@ def download(
     part = dest.with_name(dest.name + ".part")
     if source is not None:
         _copy_local(url, source, part)
+    elif (file_id := drive_file_id(url)) is not None:
+        _drive_download(url, file_id, part, retries=retries, timeout=timeout)
     else:
         _http_download(url, part, retries=retries, timeout=timeout, backoff=backoff)
 
-    problem = _digest_problem(sha256_file(part), sha256, sha256_prefix)
+    problem = _digest_problem(part, expected)
     if problem is not None:
         part.unlink(missing_ok=True)
         raise ChecksumMismatch(f"{url}: {problem}")
@@ -214,6 +227,19 @@ def _copy_local(url: str, source: Path, part: Path) -> None:
     except OSError as error:
         part.unlink(missing_ok=True)
         raise FetchError(f"{url}: cannot copy to {part}: {error}") from None
+
+
+def _drive_download(url: str, file_id: str, part: Path, *, retries: int, timeout: float):
+    import gdown
+
+    try:
+        gdown.download(
+            id=file_id, output=str(part), quiet=True, resume=True, retries=retries,
+            timeout=timeout,
+        )
+    except (gdown.exceptions.DownloadError, OSError) as error:
+        detail = " ".join(str(error).split())  # gdown's messages span several lines
+        raise FetchError(f"{url}: Google Drive download failed: {detail}") from None
 
 
 def _http_download(url: str, part: Path, *, retries: int, timeout: float, backoff: float):
@@ -309,14 +335,6 @@ def _http_attempt(url: str, part: Path, timeout: float) -> None:
 # Archives
 # --------------------------------------------------------------------------------------------
 
-
-@dataclass
-class _Entry:
-    parts: tuple
-    is_dir: bool
-    open: Callable[[], IO[bytes]] | None = None
-
-
 _CORRUPT = (
     tarfile.TarError,
     zipfile.BadZipFile,
@@ -328,101 +346,60 @@ _CORRUPT = (
 )
 
 
-def _split_member(archive: Path, name: str) -> tuple:
-    """The path components of a member name; FetchError when it would escape the output."""
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise FetchError(f"{archive}: unsafe member '{name}' (absolute path); refusing to extract")
-    parts = tuple(p for p in re.split(r"[\\/]+", name) if p not in ("", "."))
-    if ".." in parts:
-        raise FetchError(f"{archive}: unsafe member '{name}' ('..' in path); refusing to extract")
-    return parts
+def _member_parts(name: str) -> tuple:
+    return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
 
 
-def _check_link(archive: Path, name: str, target: str, *, relative_to_member: bool) -> str:
-    """The archive-internal path a link points to; FetchError when it points outside."""
-    if target.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", target):
-        raise FetchError(
-            f"{archive}: unsafe link '{name}' -> '{target}' (absolute target); refusing to extract"
-        )
-    base = posixpath.dirname(name) if relative_to_member else ""
-    joined = posixpath.normpath(posixpath.join(base, target.replace("\\", "/")))
-    if joined == ".." or joined.startswith("../"):
-        raise FetchError(
-            f"{archive}: unsafe link '{name}' -> '{target}' (points outside the archive); "
-            "refusing to extract"
-        )
-    return joined
+def _selector(member_prefix):
+    """Whether a member name is extracted: under `member_prefix` if given, never __MACOSX."""
+    prefix = _member_parts(str(member_prefix)) if member_prefix is not None else ()
+
+    def wanted(name: str) -> bool:
+        parts = _member_parts(name)
+        return bool(parts) and parts[0] != "__MACOSX" and parts[: len(prefix)] == prefix
+
+    return wanted, prefix
 
 
-def _tar_entries(archive: Path, tar: tarfile.TarFile) -> list:
-    entries = []
-    for member in tar.getmembers():
-        parts = _split_member(archive, member.name)
-        if not parts:
-            continue
-        if member.isdir():
-            entries.append(_Entry(parts, True))
-        elif member.isfile():
-            entries.append(_Entry(parts, False, lambda m=member: tar.extractfile(m)))
-        elif member.issym() or member.islnk():
-            _check_link(archive, member.name, member.linkname, relative_to_member=member.issym())
-            # tarfile follows a link to its target member; the output gets a plain copy.
-            entries.append(_Entry(parts, False, lambda m=member: tar.extractfile(m)))
-        else:
-            raise FetchError(
-                f"{archive}: member '{member.name}' is a device or fifo; refusing to extract"
-            )
-    return entries
+def _extract_tar(archive: Path, raw: Path, wanted) -> None:
+    def data_filter(member, path):
+        return tarfile.data_filter(member, path) if wanted(member.name) else None
+
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(raw, filter=data_filter)
 
 
-def _zip_entries(archive: Path, zf: zipfile.ZipFile) -> list:
-    entries = []
-    by_name = {}
-    for info in zf.infolist():
-        by_name[posixpath.normpath(info.filename.replace("\\", "/"))] = info
-    for info in zf.infolist():
-        parts = _split_member(archive, info.filename)
-        if not parts:
-            continue
-        if info.is_dir():
-            entries.append(_Entry(parts, True))
-        elif stat.S_ISLNK(info.external_attr >> 16):
-            target = zf.read(info).decode("utf-8", "replace")
-            resolved = _check_link(archive, info.filename, target, relative_to_member=True)
-            if resolved not in by_name:
+def _extract_zip(archive: Path, raw: Path, wanted) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        members = [info for info in zf.infolist() if wanted(info.filename)]
+        for info in members:
+            if ".." in _member_parts(info.filename):
                 raise FetchError(
-                    f"{archive}: link '{info.filename}' -> '{target}' points to a missing member"
+                    f"{archive}: unsafe member '{info.filename}' ('..' in path); "
+                    "refusing to extract"
                 )
-            entries.append(_Entry(parts, False, lambda i=by_name[resolved]: zf.open(i)))
-        else:
-            entries.append(_Entry(parts, False, lambda i=info: zf.open(i)))
-    return entries
+        zf.extractall(raw, members=members)
 
 
-def _select(archive: Path, entries: list, member_prefix) -> list:
-    # macOS zip tools add resource-fork folders that are never maps.
-    entries = [e for e in entries if e.parts[0] != "__MACOSX"]
-    if member_prefix is not None:
-        prefix = _split_member(archive, str(member_prefix))
-        depth = len(prefix)
-        entries = [
-            _Entry(e.parts[depth:], e.is_dir, e.open)
-            for e in entries
-            if len(e.parts) > depth and e.parts[:depth] == prefix
-        ]
-        if not any(not e.is_dir for e in entries):
+def _content_root(archive: Path, raw: Path, prefix: tuple, member_prefix) -> Path:
+    """The extracted folder that becomes the output: the member prefix, or else the archive's
+    single top-level folder, repeatedly ('VOC/saliency_aug/x.png' -> 'x.png')."""
+    if prefix:
+        root = raw.joinpath(*prefix)
+        if not root.is_dir() or not any(p.is_file() for p in root.rglob("*")):
             raise FetchError(
                 f"{archive}: no file under member prefix '{member_prefix}' "
-                "(check saliency.member_prefix against the archive's layout)"
+                "(check the prefix against the archive's layout)"
             )
-        return entries
-    # Flatten single top-level folders: 'saliency_aug/x.png' -> 'x.png'.
-    while True:
-        files = [e for e in entries if not e.is_dir]
-        tops = {e.parts[0] for e in entries}
-        if not files or len(tops) != 1 or any(len(e.parts) < 2 for e in files):
-            return entries
-        entries = [_Entry(e.parts[1:], e.is_dir, e.open) for e in entries if len(e.parts) > 1]
+        return root
+    root = raw
+    while (
+        len(entries := list(root.iterdir())) == 1
+        and entries[0].is_dir()
+        and not entries[0].is_symlink()
+    ):
+        root = entries[0]
+    return root
 
 
 def _archive_kind(archive: Path) -> str:
@@ -452,14 +429,15 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     are extracted and the prefix is stripped. Without it, a single top-level folder holding
     everything (``maps/…`` or ``VOC/saliency_aug/…``) is flattened away, repeatedly, so the maps
     land directly in `out_dir`; an archive with several top-level entries keeps its layout.
-    Regular files and folders are extracted; links pointing inside the archive become plain
-    copies of their target. ``__MACOSX`` folders are skipped.
+    ``__MACOSX`` folders are skipped.
 
-    Safety: absolute member paths, ``..`` components and links pointing outside the archive
-    raise FetchError before anything is written. The archive is extracted into a temporary
-    folder beside `out_dir` which replaces `out_dir` (as a whole) only on success; on any failure
-    (corrupt or truncated archive, unsafe member, no PNG with `require_png`) the temporary
-    folder is removed and `out_dir` is left as it was.
+    Safety: tar members pass the standard library's ``"data"`` filter, which refuses members
+    and links that would land outside the output and device files (absolute names are made
+    relative); zip members with ``..`` are refused (zipfile strips absolute paths itself and
+    writes links as plain files). The archive is extracted into temporary folders beside
+    `out_dir`, which replace `out_dir` (as a whole) only on success; on any failure (corrupt or
+    truncated archive, unsafe member, no PNG with `require_png`) they are removed and `out_dir`
+    is left as it was.
     """
     archive = Path(archive)
     out_dir = Path(out_dir)
@@ -468,47 +446,27 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     if out_dir.exists() and not out_dir.is_dir():
         raise FetchError(f"{out_dir}: exists and is not a folder")
     kind = _archive_kind(archive)
-    with atomic_directory(out_dir) as tmp:
+    wanted, prefix = _selector(member_prefix)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out_dir) as staging, tempfile.TemporaryDirectory(
+        prefix=f".{out_dir.name}.", suffix=".raw", dir=out_dir.parent, ignore_cleanup_errors=True
+    ) as raw:
+        raw = Path(raw)
         try:
-            if kind == "zip":
-                with zipfile.ZipFile(archive) as zf:
-                    entries = _select(archive, _zip_entries(archive, zf), member_prefix)
-                    _write_entries(archive, tmp, entries)
-            else:
-                with tarfile.open(archive, "r:*") as tar:
-                    entries = _select(archive, _tar_entries(archive, tar), member_prefix)
-                    _write_entries(archive, tmp, entries)
-        except FetchError:  # unsafe member, write failure: already clear
+            (_extract_zip if kind == "zip" else _extract_tar)(archive, raw, wanted)
+        except tarfile.FilterError as error:
+            raise FetchError(f"{archive}: unsafe member ({error}); refusing to extract") from None
+        except FetchError:
             raise
         except (*_CORRUPT, OSError) as error:
             raise FetchError(f"{archive}: corrupt or truncated archive ({error!r})") from None
-        if require_png and not _png_files(tmp):
+        root = _content_root(archive, raw, prefix, member_prefix)
+        if not any(p.is_file() for p in root.rglob("*")):
+            raise FetchError(f"{archive}: archive holds no files")
+        os.replace(root, staging)  # staging is an empty folder: a rename replaces it
+        if require_png and not _png_files(staging):
             raise FetchError(f"{archive}: holds no PNG files")
     return _png_files(out_dir)
-
-
-def _write_entries(archive: Path, root: Path, entries: list) -> None:
-    if not any(not e.is_dir for e in entries):
-        raise FetchError(f"{archive}: archive holds no files")
-    for entry in entries:
-        target = root.joinpath(*entry.parts)
-        if entry.is_dir:
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = entry.open()
-        if source is None:
-            raise FetchError(f"{archive}: cannot read member '{'/'.join(entry.parts)}'")
-        try:
-            out = open(target, "wb")
-        except OSError as error:
-            raise FetchError(f"{archive}: cannot write {target}: {error}") from None
-        with source, out:
-            while block := source.read(_CHUNK):
-                try:
-                    out.write(block)
-                except OSError as error:
-                    raise FetchError(f"{archive}: cannot write {target}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,11 +477,12 @@ def _write_entries(archive: Path, root: Path, entries: list) -> None:
 def fetch_saliency(source: Mapping, out_dir, cache_dir) -> Path:
     """Download a saliency-map archive into `cache_dir` and extract its maps into `out_dir`.
 
-    `source` holds ``url`` (http(s), file:// or a local path; required), ``sha256`` (optional,
-    64 hex digits, checked after download), ``archive`` (True / False / None: None decides by
-    the file name's suffix) and optionally ``member_prefix`` (see `extract_archive`). The
-    download is cached under its URL file name and reused by later runs. A source that is a
-    single file rather than an archive is a ConfigError. Returns `out_dir`.
+    `source` holds ``url`` (http(s), a Google Drive file link, file:// or a local path;
+    required), ``sha256`` (optional, 64 hex digits, checked after download), ``archive`` (True /
+    False / None: None decides by the file name's suffix, or for a Drive link by the content)
+    and optionally ``member_prefix`` (see `extract_archive`). The download is cached under its
+    URL file name (``drive-<id>`` for a Drive link) and reused by later runs. A source that is
+    a single file rather than an archive is a ConfigError. Returns `out_dir`.
     """
     if not isinstance(source, Mapping):
         raise ConfigError(f"saliency source must be a mapping with 'url', got {source!r}")
@@ -539,10 +498,11 @@ def fetch_saliency(source: Mapping, out_dir, cache_dir) -> Path:
                 f"config key 'saliency.sha256': must be 64 hex digits, got {sha256!r}"
             )
     flag = source.get("archive")
-    name = url_filename(url)
+    file_id = drive_file_id(url)
+    name = f"drive-{file_id}" if file_id else url_filename(url)
     if not name:
         raise ConfigError(f"config key 'saliency.url': {url} does not end in a file name")
-    if flag is False or (flag is None and not is_archive_name(name)):
+    if flag is False or (flag is None and not file_id and not is_archive_name(name)):
         raise ConfigError(
             f"saliency source {url} is a single file, not an archive of maps: give a .zip, "
             ".tar or .tar.gz archive (set saliency.archive: true if its name has no archive "

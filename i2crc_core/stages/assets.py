@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from ..fetch import fetch_saliency
-from ..weights import resolve_weights
+from ..weights import imagenet_weights_file
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def imagenet_weights(*, backbone, link_path):
     The pipeline refers to the link, so the cache (TORCH_HOME) is shared by every run and
     the weights file becomes an input of the training rules.
     """
-    target = resolve_weights("imagenet", backbone)
+    target = imagenet_weights_file(backbone, progress=True)
     link_path = Path(link_path)
     link_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = link_path.with_name(f".{link_path.name}.tmp")

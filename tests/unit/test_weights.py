@@ -1,6 +1,8 @@
-"""ImageNet weights: torchvision cache (TORCH_HOME), download, offline guidance, local paths.
+"""ImageNet weights: torchvision cache (TORCH_HOME), download through torchvision, offline
+guidance; local weight paths.
 
-The "published" file is a small state dict saved here and served by a local HTTP server.
+The "published" file is a small state dict saved here and served by a local HTTP server; the
+test points torchvision's weights enum at it.
 """
 
 import hashlib
@@ -8,16 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.models import VGG16_Weights
 
-from i2crc_core import fetch
 from i2crc_core.errors import ConfigError, FetchError
-from i2crc_core.weights import imagenet_weights_url, resolve_weights, torch_cache_dir
+from i2crc_core.models import local_weights_file
+from i2crc_core.weights import imagenet_weights_file, imagenet_weights_url, torch_cache_dir
 
 
 @pytest.fixture(autouse=True)
 def _torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setattr(fetch, "_sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def publish(monkeypatch):
+    """Point VGG16_Weights.IMAGENET1K_V1 at a URL for the test's duration."""
+    return lambda url: monkeypatch.setattr(VGG16_Weights.IMAGENET1K_V1.value, "url", url)
 
 
 def _state_dict_file(folder: Path, prefix_override=None) -> Path:
@@ -33,37 +41,40 @@ def test_cache_dir_follows_torch_home(tmp_path):
     assert torch_cache_dir() == tmp_path / "torch_home" / "hub" / "checkpoints"
 
 
-def test_download_caches_and_reuses(served):
+def test_download_caches_and_reuses(served, publish):
     root, base, hits = served
     published = _state_dict_file(root)
-    url = f"{base}/{published.name}"
-    path = resolve_weights("imagenet", "vgg16", url=url)
+    publish(f"{base}/{published.name}")
+    path = imagenet_weights_file("vgg16")
     assert path == torch_cache_dir() / published.name
     assert path.read_bytes() == published.read_bytes()
     assert torch.load(path, weights_only=True)["features.0.weight"].shape == (3, 4)
     assert hits == [f"/{published.name}"]
-    assert resolve_weights("imagenet", "vgg16", url=url) == path
+    assert imagenet_weights_file("vgg16") == path
     assert hits == [f"/{published.name}"]  # second call: served from the cache
     assert [p.name for p in path.parent.iterdir()] == [published.name]
 
 
-def test_wrong_sha_prefix_is_rejected(served):
+def test_wrong_sha_prefix_is_rejected(served, publish):
     root, base, _ = served
     published = _state_dict_file(root, prefix_override="deadbeef")
+    publish(f"{base}/{published.name}")
     with pytest.raises(FetchError, match="deadbeef") as caught:
-        resolve_weights("imagenet", "vgg16", url=f"{base}/{published.name}")
+        imagenet_weights_file("vgg16")
     assert not isinstance(caught.value, ConfigError)
+    assert "not the published one" in str(caught.value)
     cache = torch_cache_dir()
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
-def test_offline_without_cache_explains_what_to_do(closed_port):
+def test_offline_without_cache_explains_what_to_do(closed_port, publish):
     url = f"http://127.0.0.1:{closed_port}/vgg16-397923af.pth"
+    publish(url)
     with pytest.raises(ConfigError) as caught:
-        resolve_weights("imagenet", "vgg16", url=url)
+        imagenet_weights_file("vgg16")
     message = str(caught.value)
     cache = torch_cache_dir() / "vgg16-397923af.pth"
-    assert "no network" in message
+    assert "no network" in message and "\n" not in message
     assert url in message and str(cache) in message
     assert "classifier.weights" in message and "segmentation.weights" in message
     assert not cache.exists()
@@ -76,26 +87,23 @@ def test_torchvision_file_in_cache_is_used_offline(backbone):
     cached = torch_cache_dir() / url.rsplit("/", 1)[1]
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"stand-in")  # no download is attempted when the file is cached
-    assert resolve_weights("imagenet", backbone) == cached
+    assert imagenet_weights_file(backbone) == cached
 
 
 def test_small_and_unknown_backbones():
     with pytest.raises(ConfigError, match="'small' has no ImageNet weights"):
-        resolve_weights("imagenet", "small")
+        imagenet_weights_file("small")
     with pytest.raises(ConfigError, match="resnet50"):
-        resolve_weights("imagenet", "resnet50")
+        imagenet_weights_file("resnet50")
 
 
-def test_none_and_local_paths(tmp_path):
-    assert resolve_weights(None, "vgg16") is None
+def test_local_weight_paths(tmp_path):
     local = _state_dict_file(tmp_path)
-    assert resolve_weights(str(local), "vgg16") == local
-    assert resolve_weights(local, "resnet101") == local
+    assert local_weights_file(str(local), "vgg16") == local
+    assert local_weights_file(local, "resnet101") == local
     missing = tmp_path / "nope.pth"
     with pytest.raises(ConfigError, match="does not exist") as caught:
-        resolve_weights(str(missing), "vgg16")
+        local_weights_file(str(missing), "vgg16")
     assert str(missing) in str(caught.value)
     with pytest.raises(ConfigError, match="folder"):
-        resolve_weights(str(tmp_path), "vgg16")
-    with pytest.raises(ConfigError):
-        resolve_weights(3, "vgg16")
+        local_weights_file(str(tmp_path), "vgg16")
