@@ -45,3 +45,37 @@ rule imagenet_weights:
         code=code("imagenet_weights"),
     script:
         "../workflow_scripts/imagenet_weights.py"
+
+
+# dataset.fetch: VOC 2012 + SBD downloaded and built into dataset.root, which prepare_dataset
+# then reads (rules/dataset.smk).
+if DATASET["fetch"]:
+    if DATASET["kind"] != "voc":
+        sys.exit(
+            "i2crc error: config key 'dataset.fetch': builds VOC 2012 + SBD, which needs "
+            f"dataset.kind 'voc' (got '{DATASET['kind']}')"
+        )
+
+    localrules:
+        fetch_voc,
+
+    rule fetch_voc:
+        output:
+            root=directory(DATASET["root"]),
+        log:
+            f"{OUT}/logs/fetch_voc.log",
+        benchmark:
+            f"{OUT}/benchmarks/fetch_voc.tsv"
+        conda:
+            "../envs/i2crc.yaml"
+        threads: threads_of("dataset")
+        resources:
+            **resources_of("dataset"),
+        params:
+            voc=DATASET["archives"]["voc"],
+            sbd=DATASET["archives"]["sbd"],
+            download_dir=DATASET["download_dir"],
+            train_aug_count=DATASET["train_aug_count"],
+            code=code("fetch_voc"),
+        script:
+            "../workflow_scripts/fetch_voc.py"

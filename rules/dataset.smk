@@ -26,8 +26,13 @@ rule generate_synthetic:
 rule prepare_dataset:
     input:
         # A user-supplied root is checked by the stage itself, so that a missing root gets
-        # the library's message rather than a missing-input listing.
-        root=SYNTHETIC_ROOT if DATASET["kind"] == "synthetic" else [],
+        # the library's message rather than a missing-input listing. With dataset.fetch the
+        # root is the folder the fetch_voc rule builds (rules/assets.smk).
+        root=(
+            SYNTHETIC_ROOT
+            if DATASET["kind"] == "synthetic"
+            else DATASET["root"] if DATASET["fetch"] else []
+        ),
     output:
         manifest=MANIFEST,
         train_labels=f"{OUT}/dataset/image_labels_train.txt",

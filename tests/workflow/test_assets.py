@@ -1,13 +1,17 @@
 """Asset rules through the real CLI: saliency maps fetched as an archive from a local HTTP
-server, and the ImageNet weights link taken from the torchvision cache."""
+server, VOC 2012 + SBD fetched and built (tiny archives in the real layouts), and the ImageNet
+weights link taken from the torchvision cache."""
 
 import hashlib
+import json
 import os
 import zipfile
 
 import pytest
+import yaml
 
 from test_presets import write_dataset
+from voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
 from workflow_project import deep_update, make_project
 
 pytestmark = pytest.mark.slow
@@ -50,6 +54,43 @@ def test_saliency_archive_with_a_wrong_checksum_leaves_nothing(voc_project):
     assert result.returncode != 0
     assert f"expected {wrong}" in result.stderr and "i2crc error: " in result.stderr
     assert not (voc_project.root / "results" / "saliency" / "fetched").exists()
+
+
+def test_voc_and_sbd_are_fetched_built_and_prepared(tmp_path, served):
+    www, base, hits = served
+    voc = write_voc_tar(www / "VOCtrainval_11-May-2012.tar")
+    sbd = write_sbd_tgz(www / "benchmark.tgz")
+    project = make_project(tmp_path / "project")
+    config = yaml.safe_load((project.root / "config" / "voc12.yaml").read_text())
+    config = deep_update(config, yaml.safe_load((project.root / "config" / "voc12_fetch.yaml").read_text()))
+    config = deep_update(config, {"output_dir": "results", "dataset": {
+        "archives": {"voc": {"url": f"{base}/{voc.name}", "md5": md5(voc)},
+                     "sbd": {"url": f"{base}/{sbd.name}", "md5": md5(sbd)}},
+        "train_aug_count": len(TRAIN_AUG)}})
+    project.write_config(config)
+    target = "results/dataset/manifest.json"
+    assert project.planned_jobs(target) == {"fetch_voc": 1, "prepare_dataset": 1}
+    project.snakemake(target)
+    root = project.root / "data" / "VOCdevkit" / "VOC2012"
+    assert (root / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split() == TRAIN_AUG
+    manifest = json.loads((project.root / target).read_text())
+    assert manifest["root"] == str(root.resolve()) and manifest["mask_dir"] == "SegmentationClassAug"
+    assert manifest["ids"] == {"train": TRAIN_AUG, "val": VOC_SPLITS["val"]}
+    # Image-level labels follow from the masks: VOC's for 2007_000032, SBD's for 2008_000003.
+    assert manifest["image_labels"]["train"]["2007_000032"] == [13]
+    assert manifest["image_labels"]["train"]["2008_000003"] == [11, 20]
+    assert sorted(p.name for p in (project.root / "data" / "downloads").iterdir()) == [
+        "VOCtrainval_11-May-2012.tar", "benchmark.tgz"]
+    assert "Nothing to be done" in project.snakemake("--dry-run", target).stdout
+    assert sorted(hits) == ["/VOCtrainval_11-May-2012.tar", "/benchmark.tgz"]
+
+
+def test_fetch_needs_the_voc_kind(tmp_path):
+    project = make_project(tmp_path / "project", {"dataset": {"fetch": True}})
+    result = project.snakemake("--dry-run", check=False)
+    assert result.returncode != 0
+    assert "i2crc error: config key 'dataset.fetch': builds VOC 2012 + SBD, which needs " \
+        "dataset.kind 'voc' (got 'synthetic')" in result.stderr
 
 
 def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
