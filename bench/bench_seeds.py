@@ -18,16 +18,53 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from i2crc_core.stages.summary import aggregate_markdown, aggregate_runs
-
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def aggregate_runs(summaries: list[dict]) -> dict[str, dict[str, dict]]:
+    """Mean, sample standard deviation, min and max of every numeric column over runs.
+
+    `summaries` are `summary.json` contents of runs that differ only in their seed.
+    Returns {experiment: {column: {"mean", "std", "min", "max", "n"}}}.
+    """
+    values = defaultdict(lambda: defaultdict(list))
+    for summary in summaries:
+        for experiment, row in summary["experiments"].items():
+            for column, value in row.items():
+                if isinstance(value, (int, float)) and not column.endswith("threshold"):
+                    values[experiment][column].append(float(value))
+    table = {}
+    for experiment, columns in values.items():
+        table[experiment] = {}
+        for column, numbers in columns.items():
+            count = len(numbers)
+            mean = sum(numbers) / count
+            spread = (sum((v - mean) ** 2 for v in numbers) / (count - 1)) ** 0.5 if count > 1 else 0.0
+            table[experiment][column] = {"mean": mean, "std": spread, "min": min(numbers),
+                                         "max": max(numbers), "n": count}
+    return table
+
+
+def aggregate_markdown(table: dict[str, dict[str, dict]]) -> str:
+    """Experiments as columns, metrics as rows: `mean ± std` in percent."""
+    experiments = list(table)
+    columns = list(dict.fromkeys(c for rows in table.values() for c in rows))
+    lines = ["| metric | " + " | ".join(experiments) + " |", "|---|" + "---:|" * len(experiments)]
+    for column in columns:
+        cells = []
+        for experiment in experiments:
+            stats = table[experiment].get(column)
+            cells.append("—" if stats is None else
+                         f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}")
+        lines.append(f"| {column} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def snakemake(seed: int, cores: str) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [str(SNAKEMAKE), "--cores", cores, "--profile", "profiles/default", "--quiet", "all",
+        [str(SNAKEMAKE), "--cores", cores, "--profile", "profiles/local", "--quiet", "all",
          "--config", f"seed={seed}", f"output_dir=results/seed{seed}"],
         cwd=REPO, check=True, stdout=subprocess.DEVNULL,
     )

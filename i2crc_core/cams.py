@@ -51,8 +51,3 @@ def compute_cams_batch(model, images: torch.Tensor, class_ids_list, *, scales=(1
                                    device=image_activation.device)
         cams.append(normalise_cams(image_activation[channels]).cpu().numpy())
     return cams
-
-
-def compute_cams(model, image: torch.Tensor, class_ids, *, scales=(1.0,), flip=False):
-    """CAMs (K, H, W) of one image (3, H, W)."""
-    return compute_cams_batch(model, image[None], [class_ids], scales=scales, flip=flip)[0]

@@ -25,7 +25,7 @@ merged file) or by copying the compressed chunks (a self-contained file).
 import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -140,17 +140,6 @@ class CamStoreWriter:
             dataset = self._group.create_dataset(image_id, data=half)
         dataset.attrs["class_ids"] = class_ids
         dataset.attrs["size"] = np.array([height, width], dtype=np.int64)
-
-
-def write_cam_store(path, items: Iterable, **writer_options) -> None:
-    """Write a store from an iterable of ``(id, cams (K, H, W), class_ids)``, streaming.
-
-    Items are consumed one at a time (a generator over the dataset never holds more than one
-    image); the file appears at `path` only after the last item is written.
-    """
-    with CamStoreWriter(path, **writer_options) as writer:
-        for image_id, cams, class_ids in items:
-            writer.write(image_id, cams, class_ids)
 
 
 def _open_store_file(path: Path) -> h5py.File:

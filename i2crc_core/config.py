@@ -63,12 +63,26 @@ def _check_cross_references(config: dict) -> None:
         raise ConfigError(f"config key 'segmentation.scale_range': {low} > {high}")
 
 
+def _sort_keys(mapping: dict) -> None:
+    """Order every mapping's keys alphabetically, in place."""
+    items = sorted(mapping.items())
+    mapping.clear()
+    for key, value in items:
+        if isinstance(value, dict):
+            _sort_keys(value)
+        mapping[key] = value
+
+
 def validate_config(config: dict) -> dict:
-    """Validate `config` in place, fill the schema's defaults, and return it."""
+    """Validate `config` in place, fill the schema's defaults, and return it with its keys in
+    one canonical order: Snakemake compares params as text, and the order of merged config
+    keys depends on which file named them first, so without it moving a key between config
+    files would rerun the stages that read it."""
     from snakemake.utils import validate as snakemake_validate
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     _check_schema(config, schema)
     snakemake_validate(config, str(SCHEMA_PATH), set_default=True)
     _check_cross_references(config)
+    _sort_keys(config)
     return config

@@ -1,15 +1,14 @@
 """Segmentation metrics (SPEC §7): confusion matrices, IoU, mIoU, CAM-only threshold sweeps.
 
 Label maps are uint8 with 0 = background, 1..C = objects, 255 = ignore. Ground-truth 255
-pixels are never counted. Every accumulator here is a sum of per-image counts, so shards of
-a split can be evaluated separately and merged.
+pixels are never counted. Every accumulator here is a sum of per-image counts.
 
 Counting trick: a (gt, pred) pair of uint8 values is packed into one uint16 code
 ``gt * 256 + pred`` and counted with a single `np.bincount` over 65,536 bins; the K x K
 matrix, the predicted-255 column and any out-of-range value all fall out of that one table.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -87,44 +86,11 @@ class ConfusionMatrix:
         counts = _pair_counts(gt, pred, self.num_classes)
         self.matrix += counts[: self.num_classes, : self.num_classes]
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
-        """Add another matrix's counts into this one (e.g. from another shard); returns self."""
-        if other.num_classes != self.num_classes:
-            raise ValueError(
-                f"cannot merge confusion matrices of {self.num_classes} and {other.num_classes} classes"
-            )
-        self.matrix += other.matrix
-        return self
-
-    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
-        return ConfusionMatrix(self.num_classes).merge(self).merge(other)
-
     def iou(self) -> np.ndarray:
         return iou_from_matrix(self.matrix)
 
     def miou(self) -> float:
         return miou_from_matrix(self.matrix)
-
-    def pixel_accuracy(self) -> float:
-        total = self.matrix.sum()
-        return float(np.trace(self.matrix) / total) if total else float("nan")
-
-    def to_dict(self, class_names: Sequence[str] | None = None) -> dict:
-        """JSON-ready summary; nan (undefined) values become None."""
-        if class_names is not None and len(class_names) != self.num_classes:
-            raise ValueError(
-                f"{len(class_names)} class names for {self.num_classes} classes (include background)"
-            )
-        return {
-            "num_classes": self.num_classes,
-            "class_names": list(class_names) if class_names is not None else None,
-            "pixels": int(self.matrix.sum()),
-            "pixel_accuracy": _json_float(self.pixel_accuracy()),
-            "miou": _json_float(self.miou()),
-            "iou": [_json_float(v) for v in self.iou()],
-            "present_in_gt": (self.matrix.sum(axis=1) > 0).tolist(),
-            "matrix": self.matrix.tolist(),
-        }
 
 
 class LabelEvaluator:
@@ -149,11 +115,6 @@ class LabelEvaluator:
         self.confusion.matrix += counts[: self.num_classes, : self.num_classes]
         self.predicted_ignore += counts[: self.num_classes, IGNORE]
 
-    def merge(self, other: "LabelEvaluator") -> "LabelEvaluator":
-        self.confusion.merge(other.confusion)
-        self.predicted_ignore += other.predicted_ignore
-        return self
-
     def matrix_ignore_as_background(self) -> np.ndarray:
         matrix = self.confusion.matrix.copy()
         matrix[:, 0] += self.predicted_ignore
@@ -174,14 +135,6 @@ class LabelEvaluator:
             "gt_valid_pixels": valid,
             "predicted_ignore_pixels": ignored,
         }
-
-
-def evaluate_labels(pairs: Iterable, num_classes: int) -> dict:
-    """`LabelEvaluator.result()` over an iterable of (gt, pred) label pairs."""
-    evaluator = LabelEvaluator(num_classes)
-    for gt, pred in pairs:
-        evaluator.update(gt, pred)
-    return evaluator.result()
 
 
 class CamSweep:
@@ -277,37 +230,3 @@ class CamSweep:
             "best_miou": best_miou,
             "best_at_edge": at_edge,
         }
-
-
-def cam_only_sweep(items: Iterable, num_classes: int, thresholds: Sequence[float]) -> dict:
-    """`CamSweep.result()` over an iterable of (gt, cams, class_ids)."""
-    sweep = CamSweep(num_classes, thresholds)
-    for gt, cams, class_ids in items:
-        sweep.update(gt, cams, class_ids)
-    return sweep.result()
-
-
-def format_table(per_class_iou, class_names: Sequence[str], means=None) -> str:
-    """Markdown table of per-class IoU in percent.
-
-    `per_class_iou`: one list (a single "IoU" column) or a mapping column name -> list;
-    `means`: optional mapping column name -> mean value for a last "mean" row (pass the
-    mIoU computed over the classes present in the ground truth, not a mean of this column).
-    """
-    columns = per_class_iou if isinstance(per_class_iou, dict) else {"IoU": per_class_iou}
-    for name, values in columns.items():
-        if len(values) != len(class_names):
-            raise ValueError(f"column {name!r} has {len(values)} values for {len(class_names)} classes")
-
-    def cell(value) -> str:
-        return "–" if value is None or np.isnan(value) else f"{100 * value:.1f}"
-
-    lines = [
-        "| class | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for row, class_name in enumerate(class_names):
-        lines.append(f"| {class_name} | " + " | ".join(cell(v[row]) for v in columns.values()) + " |")
-    if means is not None:
-        lines.append("| **mean** | " + " | ".join(cell(means.get(name)) for name in columns) + " |")
-    return "\n".join(lines)

@@ -13,7 +13,6 @@ from i2crc_core.camstore import (
     CamStore,
     CamStoreWriter,
     merge_cam_stores,
-    write_cam_store,
 )
 from i2crc_core.errors import CamStoreError
 
@@ -28,6 +27,12 @@ def make_items(ids, seed=0, size=(13, 17)):
         class_ids = sorted(rng.choice(np.arange(1, 21), k, replace=False).tolist())
         items.append((image_id, rng.random((k, *size)).astype(np.float32), class_ids))
     return items
+
+
+def write_store(path, items, **options):
+    with CamStoreWriter(path, **options) as writer:
+        for image_id, cams, class_ids in items:
+            writer.write(image_id, cams, class_ids)
 
 
 def assert_store_holds(path, items):
@@ -46,7 +51,7 @@ def assert_store_holds(path, items):
 def test_round_trip_and_attributes(tmp_path, compression):
     items = make_items(IDS)
     path = tmp_path / "cams.h5"
-    write_cam_store(path, iter(items), compression=compression)
+    write_store(path, iter(items), compression=compression)
     assert_store_holds(path, items)
     with h5py.File(path, "r") as handle:
         assert handle.attrs["format"] == FORMAT
@@ -90,18 +95,18 @@ def test_exception_inside_writer_leaves_no_file(tmp_path):
 def test_bad_writes_raise_and_leave_no_file(tmp_path, image_id, cams, class_ids, message):
     path = tmp_path / "cams.h5"
     with pytest.raises(CamStoreError, match=message):
-        write_cam_store(path, [(image_id, cams, class_ids)])
+        write_store(path, [(image_id, cams, class_ids)])
     assert not path.exists()
 
 
 def test_duplicate_id_in_one_store_raises(tmp_path):
     with pytest.raises(CamStoreError, match="twice"):
-        write_cam_store(tmp_path / "c.h5", make_items(["a", "a"]))
+        write_store(tmp_path / "c.h5", make_items(["a", "a"]))
 
 
 def test_missing_id_names_id_and_file(tmp_path):
     path = tmp_path / "cams.h5"
-    write_cam_store(path, make_items(["a"]))
+    write_store(path, make_items(["a"]))
     with CamStore(path) as store, pytest.raises(CamStoreError, match=r"cams\.h5.*'nope'"):
         store["nope"]
 
@@ -111,7 +116,7 @@ def test_missing_truncated_foreign_files_raise(tmp_path):
         CamStore(tmp_path / "absent.h5")
 
     path = tmp_path / "cams.h5"
-    write_cam_store(path, make_items(IDS))
+    write_store(path, make_items(IDS))
     with open(path, "r+b") as handle:
         handle.truncate(os.path.getsize(path) // 2)
     with pytest.raises(CamStoreError, match=r"cams\.h5.*truncated or corrupt"):
@@ -134,7 +139,7 @@ def write_shards(directory, count=3):
     for index in range(count):
         items = make_items([f"s{index} {i}" for i in range(3)], seed=index)
         path = directory / f"shard{index}.h5"
-        write_cam_store(path, items)
+        write_store(path, items)
         shards.append(path)
         all_items.extend(items)
     return shards, all_items
@@ -187,8 +192,8 @@ def test_broken_shard_behind_virtual_store_raises(tmp_path, damage):
 
 def test_duplicate_id_across_shards_raises(tmp_path):
     first, second = tmp_path / "1.h5", tmp_path / "2.h5"
-    write_cam_store(first, make_items(["a", "b"]))
-    write_cam_store(second, make_items(["c", "b"]))
+    write_store(first, make_items(["a", "b"]))
+    write_store(second, make_items(["c", "b"]))
     for mode in ("virtual", "copy"):
         with pytest.raises(CamStoreError, match="'b'.*two shards"):
             merge_cam_stores([first, second], tmp_path / "m.h5", mode=mode)
@@ -206,7 +211,7 @@ def test_merging_a_virtual_store_is_refused(tmp_path):
 def test_image_without_classes_round_trips(tmp_path, mode):
     items = [("empty", np.zeros((0, 3, 4), np.float32), []), *make_items(["full"])]
     path = tmp_path / "cams.h5"
-    write_cam_store(path, items)
+    write_store(path, items)
     if mode is not None:
         merge_cam_stores([path], tmp_path / "merged.h5", mode=mode)
         path = tmp_path / "merged.h5"
@@ -219,7 +224,7 @@ def test_virtual_merge_escapes_percent_signs(tmp_path):
     # HDF5 treats '%' in virtual source names as a pattern; ids and file names may hold one.
     items = make_items(["50%b", "x%%y", "q%"])
     shard = tmp_path / "shard %b.h5"
-    write_cam_store(shard, items)
+    write_store(shard, items)
     merge_cam_stores([shard], tmp_path / "merged.h5")
     assert_store_holds(tmp_path / "merged.h5", items)
 

@@ -48,3 +48,10 @@ def test_bad_config_names_the_key(config, message):
         validate_config(config)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_validated_config_has_one_key_order_whatever_order_it_was_written_in():
+    first = validate_config({"pseudo_labels": {"bg_cam": 0.4, "score_floor": 0.2}})
+    second = validate_config({"pseudo_labels": {"score_floor": 0.2, "bg_cam": 0.4}})
+    assert repr(first) == repr(second)
+    assert list(first["pseudo_labels"]) == sorted(first["pseudo_labels"])

@@ -7,7 +7,7 @@ would execute, and how many of those train a model. README's "What a change reru
 the reference that tests/workflow/test_rerun.py compares with; where all keys under a prefix
 agree the table has one `prefix.*` row. To print the table for the current code:
 
-    python tests/workflow/rerun_matrix.py
+    python tests/workflow/rerun_matrix.py [folder to keep the finished project in]
 """
 
 import os
@@ -24,6 +24,13 @@ from workflow_project import REPO, SNAKEMAKE, Project, deep_update, make_project
 TRAINING_RULES = ("train_classifier", "train_segmentation")
 README_MARKERS = ("<!-- rerun-matrix:start -->", "<!-- rerun-matrix:end -->")
 
+
+def _nested(key: str, value) -> dict:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
 # Keys without a generic alternative value (strings, nulls, structured lists), or whose
 # alternative is only valid together with another key: the whole change of the row.
 CHANGES = {
@@ -38,6 +45,12 @@ CHANGES = {
     "dataset.train_split": {"dataset": {"train_split": "trainval"}},
     "dataset.eval_split": {"dataset": {"eval_split": "test"}},
     "dataset.image_labels": {"dataset": {"image_labels": "train_cls.txt"}},
+    "dataset.fetch": {"dataset": {"kind": "voc", "root": "data/VOC2012", "fetch": True}},
+    **{f"dataset.archives.{name}.{key}": _nested(f"dataset.archives.{name}.{key}", value)
+       for name in ("voc", "sbd")
+       for key, value in [("url", f"http://127.0.0.1:8000/{name}.tar"), ("md5", "0" * 32),
+                          ("sha256", "0" * 64)]},
+    "dataset.download_dir": {"dataset": {"download_dir": "downloads"}},
     "saliency.source": {"saliency": {"source": "opencv_spectral_residual"}},
     "saliency.folder": {"saliency": {"folder": "maps"}},
     "saliency.url": {"saliency": {"url": "https://example.org/maps.zip"}},
@@ -63,7 +76,8 @@ class Outcome:
     training_jobs: int
 
     def cells(self) -> list[str]:
-        return [", ".join(self.invalidated) or "—", str(self.jobs), str(self.training_jobs)]
+        rules = ", ".join(self.invalidated) if len(self.invalidated) <= 4 else "every rule"
+        return [rules or "—", str(self.jobs), str(self.training_jobs)]
 
 
 def leaf_keys(tree: dict, prefix: str = "") -> list[str]:
@@ -80,21 +94,17 @@ def _get(tree: dict, key: str):
     return tree
 
 
-def _nested(key: str, value) -> dict:
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
-
-
 def _alternative(value):
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
         return value + 1
     if isinstance(value, float):
-        return value * 0.5 if value else 0.05
+        return value * 0.9 if value else 0.05
+    if isinstance(value, list) and value and isinstance(value[-1], str):
+        return value[:-1]
     if isinstance(value, list) and value:
-        return value[:-1] if len(value) > 1 else value + [value[0] * 0.5]
+        return value[:-1] + [_alternative(value[-1])]
     raise ValueError(f"no generic alternative to {value!r}")
 
 
@@ -137,10 +147,11 @@ def dry_run(project: Project, config: dict, name: str) -> Outcome:
 def compute(project: Project, workers: int = 2) -> dict[str, Outcome]:
     """Key -> outcome for every leaf key of config.yaml, dry-running against `project`."""
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    current = deep_update(defaults, project.config)
     keys = leaf_keys(defaults)
 
     def row(key):
-        return key, dry_run(project, deep_update(project.config, change_for(key, defaults)), key)
+        return key, dry_run(project, deep_update(project.config, change_for(key, current)), key)
 
     with ThreadPoolExecutor(workers) as pool:
         return dict(pool.map(row, keys))
@@ -176,9 +187,15 @@ def readme_table() -> str:
 
 
 if __name__ == "__main__":
+    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        finished = make_project(Path(tmp) / "project")
-        finished.snakemake()
+        # An optional argument names a folder to keep the finished project in, for reuse.
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tmp) / "project"
+        if (root / "results" / "summary.json").exists():
+            finished = Project(root, yaml.safe_load((root / "test_config.yaml").read_text()))
+        else:
+            finished = make_project(root)
+            finished.snakemake()
         print(markdown(compute(finished)))
