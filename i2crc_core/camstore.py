@@ -32,12 +32,15 @@ import h5py
 import numpy as np
 
 from .errors import CamStoreError
-from .fileio import atomic_path
+from .fileio import atomic_path, ensure_room
 
 FORMAT = "i2crc-cams/1"
 GROUP = "cams"
 _LIBVER = ("v110", "latest")
 _COMPRESSIONS = ("lzf", "gzip")
+# Room kept free beyond the data written so far: HDF5's chunk cache (1 MiB) and metadata are
+# flushed on closing, and a flush that fails crashes the process instead of raising.
+HEADROOM = 4 << 20
 # float32 value of every float16 bit pattern: a table lookup widens a read image about twice
 # as fast as `astype`, which matters next to the ~1 ms/class decompression.
 _HALF_TO_SINGLE = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
@@ -79,7 +82,7 @@ class CamStoreWriter:
 
     def __enter__(self) -> "CamStoreWriter":
         stack = contextlib.ExitStack()
-        tmp = stack.enter_context(atomic_path(self.path))
+        tmp = self._tmp = stack.enter_context(atomic_path(self.path))
         try:
             self._file = _h5_open(tmp, "w", libver=_LIBVER)
         except BaseException:
@@ -92,11 +95,19 @@ class CamStoreWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
+        handle, self._file = self._file, None
+        close_error = None
         try:
-            self._file.close()
-        finally:
-            self._file = None
-            stack.__exit__(exc_type, exc, tb)
+            # Closing flushes buffered chunks: it can fail (a full disk) after every write
+            # succeeded, and then the store must not be renamed into place.
+            handle.close()
+        except BaseException as error:
+            close_error = error
+        if exc is None and close_error is not None:
+            exc_type, exc, tb = type(close_error), close_error, close_error.__traceback__
+        stack.__exit__(exc_type, exc, tb)  # removes the temporary file, or raises a StorageError
+        if close_error is not None and exc is close_error:
+            raise close_error
         return False
 
     def write(self, image_id: str, cams: np.ndarray, class_ids) -> None:
@@ -126,6 +137,7 @@ class CamStoreWriter:
         if image_id in self._group:
             raise CamStoreError(f"{self.path}: image id {image_id!r} written twice")
         half = cams.astype(np.float16)
+        ensure_room(self.path, os.path.getsize(self._tmp), half.nbytes + HEADROOM)
         height, width = cams.shape[1:]
         if class_ids.size and height and width:
             dataset = self._group.create_dataset(
@@ -297,6 +309,7 @@ def merge_cam_stores(shard_paths, out_path, mode: str = "virtual") -> None:
                 for name, handle in zip(names, shards):
                     _link_virtual(handle[GROUP], group, name)
             else:
+                ensure_room(out_path, 0, sum(p.stat().st_size for p in shard_paths) + HEADROOM)
                 for handle in shards:
                     for image_id, dataset in handle[GROUP].items():
                         handle.copy(dataset, group, name=image_id)

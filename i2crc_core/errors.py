@@ -35,5 +35,9 @@ class TrainingError(I2CRCError):
     """Training diverged (NaN/inf loss) or cannot proceed."""
 
 
+class StorageError(I2CRCError):
+    """An output could not be written: the disk is full, or a quota or file size limit hit."""
+
+
 class FetchError(I2CRCError):
     """A download or archive extraction failed."""

@@ -5,8 +5,10 @@ Saliency maps are single-channel uint8 PNGs.
 """
 
 import contextlib
+import errno
 import hashlib
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DatasetError, SaliencyError
+from .errors import DatasetError, SaliencyError, StorageError
 
 IGNORE = 255
 
@@ -46,12 +48,36 @@ def _current_umask() -> int:
 UMASK = _current_umask()
 
 
+# errno values of a write that failed for want of room: a user can fix these, not a bug.
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _no_room(path: Path, code: int) -> StorageError:
+    return StorageError(
+        f"{path}: writing failed: {os.strerror(code)} (disk full, quota or file size "
+        "limit); free space and rerun"
+    )
+
+
+def ensure_room(path: Path, grown_from: int, grow_by: int) -> None:
+    """Raise StorageError naming `path` unless a file now `grown_from` bytes long can grow by
+    `grow_by` bytes (file size limit, free space). For HDF5, which cannot recover from a write
+    that fails midway (it crashes the process on closing), so its writers check first."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and grown_from + grow_by > limit:
+        raise _no_room(path, errno.EFBIG)
+    stats = os.statvfs(path.parent)
+    if stats.f_bavail * stats.f_frsize < grow_by:
+        raise _no_room(path, errno.ENOSPC)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only on success.
 
     A crash or exception leaves no file at `path`, so a half-written output never looks
-    finished to Snakemake or to a resumed run.
+    finished to Snakemake or to a resumed run. A write that fails for want of room becomes a
+    StorageError naming `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +88,11 @@ def atomic_path(path):
         # mkstemp creates the file 0600; a result file gets the usual umask permissions.
         os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            raise _no_room(path, error.errno) from None
         raise
 
 
@@ -91,6 +119,10 @@ def atomic_directory(path):
                 shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, path)
+    except OSError as error:
+        if error.errno in _NO_ROOM:
+            raise _no_room(path, error.errno) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -58,3 +58,17 @@ def test_missing_saliency_folder_fails_in_the_saliency_rule(tmp_path):
     assert (project.root / "results" / "dataset" / "manifest.json").exists()
     assert not (project.root / "results" / "saliency" / "maps").exists()
     assert not (project.root / "results" / "saliency" / "quality.json").exists()
+
+
+def test_a_bug_leaves_its_traceback_in_the_rule_log(tmp_path):
+    project = make_project(tmp_path / "project")
+    stage = project.root / "i2crc_core" / "stages" / "synthetic_dataset.py"
+    source = stage.read_text()
+    signature = source.index("\n", source.index("def run(")) + 1
+    stage.write_text(source[:signature] + '    {}["injected bug"]\n' + source[signature:])
+    result = project.snakemake("--show-failed-logs", "results/dataset/synthetic", check=False)
+    assert result.returncode != 0
+    log = (project.root / "results" / "logs" / "generate_synthetic.log").read_text()
+    assert "Traceback (most recent call last)" in log and "KeyError: 'injected bug'" in log
+    assert log in result.stdout + result.stderr, "--show-failed-logs shows the log"
+    assert not (project.root / "results" / "dataset" / "synthetic").exists()

@@ -1,0 +1,27 @@
+"""The rule files follow the house conventions: every rule with a script logs and benchmarks
+itself, and fingerprints the library code of its own script."""
+
+import re
+
+import pytest
+
+from workflow_project import REPO
+
+RULES = {
+    match.group(1): match.group(2)
+    for path in sorted((REPO / "rules").glob("*.smk"))
+    for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE)
+}
+SCRIPTED = {name: body for name, body in RULES.items() if "script:" in body}
+
+
+def test_the_rule_files_were_read():
+    assert {"train_classifier", "extract_cams", "summary", "fetch_saliency"} <= set(SCRIPTED)
+
+
+@pytest.mark.parametrize("rule", sorted(SCRIPTED))
+def test_rule_logs_benchmarks_and_fingerprints_its_own_script(rule):
+    body = SCRIPTED[rule]
+    script = re.search(r'script:\s*"\.\./workflow_scripts/(\w+)\.py"', body).group(1)
+    assert re.search(rf'code=code\("{script}"\)', body), f"rule {rule}: code() must name {script}"
+    assert "\n    log:" in body and "\n    benchmark:" in body
