@@ -9,6 +9,7 @@ too, and it propagates.
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,3 +46,8 @@ def run_stage(log_path, function, /, **kwargs):
             raise
         log.info("done in %.1f s", time.perf_counter() - started)
         return result
+
+
+def jobs_import_from(folder) -> None:
+    """Put `folder` first on the PYTHONPATH that the jobs started from this process inherit."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))

@@ -4,12 +4,17 @@ from pathlib import Path
 from i2crc_core.config import validate_config
 from i2crc_core.errors import ConfigError
 from i2crc_core.fingerprint import script_fingerprint
+from i2crc_core.runner import jobs_import_from
 
 try:
     validate_config(config)
 except ConfigError as error:
     # A user mistake: one line, no traceback.
     sys.exit(f"i2crc error: {error}")
+
+# Jobs import i2crc_core from this folder, whichever environment runs them: a conda env made
+# by --sdm conda holds only the dependencies (envs/i2crc.yaml).
+jobs_import_from(workflow.basedir)
 
 OUT = config["output_dir"]
 EXPERIMENTS = config["experiments"]

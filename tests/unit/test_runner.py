@@ -1,9 +1,10 @@
 import logging
+import os
 
 import pytest
 
 from i2crc_core.errors import DatasetError
-from i2crc_core.runner import run_stage
+from i2crc_core.runner import jobs_import_from, run_stage
 
 
 def test_output_and_logs_go_to_the_log_file(tmp_path):
@@ -38,3 +39,12 @@ def test_bugs_keep_their_traceback(tmp_path):
         run_stage(tmp_path / "stage.log", stage)
     text = (tmp_path / "stage.log").read_text()
     assert "Traceback (most recent call last)" in text and "ZeroDivisionError: bug" in text
+
+
+def test_jobs_import_the_package_from_the_workflow_folder_first(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    jobs_import_from(tmp_path)
+    assert os.environ["PYTHONPATH"] == f"{tmp_path}{os.pathsep}/elsewhere"
+    monkeypatch.delenv("PYTHONPATH")
+    jobs_import_from(tmp_path)
+    assert os.environ["PYTHONPATH"] == str(tmp_path)
