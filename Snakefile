@@ -28,6 +28,7 @@ rule all:
         f"{OUT}/summary.json",
         f"{OUT}/summary.md",
         f"{OUT}/figures/cams.png",
+        REPORT_FIGURES,
 
 
 rule ablation:

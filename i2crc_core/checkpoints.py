@@ -8,9 +8,18 @@ Format: a `torch.save`d dict of plain data only, read back with `weights_only=Tr
 from someone else can never run code when loaded (a pickled payload is refused). A model file
 (`model.pt`) holds "architecture" (e.g. "segmenter/resnet101/classes=20/aspp=6-12-18-24"),
 "model" (the state dict) and the training settings ("training", "losses"); a checkpoint adds
-"run_id", "step", "optimizer", "scheduler" and "scaler" state dicts.
+"run_id", "step" and the state dict of every part of the training state (model, optimizer,
+scheduler, scaler, loss curve).
+
+A model file gets a JSON sidecar beside it (`model.json`, see `describe_model`) so that it can
+be used without this pipeline's config: what the network is, what its outputs mean, how to
+normalise its input, and what it was trained on.
+
+A write that fails (disk full, quota) is one `CheckpointError` line and leaves no file behind;
+an older checkpoint is removed only once the newer one is complete.
 """
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -18,18 +27,31 @@ from pathlib import Path
 import torch
 
 from . import torchfile
+from .datasets import IMAGENET_MEAN, IMAGENET_STD
 from .errors import CheckpointError
 from .fileio import atomic_path
-from .models import architecture_id, build_from_architecture_id
+from .models import Segmenter, architecture_id, build_from_architecture_id
 
 log = logging.getLogger(__name__)
 
 _CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+SIDECAR_FORMAT = "i2crc-model/1"
 
 
 def _save(path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        # torch.save to an open file, not a path: then a failed write surfaces as the OSError
+        # behind torch's RuntimeError, which names the cause (a path gives only "unexpected pos").
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            torch.save(payload, file)
+    except (OSError, RuntimeError) as error:
+        cause = error if isinstance(error, OSError) else error.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise CheckpointError(
+            f"{path}: could not be written ({cause.strerror or cause}); free disk space or raise "
+            "the quota, then rerun"
+        ) from None
 
 
 def _load(path) -> dict:
@@ -42,7 +64,57 @@ def _load(path) -> dict:
     return payload
 
 
-def save_model(path, model: torch.nn.Module, **metadata) -> None:
+def sidecar_path(model_path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def describe_model(model: torch.nn.Module, *, class_names=None, input_size=None,
+                   trained_on=None, **metadata) -> dict:
+    """The sidecar's content: plain JSON data about the model, for use outside the pipeline."""
+    segmenter = isinstance(model, Segmenter)
+    names = list(class_names) if class_names is not None else None
+    description = {
+        "format": SIDECAR_FORMAT,
+        "architecture": architecture_id(model),
+        "kind": "segmenter" if segmenter else "classifier",
+        "backbone": model.backbone_name,
+        "num_classes": model.num_classes,
+        "class_names": names,
+        "output": (
+            f"logits (N, {model.num_classes + 1}, H, W) at input size; label = argmax, "
+            "0 = background, c = class_names[c]"
+            if segmenter else
+            f"attention maps F (N, {model.num_classes}, H/8, W/8); channel c-1 = class c = "
+            "class_names[c]; image score = mean over H, W; CAM = ReLU(F_c) / max"
+        ),
+        "input": {
+            "channels": "RGB",
+            "normalisation": "x / 255, then (x - mean) / std per channel",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "training_size": input_size,
+        },
+        "trained_on": trained_on,
+        **metadata,
+    }
+    if segmenter:
+        description["aspp_rates"] = list(model.aspp_rates)
+    return description
+
+
+def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=None,
+               trained_on=None, **metadata) -> None:
+    """The model file and its sidecar; `metadata` (training settings, losses) goes in both.
+
+    The sidecar is written first, so a model file never lacks one."""
+    description = describe_model(model, class_names=class_names, input_size=input_size,
+                                 trained_on=trained_on, **metadata)
+    try:
+        with atomic_path(sidecar_path(path)) as tmp:
+            tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
+                           encoding="utf-8")
+    except OSError as error:
+        raise CheckpointError(f"{sidecar_path(path)}: could not be written ({error})") from None
     _save(path, {"architecture": architecture_id(model), "model": model.state_dict(), **metadata})
 
 
@@ -60,20 +132,19 @@ def load_model(path, device: torch.device, expected_kind: str | None = None) -> 
     return model.to(device).eval()
 
 
-def save_checkpoint(directory, step: int, run_id: str, model, optimizer, scheduler, scaler) -> Path:
-    """Save training state after `step` completed chunks; older checkpoints are removed."""
+def save_checkpoint(directory, step: int, run_id: str, state: dict) -> Path:
+    """Save training state after `step` completed chunks; older checkpoints are removed.
+
+    `state`: name -> object with `state_dict()` / `load_state_dict()`, "model" among them."""
     directory = Path(directory)
     path = directory / f"step_{step:06d}.pt"
     _save(
         path,
         {
-            "architecture": architecture_id(model),
+            "architecture": architecture_id(state["model"]),
             "run_id": run_id,
             "step": step,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
+            **{name: part.state_dict() for name, part in state.items()},
         },
     )
     for older in directory.glob("step_*.pt"):
@@ -82,11 +153,13 @@ def save_checkpoint(directory, step: int, run_id: str, model, optimizer, schedul
     return path
 
 
-def resume(directory, run_id: str, model, optimizer, scheduler, scaler) -> int:
-    """Restore the newest checkpoint of this run; return the number of completed chunks.
+def resume(directory, run_id: str, state: dict) -> int:
+    """Restore the newest checkpoint of this run into `state` (as for `save_checkpoint`);
+    return the number of completed chunks.
 
-    A checkpoint from a run with other settings (another `run_id`) or another architecture is
-    not resumed: training starts over, and says so in the log.
+    A checkpoint from a run with other settings (another `run_id`), another architecture, or
+    without every part of `state` (an older version's) is not resumed: training starts over,
+    and says so in the log.
     """
     directory = Path(directory)
     found = sorted(
@@ -101,15 +174,13 @@ def resume(directory, run_id: str, model, optimizer, scheduler, scaler) -> int:
         payload = _load(path)
     except CheckpointError as error:
         raise CheckpointError(f"{error}; delete it to restart training from scratch") from None
-    if payload.get("run_id") != run_id or payload["architecture"] != architecture_id(model):
+    if (payload.get("run_id") != run_id or payload["architecture"] != architecture_id(state["model"])
+            or not state.keys() <= payload.keys()):
         log.warning("%s: made with other settings; training starts from scratch", path)
         return 0
     try:
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        if scaler.is_enabled():
-            scaler.load_state_dict(payload["scaler"])
+        for name, part in state.items():
+            part.load_state_dict(payload[name])  # a disabled GradScaler ignores its state
     except (RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: cannot be resumed ({error})") from None
     log.info("resumed from %s (step %d)", path, step)

@@ -25,8 +25,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .datasets import ImageDataset
+from .device import autocast
 from .loading import UserErrorLoader
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
@@ -100,6 +102,21 @@ class BackgroundWriter:
     def _raise_error(self):
         if self._error is not None:
             raise self._error
+
+
+def infer_images(layout, ids, infer, write, *, device: torch.device, precision: str, threads: int,
+                 desc: str, mininterval: float = 10) -> None:
+    """`write(id, output)` for every image of `ids`, where `infer(images)` gives the outputs of
+    a batch (N, 3, H, W) on `device`; writing overlaps the next batch (BackgroundWriter)."""
+    with BackgroundWriter(lambda entry: write(*entry)) as writer, tqdm(
+        total=len(ids), desc=desc, mininterval=mininterval
+    ) as bar:
+        for batch in image_batches(layout, ids, device, threads):
+            with autocast(device, precision):
+                outputs = infer(batch["image"].to(device, non_blocking=True))
+            for entry in zip(batch["ids"], outputs):
+                writer.put(entry)
+            bar.update(len(batch["ids"]))
 
 
 def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:

@@ -29,8 +29,8 @@ from .errors import CheckpointError, ConfigError
 CLASSIFIER_BACKBONES = ("small", "vgg16")
 SEGMENTER_BACKBONES = ("small", "resnet101", "vgg16")
 DEEPLAB_ASPP_RATES = (6, 12, 18, 24)
-# The small backbone's feature maps are 16x16 on 128-pixel crops: rates beyond ~8 would read
-# mostly padding.
+# The small backbone's feature maps are 12x12 on the benchmark's 96-pixel crops (output stride
+# 8): the paper's rates 6-24 would read mostly padding.
 SMALL_ASPP_RATES = (1, 2, 4, 6)
 SMALL_HEAD_WIDTH = 128
 HEAD_LR_MULTIPLIER = 10
@@ -163,7 +163,7 @@ class Classifier(nn.Module):
     without it, the classifier stayed at the label prior on the synthetic benchmark (loss
     0.585 after 15 epochs, against 0.29 with it). The VGG-16 head is the paper's, BN-free.
 
-    `forward` returns F (N, C, h, w); q_c is its global average (`class_scores`).
+    `forward` returns F (N, C, h, w); q_c is its global average (losses.classification_loss).
     """
 
     def __init__(self, backbone_name: str, num_classes: int, weights=None):
@@ -190,10 +190,6 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
-
-    @staticmethod
-    def class_scores(attention: torch.Tensor) -> torch.Tensor:
-        return attention.mean(dim=(2, 3))
 
     def param_groups(self, lr: float) -> list[dict]:
         return _lr_groups(self.backbone, self.head, lr)

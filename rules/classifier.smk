@@ -5,6 +5,8 @@ rule train_classifier:
         weights=weights_input("classifier"),
     output:
         model=f"{OUT}/{{experiment}}/classifier/model.pt",
+        sidecar=f"{OUT}/{{experiment}}/classifier/model.json",
+        losses=f"{OUT}/{{experiment}}/classifier/losses.tsv",
     log:
         f"{OUT}/logs/train_classifier/{{experiment}}.log",
     benchmark:

@@ -115,3 +115,86 @@ rule figure_cams:
         code=code("figure_cams"),
     script:
         "../workflow_scripts/figure_cams.py"
+
+
+# The figures that the default target adds to cams.png.
+REPORT_FIGURES = [
+    f"{OUT}/figures/training.png",
+    *expand(
+        f"{OUT}/figures/examples_{{experiment}}.png",
+        experiment=config["run_experiments"],
+    ),
+]
+
+
+rule figure_training:
+    input:
+        classifier=expand(
+            f"{OUT}/{{experiment}}/classifier/losses.tsv",
+            experiment=config["run_experiments"],
+        ),
+        pseudo=expand(
+            f"{OUT}/{{experiment}}/segmentation/pseudo/losses.tsv",
+            experiment=config["run_experiments"],
+        ),
+        refined=expand(
+            f"{OUT}/{{experiment}}/segmentation/refined/losses.tsv",
+            experiment=config["run_experiments"],
+        ),
+    output:
+        report(
+            f"{OUT}/figures/training.png",
+            caption="report/training.rst",
+            category="Figures",
+        ),
+    log:
+        f"{OUT}/logs/figure_training.log",
+    benchmark:
+        f"{OUT}/benchmarks/figure_training.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        experiments=config["run_experiments"],
+        code=code("figure_training"),
+    script:
+        "../workflow_scripts/figure_training.py"
+
+
+rule figure_examples:
+    input:
+        manifest=MANIFEST,
+        saliency=SALIENCY_MAPS,
+        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        pseudo=LABEL_SOURCES["pseudo"],
+        refined=LABEL_SOURCES["refined"],
+        model=f"{OUT}/{{experiment}}/segmentation/refined/model.pt",
+    output:
+        report(
+            f"{OUT}/figures/examples_{{experiment}}.png",
+            caption="report/examples.rst",
+            category="Figures",
+            labels={"figure": "examples", "experiment": "{experiment}"},
+        ),
+    log:
+        f"{OUT}/logs/figure_examples/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/figure_examples/{{experiment}}.tsv"
+    # Seconds of work (a few images through the segmenter on the CPU): run where Snakemake
+    # runs, never as a cluster job.
+    localrule: True
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        num_images=config["evaluation"]["figure_images"],
+        scales=config["segmentation"]["inference_scales"],
+        code=code("figure_examples"),
+    script:
+        "../workflow_scripts/figure_examples.py"

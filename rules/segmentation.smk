@@ -5,6 +5,8 @@ rule train_segmentation:
         weights=weights_input("segmentation"),
     output:
         model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
+        sidecar=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.json",
+        losses=f"{OUT}/{{experiment}}/segmentation/{{labels}}/losses.tsv",
     log:
         f"{OUT}/logs/train_segmentation/{{experiment}}/{{labels}}.log",
     benchmark:

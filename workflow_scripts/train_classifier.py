@@ -7,6 +7,7 @@ run_stage(
     manifest_path=snakemake.input.manifest,
     saliency_dir=snakemake.input.saliency,
     model_path=snakemake.output.model,
+    curve_path=snakemake.output.losses,
     checkpoint_dir=snakemake.params.checkpoints,
     training=snakemake.params.training,
     weights=snakemake.params.weights,

@@ -7,6 +7,7 @@ run_stage(
     manifest_path=snakemake.input.manifest,
     label_dir=snakemake.input.labels,
     model_path=snakemake.output.model,
+    curve_path=snakemake.output.losses,
     checkpoint_dir=snakemake.params.checkpoints,
     checkpoint_every=snakemake.config["segmentation"]["checkpoint_every"],  # operational, not a param: reruns nothing
     training=snakemake.params.training,

@@ -1,4 +1,5 @@
-"""Stage: CAMs of the same training images side by side per experiment (paper Fig. 4)."""
+"""Stage: the report's figures — CAMs per experiment (paper Fig. 4), training curves, and an
+example figure per experiment in the paper's style (image to ground truth, stage by stage)."""
 
 import logging
 
@@ -6,14 +7,49 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..camstore import CamStore  # noqa: E402
-from ..fileio import atomic_path, read_image, read_label, voc_palette  # noqa: E402
+from ..checkpoints import load_model  # noqa: E402
+from ..datasets import ImageDataset  # noqa: E402
+from ..device import CPU  # noqa: E402
+from ..fileio import IGNORE, atomic_path, read_gray, read_image, read_label, voc_palette  # noqa: E402
+from ..inference import predict_labels  # noqa: E402
+from ..losses import LOSS_PARTS  # noqa: E402
 from ..manifest import Manifest  # noqa: E402
+from ..training import read_curve  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
+CAM_COLOURS = matplotlib.colormaps["jet"]
+CELL_INCHES = 2.0
+LEGEND_INCHES = 0.5
+DPI = 100
+
+
+def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the image half-blended with a CAM (H, W) in [0, 1] in the jet map."""
+    colours = CAM_COLOURS(np.clip(cam, 0.0, 1.0))[..., :3] * 255.0
+    return (0.5 * image + 0.5 * colours).round().astype(np.uint8)
+
+
+def _show(axes, picture, title=None):
+    """An RGB image, or a label map (H, W) in palette colours, without ticks."""
+    axes.imshow(PALETTE[picture] if picture.ndim == 2 else picture, interpolation="nearest")
+    axes.set_axis_off()
+    if title:
+        axes.set_title(title, fontsize=10)
+
+
+def _save(figure, out_path) -> None:
+    try:
+        with atomic_path(out_path) as tmp:
+            figure.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(figure)
 
 
 def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
@@ -21,29 +57,96 @@ def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     ids = manifest.ids["train"][:num_images]
-    palette = ListedColormap(np.array(voc_palette()).reshape(256, 3) / 255.0)
     stores = {name: CamStore(path) for name, path in cam_paths.items()}
     columns = 2 + len(stores)
-    figure, axes = plt.subplots(len(ids), columns, figsize=(2.2 * columns, 2.2 * len(ids)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(ids), columns, squeeze=False,
+                                figsize=(CELL_INCHES * columns, CELL_INCHES * len(ids)))
     try:
         for row, image_id in enumerate(ids):
             image = read_image(layout.image_path(image_id))
-            truth = read_label(layout.mask_path(image_id), manifest.num_classes)
-            axes[row, 0].imshow(image)
-            axes[row, 1].imshow(truth, cmap=palette, vmin=0, vmax=255, interpolation="nearest")
+            _show(axes[row, 0], image, "image" if row == 0 else None)
+            _show(axes[row, 1], read_label(layout.mask_path(image_id), manifest.num_classes),
+                  "truth" if row == 0 else None)
             for column, (name, store) in enumerate(stores.items(), start=2):
                 cams, _ = store[image_id]
-                axes[row, column].imshow(image)
-                axes[row, column].imshow(cams.max(axis=0), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            for column, title in enumerate(["image", "truth", *stores]):
-                axes[row, column].set_axis_off()
-                if row == 0:
-                    axes[row, column].set_title(f"CAM {title}" if column > 1 else title)
+                _show(axes[row, column], cam_overlay(image, cams.max(axis=0)),
+                      f"CAM {name}" if row == 0 else None)
         figure.tight_layout()
-        with atomic_path(out_path) as tmp:
-            figure.savefig(tmp, format="png", dpi=80)
+        _save(figure, out_path)
     finally:
-        plt.close(figure)
         for store in stores.values():
             store.close()
+
+
+def training_figure(*, classifier_curves: dict, segmentation_curves: dict, out_path):
+    """Top row: the classifier's loss parts per epoch; bottom: the segmentation loss per
+    iteration of each round. One line per experiment. `classifier_curves`: experiment -> TSV;
+    `segmentation_curves`: round name -> {experiment -> TSV}."""
+    parts = [part for part in LOSS_PARTS if part != "total"] + ["total"]
+    rounds = list(segmentation_curves)
+    # len(parts) x len(rounds) columns, so that both rows span the figure
+    mosaic = [[part for part in parts for _ in rounds], [name for name in rounds for _ in parts]]
+    figure, axes = plt.subplot_mosaic(mosaic, figsize=(3.2 * len(parts), 6.4))
+    colours = {name: f"C{index}" for index, name in enumerate(classifier_curves)}
+    for part in parts:
+        for experiment, path in classifier_curves.items():
+            curve = read_curve(path)
+            axes[part].plot(curve["epoch"], curve[part], marker=".", color=colours[experiment],
+                            label=experiment)
+        axes[part].set_title(f"classifier: {part}", fontsize=10)
+        axes[part].set_xlabel("epoch")
+    for name in rounds:
+        for experiment, path in segmentation_curves[name].items():
+            curve = read_curve(path)
+            axes[name].plot(curve["iteration"], curve["loss"], marker=".",
+                            color=colours.get(experiment), label=experiment)
+        axes[name].set_title(f"segmentation loss: {name}", fontsize=10)
+        axes[name].set_xlabel("iteration")
+    for panel in axes.values():
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+        panel.grid(alpha=0.3)
+        panel.tick_params(labelsize=8)
+    handles, labels = axes[parts[0]].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    _save(figure, out_path)
+
+
+def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refined_dir,
+                    model_path, scales, num_images: int, out_path):
+    """One experiment, rows: the first `num_images` training images; columns: image,
+    saliency, CAM, pseudo label, refined label, the retrained model's prediction, truth."""
+    manifest = Manifest.load(manifest_path)
+    layout = manifest.layout()
+    ids = manifest.ids["train"][:num_images]
+    model = load_model(model_path, CPU, expected_kind="segmenter")
+    titles = [f"({letter}) {title}" for letter, title in zip("abcdefg", [
+        "image", "saliency", "CAM", "pseudo label", "refined label", "prediction (round 2)",
+        "ground truth"])]
+    height = CELL_INCHES * len(ids) + LEGEND_INCHES
+    figure, axes = plt.subplots(len(ids), len(titles), squeeze=False,
+                                figsize=(CELL_INCHES * len(titles), height))
+    shown = set()
+    with CamStore(cams_path) as store:
+        for row, image_id in enumerate(ids):
+            image = read_image(layout.image_path(image_id))
+            saliency = read_gray(f"{saliency_dir}/{image_id}.png")
+            cams, _ = store[image_id]
+            labels = [read_label(f"{folder}/{image_id}.png", manifest.num_classes)
+                      for folder in (pseudo_dir, refined_dir)]
+            prediction = predict_labels(model, ImageDataset(layout, [image_id])[0]["image"][None],
+                                        scales)[0]
+            truth = read_label(layout.mask_path(image_id), manifest.num_classes)
+            pictures = [image, np.repeat(saliency[..., None], 3, axis=2),
+                        cam_overlay(image, cams.max(axis=0)), *labels, prediction, truth]
+            for column, picture in enumerate(pictures):
+                _show(axes[row, column], picture, titles[column] if row == 0 else None)
+            for label in (*labels, prediction, truth):
+                shown.update(np.unique(label).tolist())
+    names = ["background", *manifest.class_names]
+    legend = [Patch(color=PALETTE[value] / 255.0,
+                    label="ignore" if value == IGNORE else names[value]) for value in sorted(shown)]
+    figure.legend(handles=legend, loc="lower center", ncol=len(legend), frameon=False, fontsize=9)
+    figure.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
+    _save(figure, out_path)
+

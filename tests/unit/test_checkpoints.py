@@ -1,6 +1,10 @@
 """Model files and training checkpoints: round trips and the errors for bad files."""
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +12,7 @@ import torch
 from i2crc_core.checkpoints import load_model, resume, save_checkpoint, save_model
 from i2crc_core.errors import CheckpointError
 from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.training import LossCurve, optimisation_step, train_in_chunks
 
 CPU = torch.device("cpu")
 
@@ -58,32 +63,32 @@ def test_missing_model_file(tmp_path):
 
 def _state(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1), torch.amp.GradScaler("cpu")
+    return {"model": model, "optimizer": optimizer,
+            "scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1),
+            "scaler": torch.amp.GradScaler("cpu")}
 
 
 def test_only_the_latest_checkpoint_is_kept_and_resumed(tmp_path):
-    model = build_classifier("small", 2)
-    optimizer, scheduler, scaler = _state(model)
-    save_checkpoint(tmp_path, 1, "run", model, optimizer, scheduler, scaler)
-    save_checkpoint(tmp_path, 2, "run", model, optimizer, scheduler, scaler)
+    state = _state(build_classifier("small", 2))
+    save_checkpoint(tmp_path, 1, "run", state)
+    save_checkpoint(tmp_path, 2, "run", state)
     assert [p.name for p in tmp_path.iterdir()] == ["step_000002.pt"]
-    fresh = build_classifier("small", 2)
-    assert resume(tmp_path, "run", fresh, *_state(fresh)) == 2
+    assert resume(tmp_path, "run", _state(build_classifier("small", 2))) == 2
 
 
-def test_checkpoint_of_other_settings_or_architecture_starts_over(tmp_path):
-    model = build_classifier("small", 2)
-    save_checkpoint(tmp_path, 3, "run-a", model, *_state(model))
-    assert resume(tmp_path, "run-b", model, *_state(model)) == 0
-    other = build_classifier("small", 5)
-    assert resume(tmp_path, "run-a", other, *_state(other)) == 0
+def test_checkpoint_of_other_settings_architecture_or_parts_starts_over(tmp_path):
+    state = _state(build_classifier("small", 2))
+    save_checkpoint(tmp_path, 3, "run-a", state)
+    assert resume(tmp_path, "run-b", state) == 0
+    assert resume(tmp_path, "run-a", _state(build_classifier("small", 5))) == 0
+    with_curve = {**state, "curve": LossCurve(tmp_path / "losses.tsv", ("epoch", "loss"))}
+    assert resume(tmp_path, "run-a", with_curve) == 0, "an older version's checkpoint lacks a part"
 
 
 def test_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
     (tmp_path / "step_000004.pt").write_bytes(b"broken")
-    model = build_classifier("small", 2)
     with pytest.raises(CheckpointError, match="step_000004.pt: not a readable checkpoint.*delete it to restart"):
-        resume(tmp_path, "run", model, *_state(model))
+        resume(tmp_path, "run", _state(build_classifier("small", 2)))
 
 
 class _Payload:
@@ -119,12 +124,80 @@ def test_model_file_loads_with_plain_torch_in_safe_mode(tmp_path):
 
 
 def test_fp16_loss_scale_is_checkpointed_and_resumed(tmp_path):
-    model = build_classifier("small", 2)
-    optimizer, scheduler, scaler = _state(model)
-    scaler.scale(torch.ones(()))
-    scaler.update(new_scale=1024.0)
-    save_checkpoint(tmp_path, 1, "run", model, optimizer, scheduler, scaler)
-    fresh = build_classifier("small", 2)
-    fresh_optimizer, fresh_scheduler, fresh_scaler = _state(fresh)
-    assert resume(tmp_path, "run", fresh, fresh_optimizer, fresh_scheduler, fresh_scaler) == 1
-    assert fresh_scaler.get_scale() == 1024.0
+    state = _state(build_classifier("small", 2))
+    state["scaler"].scale(torch.ones(()))
+    state["scaler"].update(new_scale=1024.0)
+    save_checkpoint(tmp_path, 1, "run", state)
+    fresh = _state(build_classifier("small", 2))
+    assert resume(tmp_path, "run", fresh) == 1
+    assert fresh["scaler"].get_scale() == 1024.0
+
+
+def test_model_file_has_a_json_sidecar_that_describes_it(tmp_path):
+    model = build_segmenter("small", 2, aspp_rates=[1, 2])
+    save_model(tmp_path / "model.pt", model, class_names=["background", "cat", "dog"],
+               input_size=96, trained_on={"split": "train"}, training={"lr": 0.1})
+    sidecar = json.loads((tmp_path / "model.json").read_text())
+    assert sidecar["architecture"] == "segmenter/small/classes=2/aspp=1-2"
+    assert (sidecar["kind"], sidecar["backbone"], sidecar["aspp_rates"]) == ("segmenter", "small", [1, 2])
+    assert sidecar["class_names"] == ["background", "cat", "dog"] and sidecar["num_classes"] == 2
+    assert sidecar["input"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert sidecar["input"]["training_size"] == 96 and sidecar["training"] == {"lr": 0.1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt"], "no temp files"
+
+
+def _train_three_chunks(checkpoint_dir, stop_at=None):
+    """The weights after 3 checkpointed chunks of a tiny training (interrupted at `stop_at`)."""
+    torch.manual_seed(0)
+    model = build_classifier("small", 1)
+    state = _state(model)
+
+    def run_chunk(chunk):
+        if chunk == stop_at:
+            raise KeyboardInterrupt
+        optimisation_step(model(torch.randn(2, 3, 16, 16)).pow(2).mean(), state["optimizer"],
+                          state["scaler"])
+
+    train_in_chunks(num_chunks=3, run_chunk=run_chunk, state=state,
+                    checkpoint_dir=checkpoint_dir, run_key="k", seed=5)
+    return model.state_dict()
+
+
+# Runs in a child process: a file size limit makes the next checkpoint write fail midway, as a
+# full disk would (SIGXFSZ ignored, so the write fails with EFBIG instead of killing it).
+_DISK_FULL = """
+import resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+from test_checkpoints import _train_three_chunks
+from i2crc_core.runner import run_stage
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY))
+run_stage(sys.argv[4], _train_three_chunks, checkpoint_dir=sys.argv[2])
+"""
+
+
+def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and_reruns(tmp_path):
+    uninterrupted = _train_three_chunks(tmp_path / "a")
+    checkpoints = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        _train_three_chunks(checkpoints, stop_at=1)
+    first = checkpoints / "step_000001.pt"
+    first_bytes = first.read_bytes()
+
+    result = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL, str(Path(__file__).parent), str(checkpoints),
+         str(len(first_bytes) // 2), str(tmp_path / "stage.log")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"i2crc error: {checkpoints / 'step_000002.pt'}: could not be "
+                                    "written (File too large); free disk space")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000001.pt"], \
+        "no half-written checkpoint, and the last complete one is kept"
+    assert first.read_bytes() == first_bytes
+
+    resumed = _train_three_chunks(checkpoints)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000003.pt"]
+    for name, value in uninterrupted.items():
+        assert torch.equal(value, resumed[name]), name

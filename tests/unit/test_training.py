@@ -1,4 +1,7 @@
-"""The optimisation step, loss logging, seeded sampling and the resumable chunk loop."""
+"""The optimisation step, loss logging and curves, seeded sampling and the resumable chunk loop."""
+
+import logging
+import sys
 
 import pytest
 import torch
@@ -7,7 +10,16 @@ from torch.utils.data import DataLoader, Dataset
 from i2crc_core.errors import TrainingError
 from i2crc_core.models import build_classifier
 from i2crc_core.sampling import ChunkSampler, SeededSamples
-from i2crc_core.training import LOG_INTERVAL, LossLog, optimisation_step, run_id, train_in_chunks
+from i2crc_core import training
+from i2crc_core.training import (
+    LOG_INTERVAL,
+    LossCurve,
+    LossLog,
+    optimisation_step,
+    read_curve,
+    run_id,
+    train_in_chunks,
+)
 
 CPU = torch.device("cpu")
 
@@ -100,8 +112,9 @@ def _train(tmp_path, chunks, stop_after=None):
         scheduler.step()
         done.append(chunk)
 
-    train_in_chunks(num_chunks=chunks, run_chunk=run_chunk, model=model, optimizer=optimizer,
-                    scheduler=scheduler, scaler=scaler, checkpoint_dir=tmp_path, run_key="k", seed=5)
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    train_in_chunks(num_chunks=chunks, run_chunk=run_chunk, state=state, checkpoint_dir=tmp_path,
+                    run_key="k", seed=5)
     return model, done
 
 
@@ -126,3 +139,52 @@ def test_a_sample_stream_does_not_depend_on_how_it_is_cut_into_chunks():
     whole = stream([30])
     assert len(whole) == 30 and stream([4, 8, 21, 30]) == whole == stream([7, 14, 30])
     assert len({index for index, _ in whole}) > 1
+
+
+def test_loss_log_hands_the_means_since_the_previous_read_to_on_read(monkeypatch):
+    monkeypatch.setattr(training, "LOG_INTERVAL", 2)
+    reads = []
+    log = LossLog(("loss",), CPU, str, length=5, on_read=lambda steps, means: reads.append((steps, means)))
+    for value in [1.0, 3.0, 5.0, 7.0, 9.0]:
+        log.add(torch.tensor(value))
+    assert reads == [(2, {"loss": 2.0}), (4, {"loss": 6.0}), (5, {"loss": 9.0})]
+    assert log.means() == {"loss": 5.0} and len(reads) == 3, "nothing new to hand on"
+
+
+def test_loss_curve_is_a_tsv_rewritten_at_every_row_and_restored_from_its_state(tmp_path):
+    curve = LossCurve(tmp_path / "losses.tsv", ("epoch", "loss", "lr"))
+    curve.add(epoch=1, loss=0.5, lr=0.001)
+    curve.add(lr=0.0001, loss=0.25, epoch=2)
+    assert (tmp_path / "losses.tsv").read_text() == "epoch\tloss\tlr\n1\t0.5\t0.001\n2\t0.25\t0.0001\n"
+    assert read_curve(tmp_path / "losses.tsv")["loss"].tolist() == [0.5, 0.25]
+    state = curve.state_dict()
+    curve.add(epoch=3, loss=0.125, lr=0.0001)
+    restored = LossCurve(tmp_path / "losses.tsv", ("epoch", "loss", "lr"))
+    restored.load_state_dict(state)
+    assert read_curve(tmp_path / "losses.tsv")["epoch"].tolist() == [1, 2], "rewritten at load"
+
+
+def test_without_tensorboard_the_curve_says_so_once_and_writes_no_events(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if absent
+    caplog.set_level(logging.INFO)
+    curve = LossCurve(tmp_path / "losses.tsv", ("epoch", "loss"))
+    for epoch in range(3):
+        curve.add(epoch=epoch, loss=1.0)
+    curve.close()
+    assert [r.message for r in caplog.records if "tensorboard" in r.message] == [
+        "tensorboard is not installed: the loss curve goes to the TSV only "
+        "(pip install '.[tensorboard]' for event files)"]
+    assert [p.name for p in tmp_path.iterdir()] == ["losses.tsv"]
+
+
+def test_with_tensorboard_the_curve_also_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curve = LossCurve(tmp_path / "losses.tsv", ("iteration", "loss", "lr"))
+    curve.add(iteration=50, loss=2.0, lr=0.01)
+    curve.add(iteration=100, loss=1.0, lr=0.005)
+    curve.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(50, 2.0), (100, 1.0)]
+    assert [e.step for e in events.Scalars("lr")] == [50, 100]

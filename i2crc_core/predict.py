@@ -1,0 +1,170 @@
+"""Use a trained model on any images, outside the pipeline.
+
+    python -m i2crc_core.predict --model results/i2crc/segmentation/refined/model.pt \
+        photos/ extra.jpg --out predictions [--device auto|cpu|cuda] [--scales 1.0 0.75] [--cams]
+
+A segmenter writes `<out>/<name>.png`: its labels as a VOC palette PNG (0 background, c =
+class c of the sidecar's `class_names`), logits of several scales fused by their maximum. A
+classifier writes the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the
+classes whose score q_c is positive, background where their largest CAM is below
+`--bg-threshold`), and with `--cams` also `<out>/<name>_cam.png`, the image under its largest
+CAM. Folders are read one level deep. A user mistake is one line `i2crc error: ...` and exit 1.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cams import compute_cams_batch
+from .checkpoints import load_model, sidecar_path
+from .layout import VocLayout
+from .device import prepare_model, resolve_precision, select_device
+from .errors import CheckpointError, DatasetError, I2CRCError
+from .fileio import atomic_path, read_image, write_label
+from .inference import infer_images, predict_labels
+from .models import architecture_id
+from .stages.figures import cam_overlay
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_LOADER_WORKERS = 4
+
+
+class _Files(VocLayout):
+    """Image files named by the user, as a layout whose image ids are output names."""
+
+    def __init__(self, paths: dict[str, Path]):  # no dataset root: every path is given
+        self.paths = paths
+
+    def image_path(self, image_id: str) -> Path:
+        return self.paths[image_id]
+
+
+def image_files(inputs) -> dict[str, Path]:
+    """Output name -> image path, for files and the images directly inside folders."""
+    files = {}
+    for given in map(Path, inputs):
+        if given.is_dir():
+            found = sorted(p for p in given.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DatasetError(f"{given}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+        elif given.is_file():
+            found = [given]
+        else:
+            raise DatasetError(f"{given}: no such image file or folder")
+        for path in found:
+            if path.stem in files and files[path.stem] != path:
+                raise DatasetError(
+                    f"{path}: would write the same output as {files[path.stem]} (same name)"
+                )
+            files[path.stem] = path
+    return files
+
+
+def read_sidecar(model_path) -> dict:
+    model_path = Path(model_path)
+    path = sidecar_path(model_path)
+    if not model_path.is_file():
+        raise CheckpointError(f"{model_path}: model file is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{model_path}: has no sidecar {path.name} beside it (the pipeline writes one with "
+            "every model; copy it along with the model)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: model sidecar is not valid JSON ({error})") from None
+
+
+def cam_labels(cams: np.ndarray, class_ids, threshold: float) -> np.ndarray:
+    """uint8 (H, W): the class of the largest CAM, background where it is below `threshold`."""
+    strongest = cams.argmax(axis=0)
+    labels = np.asarray(class_ids, dtype=np.uint8)[strongest]
+    return np.where(cams.max(axis=0) < threshold, 0, labels).astype(np.uint8)
+
+
+def present_classes(model, images: torch.Tensor) -> list[list[int]]:
+    """Per image, the classes (1-based) whose score q_c > 0 (probability > 0.5); the best
+    scoring one when none is."""
+    with torch.inference_mode():
+        scores = model(images).float().mean(dim=(2, 3)).cpu()
+    return [(torch.nonzero(row > 0).flatten() + 1).tolist() or [int(row.argmax()) + 1]
+            for row in scores]
+
+
+def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
+    sidecar = read_sidecar(model_path)
+    files = image_files(inputs)
+    device = select_device(device)
+    model = prepare_model(load_model(model_path, device), device, training=False)
+    if sidecar.get("architecture") != architecture_id(model):
+        raise CheckpointError(
+            f"{sidecar_path(model_path)}: describes a {sidecar.get('architecture')} model, but "
+            f"{model_path} holds a {architecture_id(model)}"
+        )
+    out_dir = Path(out_dir)
+    segmenter = sidecar["kind"] == "segmenter"
+    if cams and segmenter:
+        raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")
+
+    def infer(images):
+        if segmenter:
+            return predict_labels(model, images, scales)
+        class_ids = present_classes(model, images)
+        return zip(compute_cams_batch(model, images, class_ids, scales=scales), class_ids)
+
+    def write(name, output):
+        if segmenter:
+            write_label(out_dir / f"{name}.png", output)
+            return
+        image_cams, class_ids = output
+        write_label(out_dir / f"{name}.png", cam_labels(image_cams, class_ids, bg_threshold))
+        if cams:
+            with atomic_path(out_dir / f"{name}_cam.png") as tmp:
+                overlay = cam_overlay(read_image(files[name]), image_cams.max(axis=0))
+                Image.fromarray(overlay).save(tmp, format="PNG")
+
+    infer_images(_Files(files), list(files), infer, write, device=device,
+                 precision=resolve_precision("auto", device),
+                 threads=min(MAX_LOADER_WORKERS, os.cpu_count() or 1), desc="predict",
+                 mininterval=0.1)
+    print(f"{len(files)} images -> {out_dir}", file=sys.stderr)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m i2crc_core.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model.pt (with model.json beside it)")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                        help="inference scales, fused by max (default: 1.0)")
+    parser.add_argument("--cams", action="store_true",
+                        help="classifier only: also write <name>_cam.png CAM overlays")
+    parser.add_argument("--bg-threshold", type=float, default=0.3,
+                        help="classifier only: background below this CAM value (default: 0.3)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        run(model_path=args.model, inputs=args.inputs, out_dir=args.out, device=args.device,
+            scales=args.scales, cams=args.cams, bg_threshold=args.bg_threshold)
+    except I2CRCError as error:
+        print(f"i2crc error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

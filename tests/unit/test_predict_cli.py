@@ -1,0 +1,110 @@
+"""`python -m i2crc_core.predict`: a saved model on a folder of images, outside the pipeline."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from i2crc_core.checkpoints import save_model
+from i2crc_core.fileio import voc_palette, write_image
+from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.predict import main
+
+NUM_CLASSES = 3
+SIZES = {"a.jpg": (40, 56), "b.png": (48, 48), "c.jpeg": (40, 56)}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """Images of two sizes in JPEG and PNG, a tiny saved segmenter and classifier."""
+    root = tmp_path_factory.mktemp("predict")
+    rng = np.random.default_rng(0)
+    for name, (height, width) in SIZES.items():
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        if name.endswith(".png"):
+            (root / "images").mkdir(exist_ok=True)
+            Image.fromarray(pixels).save(root / "images" / name)
+        else:
+            write_image(root / "images" / name, pixels)
+    (root / "images" / "notes.txt").write_text("not an image")
+    torch.manual_seed(0)
+    names = ["background", "cat", "dog", "bird"]
+    save_model(root / "seg" / "model.pt", build_segmenter("small", NUM_CLASSES), class_names=names)
+    save_model(root / "cls" / "model.pt", build_classifier("small", NUM_CLASSES), class_names=names)
+    return root
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "i2crc_core.predict", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _check_labels(out):
+    for name, size in SIZES.items():
+        with Image.open(out / f"{name.rsplit('.', 1)[0]}.png") as label:
+            assert label.mode == "P" and label.getpalette() == voc_palette()
+            values = np.array(label)
+        assert values.shape == size and values.max() <= NUM_CLASSES
+
+
+def test_a_segmenter_labels_a_folder_of_images_on_the_cpu(work, tmp_path):
+    result = _cli("--model", work / "seg" / "model.pt", work / "images", "--out", tmp_path / "out",
+                  "--device", "cpu", "--scales", "1.0", "0.75")
+    assert result.returncode == 0, result.stderr
+    _check_labels(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert "3/3" in result.stderr, "a progress bar"
+
+
+def test_a_classifier_writes_cam_labels_and_overlays(work, tmp_path):
+    result = _cli("--model", work / "cls" / "model.pt", work / "images" / "a.jpg",
+                  work / "images" / "b.png", work / "images" / "c.jpeg", "--out", tmp_path,
+                  "--device", "cpu", "--cams")
+    assert result.returncode == 0, result.stderr
+    _check_labels(tmp_path)
+    for name, (height, width) in SIZES.items():
+        with Image.open(tmp_path / f"{name.rsplit('.', 1)[0]}_cam.png") as overlay:
+            assert overlay.mode == "RGB" and overlay.size == (width, height)
+
+
+def test_a_bad_input_is_one_line_and_exit_1_from_the_command(work, tmp_path):
+    result = _cli("--model", tmp_path / "nope.pt", work / "images", "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr == f"i2crc error: {tmp_path / 'nope.pt'}: model file is missing\n"
+
+
+def _error(capsys, *args):
+    """The error line (after, at most, the progress bar it interrupted)."""
+    assert main([*map(str, args), "--device", "cpu"]) == 1
+    *bar, error, end = capsys.readouterr().err.split("\n")
+    assert error.startswith("i2crc error: ") and end == "", error
+    assert all(line.startswith("\rpredict:") for line in bar), bar
+    return error
+
+
+def test_a_model_without_its_sidecar(work, tmp_path, capsys):
+    (tmp_path / "model.pt").write_bytes((work / "seg" / "model.pt").read_bytes())
+    err = _error(capsys, "--model", tmp_path / "model.pt", work / "images", "--out", tmp_path / "o")
+    assert "has no sidecar model.json beside it" in err
+
+
+def test_an_unreadable_image(work, tmp_path, capsys):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    err = _error(capsys, "--model", work / "seg" / "model.pt", tmp_path / "broken.jpg",
+                 "--out", tmp_path / "o")
+    assert f"{tmp_path / 'broken.jpg'}: image file is unreadable or corrupt" in err
+
+
+def test_an_empty_folder_a_missing_input_and_cams_of_a_segmenter(work, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    model = work / "seg" / "model.pt"
+    assert "empty: folder has no images" in _error(capsys, "--model", model, tmp_path / "empty",
+                                                    "--out", tmp_path / "o")
+    assert "nothing.jpg: no such image file or folder" in _error(
+        capsys, "--model", model, tmp_path / "nothing.jpg", "--out", tmp_path / "o")
+    assert "--cams needs a classifier model" in _error(
+        capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams")
+    assert not (tmp_path / "o").exists()

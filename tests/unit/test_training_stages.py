@@ -1,0 +1,123 @@
+"""The two training stages on a tiny dataset: the loss curve beside the model, identical after
+an interrupted and resumed run, and the model's sidecar."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from i2crc_core import training
+from i2crc_core.fileio import write_gray, write_image, write_label
+from i2crc_core.losses import LOSS_PARTS
+from i2crc_core.manifest import Manifest
+from i2crc_core.stages import train_classifier, train_segmentation
+from i2crc_core.training import read_curve
+
+SIZE = 32
+COMMON = {"optimizer": "adam", "lr": 0.001, "momentum": None, "weight_decay": 0.0005,
+          "backbone": "small", "weights": None}
+CLASSIFIER = {**COMMON, "input_size": SIZE, "epochs": 3, "batch_size": 4, "lr_decay_epochs": [2],
+              "lr_decay_factor": 0.1, "color_jitter": [0.0, 0.0, 0.0, 0.0]}
+SEGMENTATION = {**COMMON, "iterations": 7, "batch_size": 2, "poly_power": 0.9, "crop_size": SIZE,
+                "scale_range": [0.5, 1.5], "flip": True, "aspp_rates": None}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """8 images with one square object of class 1 or 2, masks, saliency maps, a manifest."""
+    root = tmp_path_factory.mktemp("voc")
+    rng = np.random.default_rng(0)
+    ids = [f"im{index}" for index in range(8)]
+    for index, image_id in enumerate(ids):
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        top, left = rng.integers(0, SIZE // 2, 2)
+        mask[top : top + 12, left : left + 12] = 1 + index % 2
+        image = rng.integers(0, 80, (SIZE, SIZE, 3), dtype=np.uint8)
+        image[mask > 0] = (200, 40, 40) if index % 2 == 0 else (40, 200, 40)
+        write_image(root / "JPEGImages" / f"{image_id}.jpg", image)
+        write_label(root / "SegmentationClass" / f"{image_id}.png", mask)
+        write_gray(root / "saliency" / f"{image_id}.png", (mask > 0) * 255)
+    labels = {image_id: [1 + index % 2] for index, image_id in enumerate(ids)}
+    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
+             split_dir="ImageSets/Segmentation", num_classes=2, class_names=["red", "green"],
+             ids={"train": ids, "val": ids},
+             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+    return root
+
+
+def _classifier(dataset, out):
+    train_classifier.run(manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
+                         model_path=out / "model.pt", curve_path=out / "losses.tsv",
+                         checkpoint_dir=out / "checkpoints", training=CLASSIFIER, weights=None,
+                         losses={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+                         seed=0, device="cpu", precision="fp32", threads=1)
+
+
+def _segmenter(dataset, out):
+    train_segmentation.run(manifest_path=dataset / "manifest.json",
+                           label_dir=dataset / "SegmentationClass", model_path=out / "model.pt",
+                           curve_path=out / "losses.tsv", checkpoint_dir=out / "checkpoints",
+                           checkpoint_every=3, training=SEGMENTATION, weights=None, seed=0,
+                           device="cpu", precision="fp32", threads=1)
+
+
+def _interrupt_after(monkeypatch, module, name, calls):
+    """Make `module.name` raise KeyboardInterrupt at its call number `calls` + 1."""
+    original, count = getattr(module, name), [0]
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        if count[0] > calls:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(dataset, tmp_path, monkeypatch):
+    _classifier(dataset, tmp_path / "a")
+    expected = (tmp_path / "a" / "losses.tsv").read_text()
+    assert expected.splitlines()[0].split("\t") == ["epoch", *LOSS_PARTS, "lr"]
+    curve = read_curve(tmp_path / "a" / "losses.tsv")
+    assert curve["epoch"].tolist() == [1, 2, 3]
+    assert curve["lr"].tolist() == pytest.approx([0.001, 0.001, 0.0001]), "lr decays after epoch 2"
+    assert np.isfinite(curve["total"]).all() and (curve["cls"] > 0).all()
+
+    with monkeypatch.context() as patch:  # 2 batches per epoch: stop during epoch 3
+        _interrupt_after(patch, train_classifier, "total_loss", 5)
+        with pytest.raises(KeyboardInterrupt):
+            _classifier(dataset, tmp_path / "b")
+    assert len((tmp_path / "b" / "losses.tsv").read_text().splitlines()) == 3
+    _classifier(dataset, tmp_path / "b")
+    assert (tmp_path / "b" / "losses.tsv").read_text() == expected
+
+
+def test_segmenter_curve_has_a_row_per_log_interval_and_survives_a_resume(dataset, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setattr(training, "LOG_INTERVAL", 2)
+    _segmenter(dataset, tmp_path / "a")
+    expected = (tmp_path / "a" / "losses.tsv").read_text()
+    curve = read_curve(tmp_path / "a" / "losses.tsv")
+    # chunks of 3 iterations: a row every 2 iterations of a chunk and at its end
+    assert curve["iteration"].tolist() == [2, 3, 5, 6, 7]
+    assert (np.diff(curve["lr"]) < 0).all(), "poly decay"
+
+    with monkeypatch.context() as patch:  # stop during the second chunk, after iteration 5
+        _interrupt_after(patch, train_segmentation, "segmentation_loss", 5)
+        with pytest.raises(KeyboardInterrupt):
+            _segmenter(dataset, tmp_path / "b")
+    assert read_curve(tmp_path / "b" / "losses.tsv")["iteration"].tolist() == [2, 3, 5]
+    _segmenter(dataset, tmp_path / "b")
+    assert (tmp_path / "b" / "losses.tsv").read_text() == expected
+
+
+def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, tmp_path):
+    _classifier(dataset, tmp_path)
+    sidecar = json.loads((tmp_path / "model.json").read_text())
+    assert sidecar["architecture"] == "classifier/small/classes=2"
+    assert sidecar["class_names"] == ["background", "red", "green"]
+    assert sidecar["losses"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
+    assert sidecar["trained_on"]["images"] == 8 and sidecar["input"]["training_size"] == SIZE
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert payload["architecture"] == sidecar["architecture"]
