@@ -116,15 +116,19 @@ def write_image_labels(path, labels: dict[str, Sequence[int]]) -> None:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+# VOC2012's own folders, which the synthetic benchmark writes too.
+VOC_DIRS = {"image_dir": "JPEGImages", "mask_dir": "SegmentationClass", "split_dir": "ImageSets/Segmentation"}
+
+
 class VocLayout:
     """Paths of a VOC-layout dataset under `root`."""
 
     def __init__(
         self,
         root,
-        image_dir: str = "JPEGImages",
-        mask_dir: str = "SegmentationClass",
-        split_dir: str = "ImageSets/Segmentation",
+        image_dir: str = VOC_DIRS["image_dir"],
+        mask_dir: str = VOC_DIRS["mask_dir"],
+        split_dir: str = VOC_DIRS["split_dir"],
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -185,7 +189,7 @@ def image_labels_from_masks(
     contribute nothing to weakly supervised training and usually means a broken mask.
     """
     if not isinstance(layout, VocLayout):
-        layout = VocLayout(layout, mask_dir=mask_dir or "SegmentationClass")
+        layout = VocLayout(layout, mask_dir=mask_dir or VOC_DIRS["mask_dir"])
     elif mask_dir is not None:
         layout = VocLayout(layout.root, mask_dir=mask_dir)
     labels = {}

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from .fileio import atomic_directory, write_image, write_label
+from .layout import VocLayout
 
 SPLITS = ("train", "val")
 REFERENCE_SIZE = 128
@@ -289,9 +290,9 @@ def generate(
 
 
 def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: dict, simple_fraction: float) -> dict:
-    (staging / "ImageSets" / "Segmentation").mkdir(parents=True)
-    (staging / "JPEGImages").mkdir()
-    (staging / "SegmentationClass").mkdir()
+    layout = VocLayout(staging)
+    for folder in (layout.split_dir, layout.image_dir, layout.mask_dir):
+        folder.mkdir(parents=True)
     (staging / "class_names.txt").write_text("\n".join(class_names(params.num_classes)) + "\n")
     stats: dict = {"num_classes": params.num_classes, "image_size": params.image_size}
     object_fractions, part_ratios, class_images = [], [], np.zeros(params.num_classes, dtype=np.int64)
@@ -304,15 +305,15 @@ def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: di
         for index in range(count):
             image_id = f"syn_{split}_{index:06d}"
             image, label, objects = render_image(_split_rng(seed, split_index, index), params, bool(simple[index]))
-            write_image(staging / "JPEGImages" / f"{image_id}.jpg", image, quality=95)
-            write_label(staging / "SegmentationClass" / f"{image_id}.png", label)
+            write_image(layout.image_path(image_id), image, quality=95)
+            write_label(layout.mask_path(image_id), label)
             present = np.unique(label[label > 0])
             simple_images += len(present) == 1
             class_images[present - 1] += 1
             object_fractions += [fraction for fraction, _ in objects]
             part_ratios += [ratio for _, ratio in objects]
             ids.append(image_id)
-        (staging / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+        layout.split_path(split).write_text("\n".join(ids) + "\n")
         stats[f"num_{split}"] = count
         stats[f"simple_fraction_{split}"] = simple_images / count
     stats["mean_objects_per_image"] = len(object_fractions) / sum(counts.values())

@@ -4,6 +4,8 @@ from pathlib import Path
 from i2crc_core.config import validate_config
 from i2crc_core.errors import ConfigError
 from i2crc_core.fingerprint import script_fingerprint
+from i2crc_core.layout import VOC_DIRS
+from i2crc_core.manifest import ROLES
 from i2crc_core.runner import jobs_import_from
 
 try:

@@ -1,4 +1,5 @@
 DATASET = config["dataset"]
+SYNTHETIC = DATASET["kind"] == "synthetic"
 SYNTHETIC_ROOT = f"{OUT}/dataset/synthetic"
 
 
@@ -30,7 +31,7 @@ rule prepare_dataset:
         # root is the folder the fetch_voc rule builds (rules/assets.smk).
         root=(
             SYNTHETIC_ROOT
-            if DATASET["kind"] == "synthetic"
+            if SYNTHETIC
             else DATASET["root"] if DATASET["fetch"] else []
         ),
     output:
@@ -48,10 +49,20 @@ rule prepare_dataset:
         **resources_of("dataset"),
     params:
         root=lambda wildcards, input: input.root or DATASET["root"],
-        layout={key: DATASET[key] for key in ("image_dir", "mask_dir", "split_dir")},
-        splits={"train": DATASET["train_split"], "val": DATASET["eval_split"]},
+        # The synthetic benchmark is written in VOC's own layout, its splits named after
+        # their roles and its image labels read from its masks: the layout keys are not its.
+        layout=(
+            VOC_DIRS
+            if SYNTHETIC
+            else {key: DATASET[key] for key in ("image_dir", "mask_dir", "split_dir")}
+        ),
+        splits=(
+            dict(zip(ROLES, ROLES))
+            if SYNTHETIC
+            else {"train": DATASET["train_split"], "val": DATASET["eval_split"]}
+        ),
         num_classes=DATASET["num_classes"],
-        image_labels=DATASET["image_labels"],
+        image_labels="masks" if SYNTHETIC else DATASET["image_labels"],
         code=code("prepare_dataset"),
     script:
         "../workflow_scripts/prepare_dataset.py"
