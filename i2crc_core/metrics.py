@@ -1,4 +1,4 @@
-"""Segmentation metrics (SPEC §7): confusion matrices, IoU, mIoU, CAM-only threshold sweeps.
+"""Segmentation metrics (docs/method.md §7): confusion matrices, IoU, mIoU, CAM-only threshold sweeps.
 
 Label maps are uint8 with 0 = background, 1..C = objects, 255 = ignore. Ground-truth 255
 pixels are never counted. Every accumulator here is a sum of per-image counts.
@@ -94,7 +94,7 @@ class ConfusionMatrix:
 
 
 class LabelEvaluator:
-    """Scores labels that contain 255 (pseudo labels) both ways at once (SPEC §7).
+    """Scores labels that contain 255 (pseudo labels) both ways at once (docs/method.md §7).
 
     (a) ``ignore_excluded``: predicted-255 pixels are left out of the matrix;
     (b) ``ignore_as_background``: predicted-255 pixels count as background (IRN's convention);

@@ -1,4 +1,4 @@
-"""Object guided label refinement (paper §III-D, Eq. 9-11; SPEC §6).
+"""Object guided label refinement (paper §III-D, Eq. 9-11; docs/method.md §6).
 
 P = segmentation prediction on a training image, L = initial pseudo label (from CAMs and
 saliency), y = the image's classes. In order:

@@ -1,4 +1,4 @@
-"""The built-in synthetic benchmark (SPEC §9), written in exact VOC2012 layout.
+"""The built-in synthetic benchmark (docs/method.md §9), written in exact VOC2012 layout.
 
 It reproduces the phenomenon I2CRC addresses (paper Fig. 1): every object is a small
 class-specific **discriminative part** (its shape and colour identify the class) at one end of

@@ -20,7 +20,7 @@ def _write_json(path, result: dict) -> None:
 
 
 def labels(*, manifest_path, label_dir, split, out_path):
-    """mIoU of the PNG labels in `label_dir` over a split, with ignore both ways (SPEC §7)."""
+    """mIoU of the PNG labels in `label_dir` over a split, with ignore both ways (docs/method.md §7)."""
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     evaluator = LabelEvaluator(manifest.num_classes + 1)

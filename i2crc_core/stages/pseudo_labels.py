@@ -1,4 +1,4 @@
-"""Stage: pixel pseudo labels from CAMs and saliency (SPEC §4)."""
+"""Stage: pixel pseudo labels from CAMs and saliency (docs/method.md §4)."""
 
 import logging
 from pathlib import Path

@@ -3,7 +3,7 @@
 Columns follow the paper: CAM-only mIoU (Table V style, no saliency), CAM pseudo labels on
 train (Table V "Mask"), refined labels on train, segmentation on val after the first
 training and after retraining (Table IV), and the saliency maps' own mIoU (Table VI).
-Pseudo labels are reported both ways (SPEC §7): ignored pixels left out, and counted as
+Pseudo labels are reported both ways (docs/method.md §7): ignored pixels left out, and counted as
 background, with the ignored fraction.
 """
 

@@ -18,7 +18,7 @@ from i2crc_core.fileio import read_label, write_gray, write_image
 from i2crc_core.manifest import Manifest
 from i2crc_core.models import build_classifier
 
-SIZE = 256
+SIZE = 160
 LIMIT = 8_000  # bytes: above any log line written before the failure, below every output
 
 LIMITED_RUN = """
@@ -69,7 +69,7 @@ def assert_one_clear_error(result, path):
 def test_cam_store_on_a_full_disk(dataset, tmp_path):
     store = tmp_path / "cams" / "1-of-1.h5"
     kwargs = dict(manifest_path=str(dataset / "manifest.json"), model_path=str(dataset / "classifier.pt"),
-                  out_path=str(store), shard="1-of-1", scales=[1.0, 0.5], flip=True, device="cpu",
+                  out_path=str(store), shard="1-of-1", scales=[1.0], flip=False, device="cpu",
                   precision="fp32", threads=1)
     assert_one_clear_error(run_stage("extract_cams", LIMIT, tmp_path / "full.log", **kwargs), store)
     assert list(store.parent.iterdir()) == [], "no store, no temporary file"

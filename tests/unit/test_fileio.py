@@ -1,4 +1,4 @@
-"""SPEC §1 formats: label PNGs (palette or L, 0..C and 255), images, atomic writes, digests."""
+"""docs/method.md §1 formats: label PNGs (palette or L, 0..C and 255), images, atomic writes, digests."""
 
 import os
 import stat

@@ -1,4 +1,4 @@
-"""SPEC §7: confusion matrix, IoU / mIoU, both ignore conventions, CAM-only sweep."""
+"""docs/method.md §7: confusion matrix, IoU / mIoU, both ignore conventions, CAM-only sweep."""
 
 import json
 import math

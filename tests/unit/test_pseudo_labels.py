@@ -1,4 +1,4 @@
-"""SPEC §4: each rule of the OAA pseudo-label construction on hand-built arrays."""
+"""docs/method.md §4: each rule of the OAA pseudo-label construction on hand-built arrays."""
 
 import numpy as np
 import pytest
@@ -159,7 +159,7 @@ def pseudo_label_inputs(draw):
 
 def naive_pseudo_label(cams, class_ids, saliency, floor=0.3, conflict=0.9, bgs=32 / 255,
                        bgc=0.5, min_fg=0.01):
-    """A literal per-rule transcription of SPEC §4, for comparison."""
+    """A literal per-rule transcription of docs/method.md §4, for comparison."""
     scores = np.concatenate([(1 - saliency)[None], cams]).astype(np.float32)
     scores[scores < np.float32(floor)] = 0
     conflict_mask = (scores > np.float32(conflict)).sum(axis=0) >= 2

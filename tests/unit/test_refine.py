@@ -1,4 +1,4 @@
-"""SPEC §6 / paper Eq. 9-11: object guided label refinement on hand-built arrays."""
+"""docs/method.md §6 / paper Eq. 9-11: object guided label refinement on hand-built arrays."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""SPEC §9: the built-in synthetic benchmark, written in exact VOC2012 layout."""
+"""docs/method.md §9: the built-in synthetic benchmark, written in exact VOC2012 layout."""
 
 import numpy as np
 import pytest

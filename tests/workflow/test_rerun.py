@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+import rerun_matrix
 from workflow_project import Project, deep_update
 
 pytestmark = pytest.mark.slow
@@ -19,30 +20,17 @@ def project(finished_project, tmp_path) -> Project:
     return Project(root, finished_project.config)
 
 
-def test_pseudo_label_threshold_reruns_only_pseudo_labels_and_what_follows(project):
-    project.write_config(deep_update(project.config, {"pseudo_labels": {"score_floor": 0.25}}))
-    jobs = project.planned_jobs()
-    assert jobs["pseudo_labels"] == 2
-    assert jobs["train_segmentation"] == 4
-    assert not set(jobs) & (UPSTREAM | {"train_classifier", "extract_cams", "gather_cams"})
+def test_every_config_key_reruns_what_the_readme_table_says(finished_project):
+    table = rerun_matrix.markdown(rerun_matrix.compute(finished_project))
+    assert table == rerun_matrix.readme_table(), (
+        "README's rerun matrix differs from what the dry runs schedule now:\n" + table)
 
 
-def test_lambda_csd_reruns_that_experiment_from_its_classifier_on(project):
-    experiments = dict(project.config.get("experiments", {}))
-    experiments["i2crc"] = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.2}
-    project.write_config({**project.config, "experiments": experiments})
-    jobs = project.planned_jobs()
-    assert jobs["train_classifier"] == 1
-    assert jobs["extract_cams"] == 2 and jobs["pseudo_labels"] == 1
-    assert not set(jobs) & UPSTREAM
-
-
-def test_changing_the_number_of_cam_shards_does_not_retrain(project):
-    project.write_config(deep_update(project.config, {"cams": {"shards": 3}}))
-    jobs = project.planned_jobs()
-    assert jobs["extract_cams"] == 6
-    assert "train_classifier" not in jobs
-    assert not set(jobs) & UPSTREAM
+def test_the_matrix_reads_what_a_dry_run_would_rerun(project):
+    outcome = rerun_matrix.dry_run(project, deep_update(project.config, {"refinement": {"min_foreground": 0.5}}),
+                                   "refinement")
+    assert outcome.invalidated == ("refine_labels",)
+    assert outcome.training_jobs == 2 and outcome.jobs > 2, "round 2 retrains, its metrics follow"
 
 
 def test_library_edit_reruns_exactly_the_stages_that_import_it(project):
