@@ -8,6 +8,9 @@ rule evaluate_labels:
         f"{OUT}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
+    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
+    # cluster job that would wait in the queue longer than it works.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")
@@ -30,6 +33,9 @@ rule evaluate_segmentation:
         f"{OUT}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
+    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
+    # cluster job that would wait in the queue longer than it works.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")
@@ -52,6 +58,9 @@ rule evaluate_cams:
         f"{OUT}/logs/evaluate_cams/{{experiment}}.log",
     benchmark:
         f"{OUT}/benchmarks/evaluate_cams/{{experiment}}.tsv"
+    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
+    # cluster job that would wait in the queue longer than it works.
+    localrule: True
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("evaluate")

@@ -265,5 +265,6 @@ def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path):
     # Time limits of all GPU jobs together: 11 h (116 h before the sizing, for ~1-2 h of work).
     assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_STAGES) / 60 <= 11
     rules_text = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
-    for rule in ("gather_cams", "summary", "summary_ablation", "figure_cams"):
+    for rule in ("gather_cams", "summary", "summary_ablation", "figure_cams", "evaluate_labels",
+                 "evaluate_segmentation", "evaluate_cams"):
         assert re.search(rf"rule {rule}:\n(?:[ \t]+.*\n)*?    localrule: True\n", rules_text), rule
