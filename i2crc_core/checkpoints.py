@@ -15,8 +15,8 @@ A model file gets a JSON sidecar beside it (`model.json`, see `describe_model`) 
 be used without this pipeline's config: what the network is, what its outputs mean, how to
 normalise its input, and what it was trained on.
 
-A write that fails (disk full, quota) is one `CheckpointError` line and leaves no file behind;
-an older checkpoint is removed only once the newer one is complete.
+A write that fails (disk full, quota) is one `StorageError` line (fileio.atomic_path) and
+leaves no file behind; an older checkpoint is removed only once the newer one is complete.
 """
 
 import json
@@ -39,19 +39,16 @@ SIDECAR_FORMAT = "i2crc-model/1"
 
 
 def _save(path, payload: dict) -> None:
-    try:
-        # torch.save to an open file, not a path: then a failed write surfaces as the OSError
-        # behind torch's RuntimeError, which names the cause (a path gives only "unexpected pos").
-        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        # Saving to an open file, not a path, makes a failed write the OSError behind torch's
+        # RuntimeError (a path gives only "unexpected pos"); atomic_path turns a full disk into
+        # its one-line StorageError.
+        try:
             torch.save(payload, file)
-    except (OSError, RuntimeError) as error:
-        cause = error if isinstance(error, OSError) else error.__context__
-        if not isinstance(cause, OSError):
+        except RuntimeError as error:
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from None
             raise
-        raise CheckpointError(
-            f"{path}: could not be written ({cause.strerror or cause}); free disk space or raise "
-            "the quota, then rerun"
-        ) from None
 
 
 def _load(path) -> dict:
@@ -109,12 +106,9 @@ def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=Non
     The sidecar is written first, so a model file never lacks one."""
     description = describe_model(model, class_names=class_names, input_size=input_size,
                                  trained_on=trained_on, **metadata)
-    try:
-        with atomic_path(sidecar_path(path)) as tmp:
-            tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
-                           encoding="utf-8")
-    except OSError as error:
-        raise CheckpointError(f"{sidecar_path(path)}: could not be written ({error})") from None
+    with atomic_path(sidecar_path(path)) as tmp:
+        tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
     _save(path, {"architecture": architecture_id(model), "model": model.state_dict(), **metadata})
 
 

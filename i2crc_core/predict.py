@@ -24,11 +24,11 @@ from PIL import Image
 
 from .cams import compute_cams_batch
 from .checkpoints import load_model, sidecar_path
-from .layout import VocLayout
 from .device import prepare_model, resolve_precision, select_device
 from .errors import CheckpointError, DatasetError, I2CRCError
 from .fileio import atomic_path, read_image, write_label
 from .inference import infer_images, predict_labels
+from .layout import VocLayout
 from .models import architecture_id
 from .stages.figures import cam_overlay
 

@@ -191,8 +191,8 @@ def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(f"i2crc error: {checkpoints / 'step_000002.pt'}: could not be "
-                                    "written (File too large); free disk space")
+    assert result.stderr.startswith(f"i2crc error: {checkpoints / 'step_000002.pt'}: writing "
+                                    "failed: File too large (disk full, quota or file size limit)")
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000001.pt"], \
         "no half-written checkpoint, and the last complete one is kept"
     assert first.read_bytes() == first_bytes
