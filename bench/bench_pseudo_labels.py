@@ -18,11 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import _synthetic_maps as maps  # noqa: E402
 
+from i2crc_core.config import defaults  # noqa: E402
 from i2crc_core.fileio import write_label  # noqa: E402
 from i2crc_core.pseudo_labels import pseudo_label  # noqa: E402
 
 NUM_IMAGES = 200
 POOL = 20
+THRESHOLDS = defaults()["pseudo_labels"]
 
 
 def main() -> None:
@@ -38,7 +40,7 @@ def main() -> None:
         for index in range(NUM_IMAGES):
             cams, class_ids, saliency = pool[index % POOL]
             t0 = time.perf_counter()
-            label = pseudo_label(cams, class_ids, saliency)
+            label = pseudo_label(cams, class_ids, saliency, **THRESHOLDS)
             t1 = time.perf_counter()
             write_label(Path(directory) / f"{index:05d}.png", label)
             t2 = time.perf_counter()

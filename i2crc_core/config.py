@@ -86,3 +86,9 @@ def validate_config(config: dict) -> dict:
     _check_cross_references(config)
     _sort_keys(config)
     return config
+
+
+def defaults() -> dict:
+    """Every key at its schema default: the values for calling the library outside the
+    pipeline, e.g. `pseudo_label(cams, ids, saliency, **defaults()["pseudo_labels"])`."""
+    return validate_config({})

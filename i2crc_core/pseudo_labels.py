@@ -35,11 +35,11 @@ def pseudo_label(
     class_ids,
     saliency: np.ndarray,
     *,
-    score_floor: float = 0.3,
-    conflict_threshold: float = 0.9,
-    bg_saliency: float = 32 / 255,
-    bg_cam: float = 0.5,
-    min_foreground: float = 0.01,
+    score_floor: float,
+    conflict_threshold: float,
+    bg_saliency: float,
+    bg_cam: float,
+    min_foreground: float,
 ) -> np.ndarray:
     """Label map uint8 (H, W) from CAMs (K, H, W) in [0, 1] and saliency (H, W) in [0, 1].
 

@@ -25,8 +25,8 @@ def refine_label(
     initial: np.ndarray,
     class_ids,
     *,
-    multi_class_only: bool = False,
-    min_foreground: float = 0.01,
+    multi_class_only: bool,
+    min_foreground: float,
 ) -> np.ndarray:
     """Refined uint8 (H, W) label with values in {0} ∪ class_ids ∪ {255}."""
     prediction = np.asarray(prediction)

@@ -80,12 +80,12 @@ def simulate_detector(
     mask: np.ndarray,
     rng: np.random.Generator,
     *,
-    blur_sigma: float = 3.0,
-    miss_prob: float = 0.35,
-    miss_scale: float = 0.35,
-    false_blob_prob: float = 0.5,
-    false_blob_strength: float = 0.7,
-    noise: float = 0.05,
+    blur_sigma: float,
+    miss_prob: float,
+    miss_scale: float,
+    false_blob_prob: float,
+    false_blob_strength: float,
+    noise: float,
 ) -> np.ndarray:
     """An imperfect class-agnostic saliency detector applied to a ground-truth label mask.
 

@@ -6,18 +6,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from i2crc_core.config import defaults
 from i2crc_core.pseudo_labels import pseudo_label
 
 IGN = 255
 
 
+DEFAULTS = defaults()["pseudo_labels"]
+
+
 def label_of(cams, class_ids, saliency, **options):
-    options.setdefault("min_foreground", 0.0)
     return pseudo_label(
         np.asarray(cams, dtype=np.float32),
         class_ids,
         np.asarray(saliency, dtype=np.float32),
-        **options,
+        **{**DEFAULTS, "min_foreground": 0.0, **options},
     )
 
 
@@ -116,11 +119,11 @@ def test_defaults_match_spec_on_a_small_image():
     # (0,3): background 0.04 floored, one channel > 0.9 -> class 3.
     # (1,1): background 0.5 beats CAM 0.4, but saliency 0.5 >= 32/255 -> 255.
     expected = [[0, 0, 3, 3], [0, IGN, 3, 3]]
-    assert pseudo_label(cams, [3], saliency).tolist() == expected
+    assert pseudo_label(cams, [3], saliency, **DEFAULTS).tolist() == expected
 
 
 def test_no_class_image_is_all_ignore():
-    labels = pseudo_label(np.zeros((0, 3, 3), np.float32), [], np.zeros((3, 3), np.float32))
+    labels = pseudo_label(np.zeros((0, 3, 3), np.float32), [], np.zeros((3, 3), np.float32), **DEFAULTS)
     assert labels.dtype == np.uint8 and (labels == IGN).all()
 
 
@@ -128,7 +131,7 @@ def test_inputs_are_not_modified_and_float64_accepted():
     cams = np.array([[[0.2, 0.9]]])
     saliency = np.array([[0.1, 0.7]])
     before = cams.copy(), saliency.copy()
-    pseudo_label(cams, [1], saliency, min_foreground=0)
+    pseudo_label(cams, [1], saliency, **{**DEFAULTS, "min_foreground": 0})
     assert np.array_equal(cams, before[0]) and np.array_equal(saliency, before[1])
 
 
@@ -143,7 +146,7 @@ def test_inputs_are_not_modified_and_float64_accepted():
 )
 def test_bad_inputs_raise(cams, class_ids, saliency):
     with pytest.raises(ValueError):
-        pseudo_label(cams, class_ids, saliency)
+        pseudo_label(cams, class_ids, saliency, **DEFAULTS)
 
 
 @st.composite
@@ -176,7 +179,7 @@ def naive_pseudo_label(cams, class_ids, saliency, floor=0.3, conflict=0.9, bgs=3
 @given(pseudo_label_inputs())
 def test_property_labels_are_background_image_classes_or_ignore(inputs):
     cams, class_ids, saliency = inputs
-    labels = pseudo_label(cams, class_ids, saliency)
+    labels = pseudo_label(cams, class_ids, saliency, **DEFAULTS)
     assert labels.shape == saliency.shape and labels.dtype == np.uint8
     assert set(np.unique(labels).tolist()) <= {0, 255, *class_ids}
     assert np.array_equal(labels, naive_pseudo_label(cams, class_ids, saliency))

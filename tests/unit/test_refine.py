@@ -6,15 +6,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from i2crc_core.config import defaults
 from i2crc_core.refine import refine_label
 
 IGN = 255
 
 
+DEFAULTS = defaults()["refinement"]
+
+
 def refine(prediction, initial, class_ids, **options):
-    options.setdefault("min_foreground", 0.0)
     return refine_label(
-        np.asarray(prediction, np.uint8), np.asarray(initial, np.uint8), class_ids, **options
+        np.asarray(prediction, np.uint8), np.asarray(initial, np.uint8), class_ids,
+        **{**DEFAULTS, "min_foreground": 0.0, **options},
     ).tolist()
 
 
@@ -73,15 +77,15 @@ def test_too_little_foreground_makes_whole_image_ignore():
     prediction = np.zeros((10, 10), np.uint8)
     prediction[0, 0] = 1
     initial = np.zeros_like(prediction)
-    out = refine_label(prediction, initial, [1], min_foreground=0.01)
+    out = refine_label(prediction, initial, [1], **{**DEFAULTS, "min_foreground": 0.01})
     assert out[0, 0] == 1 and (out.ravel()[1:] == 0).all()
-    assert (refine_label(prediction, initial, [1], min_foreground=0.02) == IGN).all()
+    assert (refine_label(prediction, initial, [1], **{**DEFAULTS, "min_foreground": 0.02}) == IGN).all()
 
 
 def test_inputs_are_not_modified():
     prediction = np.array([[0, 2]], np.uint8)
     initial = np.array([[1, 1]], np.uint8)
-    refine_label(prediction, initial, [1])
+    refine_label(prediction, initial, [1], **DEFAULTS)
     assert prediction.tolist() == [[0, 2]] and initial.tolist() == [[1, 1]]
 
 
@@ -95,7 +99,7 @@ def test_inputs_are_not_modified():
 )
 def test_bad_inputs_raise(prediction, initial, class_ids):
     with pytest.raises(ValueError):
-        refine_label(prediction, initial, class_ids)
+        refine_label(prediction, initial, class_ids, **DEFAULTS)
 
 
 @st.composite
@@ -112,7 +116,7 @@ def refine_inputs(draw):
 @given(refine_inputs())
 def test_property_refined_labels_are_background_image_classes_or_ignore(inputs):
     prediction, initial, class_ids, multi_class_only = inputs
-    out = refine_label(prediction, initial, class_ids, multi_class_only=multi_class_only)
+    out = refine_label(prediction, initial, class_ids, **{**DEFAULTS, "multi_class_only": multi_class_only})
     assert out.shape == prediction.shape and out.dtype == np.uint8
     assert set(np.unique(out).tolist()) <= {0, 255, *class_ids}
     # Refinement never invents an object where both P and L said background.

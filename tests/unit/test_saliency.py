@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from i2crc_core.config import defaults
 from i2crc_core.errors import SaliencyError
 from i2crc_core.fileio import IGNORE, write_gray
 from i2crc_core.saliency import (
@@ -19,7 +20,8 @@ from i2crc_core.saliency import (
 )
 from i2crc_core.synthetic import ShapeParameters, render_image
 
-PERFECT = dict(blur_sigma=0, miss_prob=0, false_blob_prob=0, noise=0)
+SIMULATED = defaults()["saliency"]["simulated"]
+PERFECT = {**SIMULATED, "blur_sigma": 0, "miss_prob": 0, "false_blob_prob": 0, "noise": 0}
 
 
 def _synthetic_masks(count=8, size=64):
@@ -151,19 +153,19 @@ def test_compute_opencv_unknown_method_is_clear(method):
 
 def test_simulate_detector_is_deterministic_per_image_rng():
     mask = _synthetic_masks(1)[0]
-    first = simulate_detector(mask, image_rng(0, "syn_train_000001"))
-    second = simulate_detector(mask, image_rng(0, "syn_train_000001"))
+    first = simulate_detector(mask, image_rng(0, "syn_train_000001"), **SIMULATED)
+    second = simulate_detector(mask, image_rng(0, "syn_train_000001"), **SIMULATED)
     assert first.dtype == np.uint8 and first.shape == mask.shape
     np.testing.assert_array_equal(first, second)
-    other_id = simulate_detector(mask, image_rng(0, "syn_train_000002"))
-    other_seed = simulate_detector(mask, image_rng(1, "syn_train_000001"))
+    other_id = simulate_detector(mask, image_rng(0, "syn_train_000002"), **SIMULATED)
+    other_seed = simulate_detector(mask, image_rng(1, "syn_train_000001"), **SIMULATED)
     assert not np.array_equal(first, other_id)
     assert not np.array_equal(first, other_seed)
 
 
 def test_simulate_detector_is_imperfect_but_far_better_than_chance():
     masks = _synthetic_masks(8)
-    maps = [simulate_detector(m, image_rng(0, f"id{i}")) for i, m in enumerate(masks)]
+    maps = [simulate_detector(m, image_rng(0, f"id{i}"), **SIMULATED) for i, m in enumerate(masks)]
     miou = saliency_miou(maps, masks)
     assert 0.55 < miou < 0.97
     # Chance: a random map of the same mean saliency.
@@ -234,7 +236,7 @@ def test_simulate_detector_defaults_lower_miou_than_perfect():
     masks = _synthetic_masks(8)
     default = [simulate_detector(m, image_rng(2, str(i))) for i, m in enumerate(masks)]
     harsh = [
-        simulate_detector(m, image_rng(2, str(i)), miss_prob=1.0, miss_scale=0.5, blur_sigma=6.0)
+        simulate_detector(m, image_rng(2, str(i)), **{**SIMULATED, "miss_prob": 1.0, "miss_scale": 0.5, "blur_sigma": 6.0})
         for i, m in enumerate(masks)
     ]
     assert saliency_miou(harsh, masks) < saliency_miou(default, masks) < 1.0

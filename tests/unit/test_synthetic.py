@@ -5,11 +5,13 @@ import pytest
 from PIL import Image
 
 from i2crc_core import synthetic
+from i2crc_core.config import defaults
 from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
 from i2crc_core.fileio import read_image, read_label, voc_palette
 
 C = 5
-TINY = dict(num_classes=C, num_train=12, num_val=4, image_size=64)
+FRACTION = defaults()["dataset"]["synthetic"]["simple_fraction"]
+TINY = dict(num_classes=C, num_train=12, num_val=4, image_size=64, simple_fraction=FRACTION)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hundred(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn100") / "data"
-    stats = synthetic.generate(root, seed=4, num_classes=C, num_train=80, num_val=20, image_size=48)
+    stats = synthetic.generate(root, seed=4, num_classes=C, num_train=80, num_val=20, image_size=48, simple_fraction=FRACTION)
     return root, stats
 
 
@@ -188,11 +190,9 @@ def test_class_names_are_unique_for_many_classes():
 
 def test_resolution_scales_content(tmp_path):
     small = synthetic.generate(
-        tmp_path / "s", seed=3, num_classes=C, num_train=40, num_val=2, image_size=48
-    )
+        tmp_path / "s", seed=3, num_classes=C, num_train=40, num_val=2, image_size=48, simple_fraction=FRACTION)
     large = synthetic.generate(
-        tmp_path / "l", seed=3, num_classes=C, num_train=40, num_val=2, image_size=96
-    )
+        tmp_path / "l", seed=3, num_classes=C, num_train=40, num_val=2, image_size=96, simple_fraction=FRACTION)
     # Sizes are relative to the image, so the area fractions are about the same.
     assert large["mean_object_area_fraction"] == pytest.approx(
         small["mean_object_area_fraction"], rel=0.35
@@ -201,7 +201,7 @@ def test_resolution_scales_content(tmp_path):
 
 def test_regenerating_over_an_existing_root_replaces_it(tmp_path, tiny):
     root = tmp_path / "data"
-    synthetic.generate(root, seed=9, num_classes=C, num_train=20, num_val=6, image_size=48)
+    synthetic.generate(root, seed=9, num_classes=C, num_train=20, num_val=6, image_size=48, simple_fraction=FRACTION)
     (root / "stale.txt").write_text("from an older run")
     synthetic.generate(root, seed=0, **TINY)
     assert not (root / "stale.txt").exists()
@@ -212,13 +212,12 @@ def test_regenerating_over_an_existing_root_replaces_it(tmp_path, tiny):
 
 def test_failed_generation_leaves_the_old_root_untouched(tmp_path):
     root = tmp_path / "data"
-    synthetic.generate(root, seed=0, num_classes=C, num_train=3, num_val=2, image_size=32)
+    synthetic.generate(root, seed=0, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION)
     before = _files(root)
     # clutter_blobs (5, 2) is an invalid range: drawing the first image raises.
     with pytest.raises(ValueError):
         synthetic.generate(
-            root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, clutter_blobs=(5, 2)
-        )
+            root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, clutter_blobs=(5, 2), simple_fraction=FRACTION)
     assert _files(root) == before
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
 
