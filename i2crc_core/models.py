@@ -1,4 +1,4 @@
-"""The classifier (SPEC §2) and DeepLab-v2 (SPEC §5), on torchvision backbones.
+"""The classifier (docs/method.md §2) and DeepLab-v2 (docs/method.md §5), on torchvision backbones.
 
 Backbones:
 - ``vgg16``: torchvision's VGG-16 conv layers, made output-stride 8 as in the ref code (pool4

@@ -1,4 +1,4 @@
-"""Stage: train DeepLab-v2 on a set of training labels (poly learning rate, SPEC §5)."""
+"""Stage: train DeepLab-v2 on a set of training labels (poly learning rate, docs/method.md §5)."""
 
 import logging
 
