@@ -1,7 +1,6 @@
 """Stage: the report's figures — CAMs per experiment (paper Fig. 4), training curves, and an
 example figure per experiment in the paper's style (image to ground truth, stage by stage)."""
 
-import logging
 
 import matplotlib
 
@@ -21,7 +20,6 @@ from ..losses import LOSS_PARTS  # noqa: E402
 from ..manifest import Manifest  # noqa: E402
 from ..training import read_curve  # noqa: E402
 
-log = logging.getLogger(__name__)
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 CAM_COLOURS = matplotlib.colormaps["jet"]

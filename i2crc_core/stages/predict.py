@@ -1,6 +1,5 @@
 """Stage: segmentation predictions (palette PNGs) for the images of one split."""
 
-import logging
 from pathlib import Path
 
 import torch
@@ -10,8 +9,6 @@ from ..device import prepare_model, resolve_precision, select_device
 from ..fileio import write_label
 from ..inference import infer_images, predict_labels
 from ..manifest import Manifest
-
-log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, model_path, split, out_dir, scales, device, precision, threads):

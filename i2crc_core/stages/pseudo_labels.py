@@ -1,6 +1,5 @@
 """Stage: pixel pseudo labels from CAMs and saliency (docs/method.md §4)."""
 
-import logging
 from pathlib import Path
 
 from tqdm import tqdm
@@ -10,8 +9,6 @@ from ..fileio import write_label
 from ..manifest import Manifest
 from ..pseudo_labels import pseudo_label
 from ..saliency import load_saliency
-
-log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, cams_path, saliency_dir, out_dir, **thresholds):

@@ -1,6 +1,5 @@
 """Stage: object guided label refinement (Eq. 9-11) of the training labels."""
 
-import logging
 from pathlib import Path
 
 from tqdm import tqdm
@@ -8,8 +7,6 @@ from tqdm import tqdm
 from ..fileio import read_label, write_label
 from ..manifest import Manifest
 from ..refine import refine_label
-
-log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, prediction_dir, initial_dir, out_dir, **refinement):
