@@ -16,6 +16,7 @@ CPU_STAGES = {
     "refine_labels": set(),
     "evaluate": set(),
     "summary": set(),
+    "fetch_voc": set(),
 }
 HEAVY = ("torch", "torchvision", "cv2", "matplotlib")
 
