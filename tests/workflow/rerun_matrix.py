@@ -71,7 +71,7 @@ CHANGES = {
 
 @dataclass(frozen=True)
 class Outcome:
-    invalidated: tuple[str, ...]  # rules, in the dry run's order
+    invalidated: tuple[str, ...]  # rules, sorted by name
     jobs: int
     training_jobs: int
 
@@ -127,7 +127,7 @@ def parse_dry_run(output: str) -> Outcome:
                if not part.startswith("Input files updated by another job")]
         if own and rule not in invalidated:
             invalidated.append(rule)
-    return Outcome(tuple(invalidated), jobs, training)
+    return Outcome(tuple(sorted(invalidated)), jobs, training)
 
 
 def dry_run(project: Project, config: dict, name: str) -> Outcome:
