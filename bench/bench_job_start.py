@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-REPEATS = 5
+REPEATS = 3
 HEAVY = ("torch", "cv2", "h5py", "matplotlib")
 STAGES = ("synthetic_dataset", "prepare_dataset", "saliency_maps", "train_classifier", "extract_cams",
           "gather_cams", "pseudo_labels", "train_segmentation", "predict", "refine_labels", "evaluate",
