@@ -1,8 +1,10 @@
 """Classification loss (Eq. 1) and the saliency guided relation constraints (Eq. 3-8).
 
 The constraints use only *simple* images (exactly one object class). Saliency M is used
-soft, in [0, 1], and every channel of the attention map F takes part (ref code). All terms are
-computed in float32 whatever the autocast dtype of F.
+soft, in [0, 1], and every channel of the attention map F takes part (ref code). L_csd averages
+y·(p̄ − p) over the C channels, as the ref code does: 1/C of Eq. 7's dot product, so λ_csd acts
+as λ_csd / C (docs/method.md §3). All terms are computed in float32 whatever the autocast dtype
+of F.
 """
 
 import torch
