@@ -4,7 +4,8 @@ The constraints use only *simple* images (exactly one object class). Saliency M 
 soft, in [0, 1], and every channel of the attention map F takes part (ref code). L_csd averages
 y·(p̄ − p) over the C channels, as the ref code does: 1/C of Eq. 7's dot product, so λ_csd acts
 as λ_csd / C (docs/method.md §3). All terms are computed in float32 whatever the autocast dtype
-of F.
+of F. `attention_stats` measures F inside and outside the saliency, logged beside the losses
+(README, "Watching training").
 """
 
 import torch
@@ -38,6 +39,11 @@ def aggregation_distance(attention, weight, prototype) -> torch.Tensor:
     return (weight * squared).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + EPS)
 
 
+def upsample(attention: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
+    """The attention map at the saliency map's size, where the constraints are computed."""
+    return F.interpolate(attention, size=saliency.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: torch.Tensor):
     """(L_cad_ob, L_cad_bg, L_csd), each the mean over the simple images of a batch.
 
@@ -47,9 +53,7 @@ def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: tor
     """
     simple = simple_images(labels)
     count = simple.sum().clamp(min=1.0)
-    attention = F.interpolate(
-        attention.float(), size=saliency.shape[-2:], mode="bilinear", align_corners=False
-    )
+    attention = upsample(attention.float(), saliency)
     salient = saliency.float()
     background = 1.0 - salient
     object_prototype = prototypes(attention, salient)
@@ -74,6 +78,48 @@ def total_loss(attention, labels, saliency, *, lambda_ob: float, lambda_bg: floa
     cad_object, cad_background, csd = relation_losses(attention, labels, saliency)
     loss = cls + lambda_ob * cad_object + lambda_bg * cad_background + lambda_csd * csd
     return loss, torch.stack([loss, cls, cad_object, cad_background, csd]).detach()
+
+
+ATTENTION_STATS = ("att_in_mean", "att_out_mean", "att_in_max", "att_out_max")
+
+
+def attention_stats(attention, labels, saliency) -> torch.Tensor:
+    """What the constraints do to the attention map F, per image over its own classes (the
+    channels of its label), inside and outside the saliency: (2, 4) float32, row 0 the sums
+    over the batch's images of ATTENTION_STATS, row 1 the number of images each is defined for
+    (the caller divides after summing over an epoch, so that it is a mean over images).
+
+    F is upsampled to the saliency size as in relation_losses. Means: M used soft as weights,
+    i.e. the prototypes of Eq. 3 / Eq. 5 averaged over the image's classes (defined when the
+    weights are not all 0). Maxima: the image's largest value of those channels over the
+    pixels with M >= 0.5 (inside) or M < 0.5 (outside) (defined when there is such a pixel).
+    An image without a class defines nothing. Computed without gradient and without random
+    draws, so reading it changes neither the losses nor the training; it stays on the device.
+    """
+    with torch.no_grad():
+        attention = attention.float()
+        own = labels.float()
+        classes = own.sum(dim=1)
+        # Bilinear upsampling is linear, so the mean over the image's classes is taken first:
+        # one channel to upsample and weight instead of C. A maximum does not commute with it.
+        class_mean = torch.einsum("nc,nchw->nhw", own, attention)[:, None]
+        class_mean = upsample(class_mean / classes.clamp(min=1)[:, None, None, None], saliency)
+        is_own = own[:, :, None, None] > 0
+        class_max = torch.where(is_own, upsample(attention, saliency), -torch.inf).amax(
+            dim=1, keepdim=True)
+        salient = saliency.float()
+        inside = salient >= 0.5
+        means, maxima, defined_means, defined_maxima = [], [], [], []
+        for weight, region in ((salient, inside), (1.0 - salient, ~inside)):
+            means.append(prototypes(class_mean, weight)[:, 0])
+            defined_means.append((classes > 0) & (weight.sum(dim=(1, 2, 3)) > 0))
+            maxima.append(torch.where(region, class_max, -torch.inf).amax(dim=(1, 2, 3)))
+            defined_maxima.append((classes > 0) & region.any(dim=(1, 2, 3)))
+        values = torch.stack(means + maxima)
+        defined = torch.stack(defined_means + defined_maxima)
+        # where, not a product: an undefined maximum is -inf, and 0 * -inf is NaN
+        sums = torch.where(defined, values, 0.0).sum(dim=1)
+        return torch.stack([sums, defined.sum(dim=1).float()])
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:

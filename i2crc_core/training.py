@@ -10,7 +10,8 @@ uninterrupted run would have done from chunk k+1 on.
 A step never waits for the GPU: loss values stay on the device, summed there, and are read
 (one synchronisation) every LOG_INTERVAL steps and at the end of a chunk, which is also when a
 non-finite loss is noticed and reported with the step where it first appeared. (fp16 is the
-exception: its GradScaler reads an overflow flag in every step.)
+exception: its GradScaler reads an overflow flag in every step.) Per-image statistics
+(`ImageMeans`) are summed on the device the same way and read at the end of a chunk.
 
 The loss curve (`LossCurve`) is a TSV beside the model, rewritten at every row so that it can
 be watched during training, plus TensorBoard event files when `tensorboard` is installed. Its
@@ -22,6 +23,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,25 @@ class LossLog:
         self.read()
         return {name: round(value / max(self.steps, 1), 5)
                 for name, value in zip(self.names, self.read_total)}
+
+
+class ImageMeans:
+    """Per-image statistics of a chunk, averaged over the images that define them: each step
+    adds its (2, K) sums and image counts on the device, read once, by `means()`, at the chunk's
+    end (the LossLog pattern; the divergence checks stay with the losses)."""
+
+    def __init__(self, names, device: torch.device):
+        self.names = tuple(names)
+        self.total = torch.zeros(2, len(self.names), dtype=torch.float64, device=device)
+
+    def add(self, sums_and_counts: torch.Tensor) -> None:
+        self.total += sums_and_counts.detach().double()
+
+    def means(self) -> dict[str, float]:
+        """Sum over count of each statistic; NaN for one that no image of the chunk defined."""
+        sums, counts = self.total.tolist()
+        return {name: round(total / count, 5) if count else math.nan
+                for name, total, count in zip(self.names, sums, counts)}
 
 
 def _summary_writer(log_dir: Path, purge_step: int):

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,6 +27,11 @@ CAM_COLOURS = matplotlib.colormaps["jet"]
 CELL_INCHES = 2.0
 LEGEND_INCHES = 0.5
 DPI = 100
+# (statistic, legend, line style, marker, opacity): inside solid, outside dashed; max paler
+ATTENTION_LINES = [("att_in_mean", "mean inside", "-", "o", 1.0),
+                   ("att_out_mean", "mean outside", "--", "o", 1.0),
+                   ("att_in_max", "max inside", "-", "^", 0.45),
+                   ("att_out_max", "max outside", "--", "^", 0.45)]
 
 
 def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
@@ -77,37 +83,66 @@ def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
 
 
 def training_figure(*, classifier_curves: dict, segmentation_curves: dict, out_path):
-    """Top row: the classifier's loss parts per epoch; bottom: the segmentation loss per
-    iteration of each round. One line per experiment. `classifier_curves`: experiment -> TSV;
-    `segmentation_curves`: round name -> {experiment -> TSV}."""
+    """Top row: the classifier's loss parts per epoch, one line per experiment; middle: its
+    attention statistics per epoch, one panel per experiment; bottom: the segmentation loss
+    per iteration of each round, one line per experiment. `classifier_curves`: experiment ->
+    TSV; `segmentation_curves`: round name -> {experiment -> TSV}."""
     parts = [part for part in LOSS_PARTS if part != "total"] + ["total"]
     rounds = list(segmentation_curves)
-    # len(parts) x len(rounds) columns, so that both rows span the figure
-    mosaic = [[part for part in parts for _ in rounds], [name for name in rounds for _ in parts]]
-    figure, axes = plt.subplot_mosaic(mosaic, figsize=(3.2 * len(parts), 6.4))
-    colours = {name: f"C{index}" for index, name in enumerate(classifier_curves)}
-    for part in parts:
-        for experiment, path in classifier_curves.items():
-            curve = read_curve(path)
-            axes[part].plot(curve["epoch"], curve[part], marker=".", color=colours[experiment],
-                            label=experiment)
-        axes[part].set_title(f"classifier: {part}", fontsize=10)
-        axes[part].set_xlabel("epoch")
-    for name in rounds:
+    curves = {experiment: read_curve(path) for experiment, path in classifier_curves.items()}
+    colours = {name: f"C{index}" for index, name in enumerate(curves)}
+    figure = plt.figure(figsize=(3.2 * len(parts), 9.6), layout="constrained")
+    # a subfigure per row: each row divides the width by its own number of panels
+    top, middle, bottom = figure.subfigures(3, 1)
+    loss_row = top.subplots(1, len(parts), squeeze=False)[0]
+    attention_row = middle.subplots(1, len(curves), squeeze=False, sharey=True)[0]
+    segmentation_row = bottom.subplots(1, len(rounds), squeeze=False)[0]
+    for part, panel in zip(parts, loss_row):
+        for experiment, curve in curves.items():
+            panel.plot(curve["epoch"], curve[part], marker=".", color=colours[experiment],
+                       label=experiment)
+        panel.set_title(f"classifier: {part}", fontsize=10)
+        panel.set_xlabel("epoch")
+    _attention_row(curves, attention_row, colours)
+    for name, panel in zip(rounds, segmentation_row):
         for experiment, path in segmentation_curves[name].items():
             curve = read_curve(path)
-            axes[name].plot(curve["iteration"], curve["loss"], marker=".",
-                            color=colours.get(experiment), label=experiment)
-        axes[name].set_title(f"segmentation loss: {name}", fontsize=10)
-        axes[name].set_xlabel("iteration")
-    for panel in axes.values():
+            panel.plot(curve["iteration"], curve["loss"], marker=".",
+                       color=colours.get(experiment), label=experiment)
+        panel.set_title(f"segmentation loss: {name}", fontsize=10)
+        panel.set_xlabel("iteration")
+    for panel in (*loss_row, *attention_row, *segmentation_row):
         panel.xaxis.set_major_locator(MaxNLocator(integer=True))
         panel.grid(alpha=0.3)
         panel.tick_params(labelsize=8)
-    handles, labels = axes[parts[0]].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    handles, labels = loss_row[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False)
     _save(figure, out_path)
+
+
+def _attention_row(curves: dict, panels: list, colours: dict) -> None:
+    """One panel per experiment (`panels` share their y axis), so that both the gap between
+    inside and outside and the experiments' magnitudes compare. Symmetric log when the lines'
+    ranges differ by two orders of magnitude or more (CSD alone drives F to thousands):
+    linear within ±1, logarithmic beyond, as F and its means may be negative."""
+    peaks = [np.abs(values[np.isfinite(values)]).max(initial=0.0) for curve in curves.values()
+             for values in (curve[stat] for stat, *_ in ATTENTION_LINES)]
+    logarithmic = max(peaks) >= 100 * max(min(peaks), 1.0)
+    for (experiment, curve), panel in zip(curves.items(), panels):
+        for stat, _, style, marker, alpha in ATTENTION_LINES:
+            panel.plot(curve["epoch"], curve[stat], linestyle=style, marker=marker, markersize=4,
+                       alpha=alpha, color=colours[experiment])
+        panel.set_title(f"attention F: {experiment}", fontsize=10)
+        panel.set_xlabel("epoch")
+    if logarithmic:
+        panels[0].set_yscale("symlog", linthresh=1.0)
+    panels[0].set_ylabel("F, image's classes" + (" (symlog)" if logarithmic else ""),
+                         fontsize=8)
+    # the legend of line styles, grey: the colour is the experiment's, as in the other rows
+    styles = [Line2D([], [], color="0.35", linestyle=style, marker=marker, markersize=4,
+                     alpha=alpha, label=label)
+              for _, label, style, marker, alpha in ATTENTION_LINES]
+    panels[0].legend(handles=styles, fontsize=7, loc="best")
 
 
 def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refined_dir,

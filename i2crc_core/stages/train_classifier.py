@@ -6,9 +6,9 @@ import torch
 from tqdm import tqdm
 
 from ..datasets import ClassificationDataset
-from ..losses import LOSS_PARTS, total_loss
+from ..losses import ATTENTION_STATS, LOSS_PARTS, attention_stats, total_loss
 from ..models import build_classifier
-from ..training import LossCurve, LossLog, start_training
+from ..training import ImageMeans, LossCurve, LossLog, start_training
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
         dataset,
         scheduler=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=training["lr_decay_epochs"], gamma=training["lr_decay_factor"]),
-        curve=LossCurve(curve_path, ("epoch", *LOSS_PARTS, "lr")),
+        curve=LossCurve(curve_path, ("epoch", *LOSS_PARTS, "lr", *ATTENTION_STATS)),
         drop_last=True,
     )
 
@@ -36,17 +36,22 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
         trainer.sampler.set_epoch(epoch)
         epoch_losses = LossLog(LOSS_PARTS, trainer.device,
                                lambda i: f"epoch {epoch + 1}, iteration {i + 1}")
+        # what the constraints do to the attention inside and outside the saliency (README)
+        epoch_attention = ImageMeans(ATTENTION_STATS, trainer.device)
         for batch in tqdm(trainer.loader, desc=f"epoch {epoch + 1}", mininterval=10):
             with trainer.autocast():
                 attention = trainer.model(trainer.to_device(batch["image"]))
-            loss, parts = total_loss(attention, trainer.to_device(batch["label"]),
-                                     trainer.to_device(batch["saliency"]), **losses)
+            labels = trainer.to_device(batch["label"])
+            saliency = trainer.to_device(batch["saliency"])
+            loss, parts = total_loss(attention, labels, saliency, **losses)
+            epoch_attention.add(attention_stats(attention, labels, saliency))
             trainer.step(loss)
             epoch_losses.add(parts)
-        means = epoch_losses.means()
-        trainer.curve.add(epoch=epoch + 1, lr=trainer.lr(), **means)
+        means, attention_means = epoch_losses.means(), epoch_attention.means()
+        trainer.curve.add(epoch=epoch + 1, lr=trainer.lr(), **means, **attention_means)
         trainer.scheduler.step()
-        log.info("epoch %d/%d losses %s", epoch + 1, training["epochs"], means)
+        log.info("epoch %d/%d losses %s attention %s", epoch + 1, training["epochs"], means,
+                 attention_means)
 
     trainer.train(training["epochs"], run_epoch, checkpoint_dir, losses=losses,
                   inputs=(manifest_path, saliency_dir))

@@ -6,12 +6,15 @@ import pytest
 import torch
 
 from i2crc_core.losses import (
+    ATTENTION_STATS,
     LOSS_PARTS,
+    attention_stats,
     classification_loss,
     relation_losses,
     segmentation_loss,
     simple_images,
     total_loss,
+    upsample,
 )
 
 LAMBDAS = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
@@ -127,6 +130,73 @@ def test_losses_are_float32_under_half_precision_attention():
     loss, parts = total_loss(attention.bfloat16(), labels, saliency, **LAMBDAS)
     assert loss.dtype == torch.float32 and parts.dtype == torch.float32
     assert parts[LOSS_PARTS.index("cad_ob")].item() == pytest.approx(1.5, rel=1e-2)
+
+
+def three_image_case():
+    """Two pixels per image, classes 1-2 labelled, class 3 never (its F of 100 must not count).
+
+    image 0: two_pixel_case (class 1, M = [0.75, 0.25]): in mean p_1 = 3, out mean p̄_1 = 1;
+             M >= 0.5 only at pixel 0: in max 4, out max 0.
+    image 1: classes 1 and 2, F_1 = [2, -2], F_2 = [6, 0], M = [1, 0]: in mean (2 + 6) / 2 = 4,
+             out mean (-2 + 0) / 2 = -1, in max 6, out max 0.
+    image 2: class 2, F_2 = [8, -4], M = [0.4, 0]: in mean 8 (soft weight 0.4),
+             out mean (0.6·8 + 1·(-4)) / 1.6 = 0.5; no pixel has M >= 0.5: in max undefined,
+             out max 8.
+    """
+    attention = torch.tensor([[[4.0, 0.0], [0.0, 0.0], [100.0, 100.0]],
+                              [[2.0, -2.0], [6.0, 0.0], [100.0, 100.0]],
+                              [[0.0, 0.0], [8.0, -4.0], [100.0, 100.0]]])[:, :, None, :]
+    labels = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    saliency = torch.tensor([[0.75, 0.25], [1.0, 0.0], [0.4, 0.0]])[:, None, None, :]
+    return attention, labels, saliency
+
+
+def test_attention_stats_match_hand_computed_values():
+    sums, counts = attention_stats(*three_image_case())
+    assert dict(zip(ATTENTION_STATS, counts.tolist())) == {
+        "att_in_mean": 3, "att_out_mean": 3, "att_in_max": 2, "att_out_max": 3}
+    expected = {"att_in_mean": 3 + 4 + 8, "att_out_mean": 1 - 1 + 0.5, "att_in_max": 4 + 6,
+                "att_out_max": 0 + 0 + 8}
+    assert dict(zip(ATTENTION_STATS, sums.tolist())) == pytest.approx(expected, rel=1e-4)
+    # image 0 alone: the inside and outside means are the prototypes p_1, p̄_1 behind L_csd
+    single = [tensor[:1] for tensor in three_image_case()]
+    assert attention_stats(*single)[0].tolist() == pytest.approx([3.0, 1.0, 4.0, 0.0], rel=1e-4)
+
+
+def test_attention_stats_upsample_f_and_count_no_image_without_a_class():
+    attention = torch.tensor([[[[4.0]]], [[[9.0]]]])
+    labels = torch.tensor([[1.0], [0.0]])
+    saliency = torch.tensor([[[[1.0, 0.0]]], [[[1.0, 0.0]]]])
+    sums, counts = attention_stats(attention, labels, saliency)
+    assert sums.tolist() == pytest.approx([4.0] * 4, rel=1e-4) and counts.tolist() == [1] * 4
+
+
+def test_attention_stats_of_a_low_resolution_map_are_those_of_its_upsampled_map():
+    torch.manual_seed(0)
+    attention = torch.randn(4, 3, 3, 3)
+    labels = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    saliency = torch.rand(4, 1, 12, 12)
+    low = attention_stats(attention, labels, saliency)
+    high = attention_stats(upsample(attention, saliency), labels, saliency)
+    assert torch.allclose(low, high, atol=1e-5), "the class mean is taken before upsampling"
+
+
+def test_attention_stats_are_detached_draw_nothing_and_leave_the_losses_alone():
+    torch.manual_seed(0)
+    attention = torch.randn(3, 2, 4, 4, requires_grad=True)
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    saliency = torch.rand(3, 1, 8, 8)
+    loss, parts = total_loss(attention, labels, saliency, **LAMBDAS)
+    rng = torch.get_rng_state()
+    stats = attention_stats(attention, labels, saliency)
+    assert not stats.requires_grad and stats.shape == (2, 4)
+    assert attention_stats(attention.bfloat16(), labels, saliency).dtype == torch.float32
+    assert torch.equal(torch.get_rng_state(), rng), "no random draw"
+    loss.backward()
+    without = attention.detach().clone().requires_grad_()
+    loss_without, parts_without = total_loss(without, labels, saliency, **LAMBDAS)
+    loss_without.backward()
+    assert torch.equal(parts, parts_without) and torch.equal(attention.grad, without.grad)
 
 
 def test_segmentation_loss_averages_over_labelled_pixels_only():

@@ -1,6 +1,7 @@
 """The optimisation step, loss logging and curves, seeded sampling and the resumable chunk loop."""
 
 import logging
+import math
 import sys
 
 import pytest
@@ -13,6 +14,7 @@ from i2crc_core.sampling import ChunkSampler, SeededSamples
 from i2crc_core import training
 from i2crc_core.training import (
     LOG_INTERVAL,
+    ImageMeans,
     LossCurve,
     LossLog,
     optimisation_step,
@@ -47,6 +49,15 @@ def test_loss_log_means():
     log.add(torch.tensor([1.0, 0.5]))
     log.add(torch.tensor([2.0, 1.5]))
     assert log.means() == {"total": 1.5, "cls": 1.0}
+
+
+def test_image_means_divide_the_summed_values_by_the_summed_image_counts():
+    means = ImageMeans(("a", "b", "never"), CPU)
+    means.add(torch.tensor([[6.0, 1.0, 0.0], [3.0, 1.0, 0.0]]))
+    means.add(torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))  # "b" defined by no image
+    result = means.means()
+    assert result["a"] == 2.0 and result["b"] == 1.0, "per image, not the mean of step means"
+    assert math.isnan(result["never"])
 
 
 def test_run_id_depends_on_every_setting():

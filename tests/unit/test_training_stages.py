@@ -9,7 +9,7 @@ import torch
 
 from i2crc_core import training
 from i2crc_core.fileio import write_gray, write_image, write_label
-from i2crc_core.losses import LOSS_PARTS
+from i2crc_core.losses import ATTENTION_STATS, LOSS_PARTS
 from i2crc_core.manifest import Manifest
 from i2crc_core.stages import train_classifier, train_segmentation
 from i2crc_core.training import read_curve
@@ -78,11 +78,15 @@ def _interrupt_after(monkeypatch, module, name, calls):
 def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(dataset, tmp_path, monkeypatch):
     _classifier(dataset, tmp_path / "a")
     expected = (tmp_path / "a" / "losses.tsv").read_text()
-    assert expected.splitlines()[0].split("\t") == ["epoch", *LOSS_PARTS, "lr"]
+    assert expected.splitlines()[0].split("\t") == ["epoch", *LOSS_PARTS, "lr", *ATTENTION_STATS]
     curve = read_curve(tmp_path / "a" / "losses.tsv")
     assert curve["epoch"].tolist() == [1, 2, 3]
     assert curve["lr"].tolist() == pytest.approx([0.001, 0.001, 0.0001]), "lr decays after epoch 2"
     assert np.isfinite(curve["total"]).all() and (curve["cls"] > 0).all()
+    assert all(np.isfinite(curve[stat]).all() for stat in ATTENTION_STATS)
+    # simple images and 0/1 saliency: the max of a region is at least its mean
+    assert (curve["att_in_max"] >= curve["att_in_mean"]).all()
+    assert (curve["att_out_max"] >= curve["att_out_mean"]).all()
 
     with monkeypatch.context() as patch:  # 2 batches per epoch: stop during epoch 3
         _interrupt_after(patch, train_classifier, "total_loss", 5)
@@ -91,6 +95,22 @@ def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(dataset, t
     assert len((tmp_path / "b" / "losses.tsv").read_text().splitlines()) == 3
     _classifier(dataset, tmp_path / "b")
     assert (tmp_path / "b" / "losses.tsv").read_text() == expected
+
+
+def test_reading_the_attention_statistics_changes_neither_losses_nor_weights(dataset, tmp_path,
+                                                                           monkeypatch):
+    _classifier(dataset, tmp_path / "read")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_classifier, "attention_stats", lambda *_: torch.zeros(2, 4))
+        _classifier(dataset, tmp_path / "not_read")
+    read, not_read = (read_curve(tmp_path / name / "losses.tsv") for name in ("read", "not_read"))
+    for part in LOSS_PARTS:
+        assert read[part].tolist() == not_read[part].tolist()
+    assert np.isnan(not_read["att_in_mean"]).all(), "no image counted: NaN, not 0"
+    weights = [torch.load(tmp_path / name / "model.pt", weights_only=True)["model"]
+               for name in ("read", "not_read")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
 def test_segmenter_curve_has_a_row_per_log_interval_and_survives_a_resume(dataset, tmp_path,
