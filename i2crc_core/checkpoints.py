@@ -100,12 +100,16 @@ def describe_model(model: torch.nn.Module, *, class_names=None, input_size=None,
 
 
 def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=None,
-               trained_on=None, **metadata) -> None:
-    """The model file and its sidecar; `metadata` (training settings, losses) goes in both.
+               trained_on=None, provenance=None, **metadata) -> None:
+    """The model file and its sidecar; `metadata` (training settings, losses) goes in both,
+    `provenance` (what process trained it) in the sidecar only: the model file stays a
+    function of the training alone.
 
     The sidecar is written first, so a model file never lacks one."""
     description = describe_model(model, class_names=class_names, input_size=input_size,
                                  trained_on=trained_on, **metadata)
+    if provenance is not None:
+        description["provenance"] = provenance
     with atomic_path(sidecar_path(path)) as tmp:
         tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
                        encoding="utf-8")

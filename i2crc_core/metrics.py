@@ -145,9 +145,13 @@ class CamSweep:
     are background does. So each pixel is counted once by (gt, argmax class, number of
     thresholds <= max CAM), and every threshold's confusion matrix follows from cumulative
     sums over the last index. Thresholds are compared in float32, the CAMs' precision.
+
+    `fixed`: a threshold chosen without the ground truth, scored exactly as well (the best of
+    the sweep is chosen with it, so it flatters). It joins the bucket edges, so it need not be
+    one of `thresholds`; the sweep reports only `thresholds`.
     """
 
-    def __init__(self, num_classes: int, thresholds: Sequence[float]):
+    def __init__(self, num_classes: int, thresholds: Sequence[float], fixed: float | None = None):
         thresholds = np.asarray(thresholds, dtype=np.float32).reshape(-1)
         if thresholds.size == 0 or np.unique(thresholds).size != thresholds.size:
             raise ValueError("thresholds must be a non-empty list of distinct numbers")
@@ -155,7 +159,10 @@ class CamSweep:
             raise ValueError(f"num_classes must be in 1..{IGNORE}, got {num_classes}")
         self.num_classes = num_classes
         self.thresholds = np.sort(thresholds)
-        buckets = self.thresholds.size + 1
+        self.fixed = None if fixed is None else np.float32(fixed)
+        extra = [] if fixed is None else [self.fixed]
+        self._edges = np.unique(np.concatenate([self.thresholds, np.asarray(extra, np.float32)]))
+        buckets = self._edges.size + 1
         self.counts = np.zeros((num_classes, num_classes, buckets), dtype=np.int64)
         # gt value -> row; 255 goes to row K (dropped), anything else to row K+1 (an error).
         self._gt_row = np.full(256, num_classes + 1, dtype=np.intp)
@@ -182,8 +189,8 @@ class CamSweep:
         else:
             max_cam = np.zeros(gt.shape, dtype=np.float32)
             predicted = np.zeros(gt.shape, dtype=np.int64)
-        bucket = np.searchsorted(self.thresholds, max_cam, side="right")
-        buckets = self.thresholds.size + 1
+        bucket = np.searchsorted(self._edges, max_cam, side="right")
+        buckets = self._edges.size + 1
         code = self._gt_row[gt]
         code *= self.num_classes
         code += predicted
@@ -200,20 +207,21 @@ class CamSweep:
             )
         self.counts += counts[: self.num_classes]
 
+    def _matrix(self, threshold) -> np.ndarray:
+        """The confusion matrix at one of the bucket edges."""
+        edge = int(np.searchsorted(self._edges, threshold))
+        below = self.counts[..., : edge + 1].sum(axis=2)  # max CAM < threshold
+        matrix = self.counts.sum(axis=2) - below
+        matrix[:, 0] += below.sum(axis=1)
+        return matrix
+
     def matrices(self) -> np.ndarray:
         """Confusion matrices (T, K, K), one per sorted threshold."""
-        at_or_below = np.cumsum(self.counts, axis=2)  # [..., i]: max CAM < thresholds[i]
-        total = at_or_below[..., -1]
-        matrices = []
-        for index in range(self.thresholds.size):
-            below = at_or_below[..., index]
-            matrix = total - below
-            matrix[:, 0] += below.sum(axis=1)
-            matrices.append(matrix)
-        return np.stack(matrices)
+        return np.stack([self._matrix(threshold) for threshold in self.thresholds])
 
     def result(self) -> dict:
-        """mIoU per threshold, the best one, and whether it sits at an end of the range."""
+        """mIoU per threshold, the best one, whether it sits at an end of the range, and the
+        mIoU at the fixed threshold."""
         mious = [miou_from_matrix(matrix) for matrix in self.matrices()]
         defined = [m for m in mious if not np.isnan(m)]
         if defined:
@@ -223,10 +231,14 @@ class CamSweep:
             at_edge = best in (0, len(mious) - 1)
         else:
             best_threshold = best_miou = at_edge = None
-        return {
+        result = {
             "thresholds": [float(t) for t in self.thresholds],
             "miou": [_json_float(m) for m in mious],
             "best_threshold": best_threshold,
             "best_miou": best_miou,
             "best_at_edge": at_edge,
         }
+        if self.fixed is not None:
+            result["fixed_threshold"] = float(self.fixed)
+            result["fixed_miou"] = _json_float(miou_from_matrix(self._matrix(self.fixed)))
+        return result

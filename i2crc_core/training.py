@@ -37,6 +37,7 @@ from .errors import TrainingError
 from .fileio import atomic_path, content_digest
 from .loading import UserErrorLoader
 from .manifest import Manifest
+from .provenance import collect as provenance
 from .sampling import ChunkSampler, chunk_loader, chunk_seed
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,12 @@ class Trainer:
         manifest = self.setup.manifest
         trained_on = {"dataset": manifest.root, "split": "train",
                       "images": len(manifest.ids["train"]), "labels": labels}
+        # What trained it (device, CPU capability, threads, versions, commit) goes in the
+        # sidecar at run time, never in a rule param: it must not rerun anything. A resumed
+        # run records the process that finished it.
         save_model(model_path, self.model, class_names=["background", *manifest.class_names],
                    input_size=input_size, trained_on=trained_on, training=self.setup.training,
-                   **metadata)
+                   provenance=provenance(device=self.setup.device), **metadata)
 
     def train(self, num_chunks: int, run_chunk, checkpoint_dir, *, inputs, **settings) -> None:
         """`run_chunk(chunk)` for every chunk, resumable; checkpoints are keyed on the training

@@ -66,3 +66,31 @@ rule prepare_dataset:
         code=code("prepare_dataset"),
     script:
         "../workflow_scripts/prepare_dataset.py"
+
+
+# The training images that label metrics score (evaluation.label_split), beside the manifest
+# but a file of its own: changing the key reruns the evaluations, not what reads the manifest.
+LABEL_SPLIT = str(Path(MANIFEST).with_name("label_split.json"))
+
+
+rule label_split:
+    input:
+        manifest=MANIFEST,
+    output:
+        LABEL_SPLIT,
+    log:
+        f"{OUT}/logs/label_split.log",
+    benchmark:
+        f"{OUT}/benchmarks/label_split.tsv"
+    # Reads one split list: run where Snakemake runs, never as a cluster job.
+    localrule: True
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        split=config["evaluation"]["label_split"],
+        code=code("label_split"),
+    script:
+        "../workflow_scripts/label_split.py"

@@ -2,6 +2,7 @@ rule evaluate_labels:
     input:
         manifest=MANIFEST,
         labels=label_dir,
+        label_split=LABEL_SPLIT,
     output:
         f"{OUT}/{{experiment}}/metrics/labels_{{labels}}.json",
     log:
@@ -52,6 +53,7 @@ rule evaluate_cams:
     input:
         manifest=MANIFEST,
         cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        label_split=LABEL_SPLIT,
     output:
         f"{OUT}/{{experiment}}/metrics/cams.json",
     log:
@@ -68,6 +70,7 @@ rule evaluate_cams:
         **resources_of("evaluate"),
     params:
         thresholds=config["evaluation"]["cam_thresholds"],
+        fixed_threshold=config["evaluation"]["cam_threshold"],
         code=code("evaluate_cams"),
     script:
         "../workflow_scripts/evaluate_cams.py"

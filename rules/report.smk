@@ -18,9 +18,33 @@ ABLATION_METRICS = {
 }
 
 
+
+def model_sidecars(experiments, models):
+    """The sidecars of the models behind a summary's numbers, which record what trained them
+    (provenance); `models` are folders under an experiment, e.g. "segmentation/pseudo"."""
+    return {
+        f"sidecar__{experiment}__{model.replace('/', '_')}": f"{OUT}/{experiment}/{model}/model.json"
+        for experiment in experiments
+        for model in models
+    }
+
+
+MAIN_SIDECARS = model_sidecars(
+    config["run_experiments"],
+    ["classifier", "segmentation/pseudo", "segmentation/refined"],
+)
+ABLATION_SIDECARS = {
+    **MAIN_SIDECARS,
+    **model_sidecars(config["run_experiments"], ["segmentation/predicted"]),
+    **model_sidecars(
+        config["ablation_experiments"], ["classifier", "segmentation/pseudo"]
+    ),
+}
+
+
 rule summary:
     input:
-        unpack(lambda wildcards: MAIN_METRICS),
+        unpack(lambda wildcards: {**MAIN_METRICS, **MAIN_SIDECARS}),
         saliency=f"{OUT}/saliency/quality.json",
         manifest=MANIFEST,
     output:
@@ -34,6 +58,11 @@ rule summary:
         per_class=report(
             f"{OUT}/per_class_iou.tsv",
             caption="report/per_class.rst",
+            category="Results",
+        ),
+        provenance=report(
+            f"{OUT}/provenance.tsv",
+            caption="report/provenance.rst",
             category="Results",
         ),
     log:
@@ -56,7 +85,7 @@ rule summary:
 
 rule summary_ablation:
     input:
-        unpack(lambda wildcards: ABLATION_METRICS),
+        unpack(lambda wildcards: {**ABLATION_METRICS, **ABLATION_SIDECARS}),
         saliency=f"{OUT}/saliency/quality.json",
         manifest=MANIFEST,
     output:
@@ -68,6 +97,7 @@ rule summary_ablation:
             category="Ablation",
         ),
         per_class=f"{OUT}/per_class_iou_ablation.tsv",
+        provenance=f"{OUT}/provenance_ablation.tsv",
     log:
         f"{OUT}/logs/summary_ablation.log",
     benchmark:

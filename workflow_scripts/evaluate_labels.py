@@ -7,5 +7,7 @@ run_stage(
     manifest_path=snakemake.input.manifest,
     label_dir=snakemake.input.labels,
     split=snakemake.params.split,
+    # Training labels are scored on evaluation.label_split's images; val labels on all of val.
+    label_split_path=snakemake.input.get("label_split"),
     out_path=snakemake.output[0],
 )

@@ -1,4 +1,5 @@
-"""Stage: validate a VOC-layout dataset and write its manifest and image-level label lists."""
+"""Stages: validate a VOC-layout dataset and write its manifest and image-level label lists
+(`run`); choose the training images that label metrics score (`label_split`)."""
 
 import logging
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..layout import (
     write_image_labels,
 )
 from ..errors import DatasetError
-from ..manifest import ROLES, Manifest
+from ..manifest import ROLES, LabelSplit, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +60,31 @@ def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label
         class_names=class_names(Path(root), num_classes),
         ids=ids,
         image_labels={role: {k: list(v) for k, v in labels[role].items()} for role in ROLES},
+        splits={role: splits[role] for role in ROLES},
         **layout,
     ).save(manifest_path)
+
+
+def label_split(*, manifest_path, split, out_path):
+    """The training images that label metrics score: those of the split list `split` (in the
+    dataset's split folder), which must all be training images; None: every training image."""
+    manifest = Manifest.load(manifest_path)
+    train_ids = manifest.ids["train"]
+    if split is None:
+        chosen = LabelSplit(manifest.split_name("train"), list(train_ids))
+    else:
+        path = manifest.layout().split_path(split)
+        ids = read_split(path)
+        # The training images were validated by `run`: a subset needs no second check.
+        known = set(train_ids)
+        outside = [image_id for image_id in ids if image_id not in known]
+        if outside:
+            raise DatasetError(
+                f"{path}: evaluation.label_split '{split}' lists {len(outside)} of {len(ids)} ids "
+                f"outside the training images of split '{manifest.split_name('train')}' "
+                f"(first: {outside[0]!r})"
+            )
+        chosen = LabelSplit(split, ids)
+    log.info("label metrics on split %s: %d of %d training images", chosen.split,
+             len(chosen.ids), len(train_ids))
+    chosen.save(out_path)

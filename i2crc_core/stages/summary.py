@@ -4,7 +4,12 @@ Columns follow the paper: CAM-only mIoU (Table V style, no saliency), CAM pseudo
 train (Table V "Mask"), refined labels on train, segmentation on val after the first
 training and after retraining (Table IV), and the saliency maps' own mIoU (Table VI).
 Pseudo labels are reported both ways (docs/method.md §7): ignored pixels left out, and counted as
-background, with the ignored fraction.
+background, with the ignored fraction. CAM-only is reported at the sweep's best background
+threshold (chosen with the ground truth) and at the fixed `evaluation.cam_threshold`.
+
+Provenance: what produced the numbers — the config digest, commit, package versions and device
+of the summary's process, and of each training process as its model's sidecar recorded it —
+goes to summary.json, provenance.tsv (the report) and a footer of summary.md.
 """
 
 import json
@@ -13,6 +18,7 @@ from collections import defaultdict
 
 from ..fileio import atomic_path
 from ..manifest import Manifest
+from ..provenance import collect
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ def experiment_row(metrics: dict) -> dict:
     if "cams" in metrics:
         row["cam_only_miou"] = metrics["cams"]["best_miou"]
         row["cam_only_threshold"] = metrics["cams"]["best_threshold"]
+        row["cam_only_fixed_miou"] = metrics["cams"]["fixed_miou"]
+        row["cam_only_fixed_threshold"] = metrics["cams"]["fixed_threshold"]
     for key, prefix in LABEL_SETS.items():
         if key in metrics:
             row[f"{prefix}_miou_ignore_excluded"] = metrics[key]["miou_ignore_excluded"]
@@ -70,38 +78,120 @@ def _write_tsv(path, rows: list[list[str]]) -> None:
         tmp.write_text("".join("\t".join(row) + "\n" for row in rows))
 
 
-def run(*, metric_paths, saliency_path, manifest_path, experiments, json_path, markdown_path,
-        table_path, per_class_path):
+def label_images(metrics_by_experiment: dict) -> list[dict]:
+    """The split lists that the training-image metrics scored, with their image counts (one,
+    unless metrics files of different label splits were mixed)."""
+    scored = {(result["split_list"], result["images"])
+              for metrics in metrics_by_experiment.values() for result in metrics.values()
+              if result["split"] == "train"}
+    return [{"split_list": name, "images": images} for name, images in sorted(scored)]
+
+
+def provenance_rows(provenance: dict) -> list[list[str]]:
+    """One row per recorded fact: scope (summary or a model), dotted key, value."""
+    def flat(prefix, value):
+        if isinstance(value, dict):
+            return [row for key, item in value.items() for row in flat(f"{prefix}.{key}", item)]
+        return [[prefix, str(value)]]
+
+    rows = [["scope", "key", "value"]]
+    for scope, record in [("summary", provenance["summary"]), *provenance["models"].items()]:
+        rows += [[scope, *row] for key, value in record.items() for row in flat(key, value)]
+    return rows
+
+
+def _git_text(git: dict) -> str:
+    state = {True: "uncommitted changes", False: "clean"}.get(git["dirty"], "tree state unknown")
+    return f"commit `{git['commit']}` ({state})"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _device_text(device: dict) -> str:
+    text = f"CPU {device['cpu']}"
+    if "cpu_capability" in device:  # recorded where torch ran, i.e. by training
+        text += f" ({device['cpu_capability']}, {_count(device['threads'], 'thread')})"
+    if device.get("type") == "cuda":
+        text = f"GPU {device['gpu']} (CUDA {device['cuda']}, driver {device['driver']}), {text}"
+    return text
+
+
+def provenance_footer(provenance: dict) -> str:
+    """summary.md's footer: the summary's provenance, then each distinct training provenance
+    with the models it trained."""
+    summary = provenance["summary"]
+    packages = ", ".join(f"{name} {version}" for name, version in summary["packages"].items())
+    lines = ["## Provenance", "",
+             f"- config sha256 `{summary['config_sha256']}`; summary made at "
+             f"{_git_text(summary['git'])} on {_device_text(summary['device'])} with {packages}"]
+    groups = defaultdict(list)
+    for model, record in provenance["models"].items():
+        groups[json.dumps(record, sort_keys=True)].append(model)
+    for text, models in groups.items():
+        record = json.loads(text)
+        same = "same packages" if record["packages"] == summary["packages"] else ", ".join(
+            f"{name} {version}" for name, version in record["packages"].items())
+        lines.append(f"- trained on {_device_text(record['device'])} at "
+                     f"{_git_text(record['git'])}, {same}: {', '.join(models)}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_summary(saliency: dict, manifest: Manifest, scored: list[dict], table: str,
+                     provenance: dict) -> str:
+    scored_text = "; ".join(f"split list `{item['split_list']}`, {item['images']:,} of "
+                            f"{_count(len(manifest.ids['train']), 'training image')}"
+                            for item in scored)
+    return (
+        "# I2CRC results\n\n"
+        f"Saliency maps ({saliency['source']}): mIoU {saliency['miou_all']:.4f} on all "
+        f"training images, {saliency['miou_simple']:.4f} on simple ones.\n\n"
+        f"CAM-only, pseudo and refined labels scored on {scored_text}; segmentation on "
+        f"`{manifest.split_name('val')}`, {_count(len(manifest.ids['val']), 'image')}. CAM-only "
+        "at the best background threshold (chosen with the ground truth) and at the fixed one "
+        "(`evaluation.cam_threshold`).\n\n"
+        + table + "\n" + provenance_footer(provenance)
+    )
+
+
+def run(*, metric_paths, sidecar_paths, saliency_path, manifest_path, experiments, config,
+        json_path, markdown_path, table_path, per_class_path, provenance_path):
     metrics = defaultdict(dict)
     for key, path in metric_paths.items():
         experiment, name = key.rsplit("__", 1)
         with open(path) as handle:
             metrics[experiment][name] = json.load(handle)
+    models = {}
+    for key, path in sidecar_paths.items():
+        with open(path, encoding="utf-8") as handle:
+            models[key.replace("__", "/")] = json.load(handle)["provenance"]
     with open(saliency_path) as handle:
         saliency = json.load(handle)
     manifest = Manifest.load(manifest_path)
     rows = {experiment: experiment_row(metrics[experiment]) for experiment in experiments}
     columns = list(dict.fromkeys(column for row in rows.values() for column in row))
+    scored = label_images(metrics)
+    provenance = {"summary": collect(config=config), "models": models}
     summary = {
         "dataset": {"num_classes": manifest.num_classes,
                     "train_images": len(manifest.ids["train"]),
-                    "val_images": len(manifest.ids["val"])},
+                    "val_images": len(manifest.ids["val"]),
+                    "label_metrics_on": scored},
         "saliency": saliency,
         "experiments": rows,
+        "provenance": provenance,
     }
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text(
-            "# I2CRC results\n\n"
-            f"Saliency maps ({saliency['source']}): mIoU {saliency['miou_all']:.4f} on all "
-            f"training images, {saliency['miou_simple']:.4f} on simple ones.\n\n"
-            + markdown_table(rows, columns)
-        )
+        tmp.write_text(markdown_summary(saliency, manifest, scored, markdown_table(rows, columns),
+                                        provenance))
     _write_tsv(
         table_path,
         [["experiment", *columns]]
         + [[name, *(_cell(row.get(c)) for c in columns)] for name, row in rows.items()],
     )
     _write_tsv(per_class_path, per_class_rows(metrics, ["background", *manifest.class_names]))
+    _write_tsv(provenance_path, provenance_rows(provenance))
     log.info("summary:\n%s", markdown_table(rows, columns))

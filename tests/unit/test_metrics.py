@@ -155,6 +155,40 @@ def test_cam_sweep_by_hand_and_edge_flag():
     assert matrices[1].tolist() == [[1, 1], [1, 1]]
 
 
+def test_cam_sweep_scores_a_fixed_threshold_exactly_on_or_off_the_sweep():
+    gt = np.array([[0, 1, 1, 0]], np.uint8)
+    cams = np.array([[[0.1, 0.9, 0.4, 0.6]]], np.float32)
+
+    def swept(fixed):
+        sweep = CamSweep(2, [0.2, 0.5, 0.8], fixed=fixed)
+        sweep.update(gt, cams, [1])
+        return sweep.result()
+
+    # t=0.05: pred [1,1,1,1] -> bg 0, cls 2/4; t=0.4 (a CAM value: background only below it):
+    # [0,1,1,1] -> bg 1/2, cls 2/3; t=0.5 (on the sweep): as in the by-hand test above.
+    for fixed, miou in ((0.05, 1 / 4), (0.4, 7 / 12), (0.5, 1 / 3)):
+        result = swept(fixed)
+        assert result["fixed_threshold"] == pytest.approx(fixed)
+        assert result["fixed_miou"] == pytest.approx(miou)
+        # The sweep reports its own thresholds only, unchanged by the fixed one.
+        assert result["thresholds"] == pytest.approx([0.2, 0.5, 0.8])
+        assert result["miou"] == pytest.approx([7 / 12, 1 / 3, 7 / 12])
+    assert "fixed_miou" not in CamSweep(2, [0.5]).result()
+
+
+def test_cam_sweep_fixed_threshold_equals_naive_loop_on_random_data():
+    rng = np.random.default_rng(3)
+    items = []
+    for _ in range(4):
+        class_ids = sorted(rng.choice(np.arange(1, 5), rng.integers(1, 3), replace=False))
+        cams = rng.random((len(class_ids), 7, 5)).astype(np.float32)
+        items.append((rng.choice([0, *class_ids, IGN], size=(7, 5)).astype(np.uint8), cams, class_ids))
+    sweep = CamSweep(5, [0.2, 0.6], fixed=0.37)
+    for gt, cams, class_ids in items:
+        sweep.update(gt, cams, class_ids)
+    assert sweep.result()["fixed_miou"] == pytest.approx(naive_sweep(items, 5, [np.float32(0.37)])[0])
+
+
 def test_cam_sweep_rejects_bad_input():
     with pytest.raises(ValueError):
         CamSweep(3, [])

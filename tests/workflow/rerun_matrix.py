@@ -66,6 +66,7 @@ CHANGES = {
     "segmentation.weights": {"segmentation": {"weights": "weights/segmenter.pth"}},
     "segmentation.optimizer": {"segmentation": {"optimizer": "sgd"}},
     "segmentation.aspp_rates": {"segmentation": {"aspp_rates": [3, 6]}},
+    "evaluation.label_split": {"evaluation": {"label_split": "train"}},
 }
 
 
