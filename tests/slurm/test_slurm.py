@@ -106,7 +106,7 @@ def test_template_profile_is_valid(tmp_path):
     that config.yaml gives a GPU to a GPU partition. Needs no cluster."""
     import yaml
 
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm"
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())["resources"]
     assert {stage for stage, spec in defaults.items() if spec["gpu"] > 0} == set(GPU_STAGES)

@@ -234,7 +234,7 @@ def test_simulate_detector_blur_and_noise_soften_the_map():
 
 def test_simulate_detector_defaults_lower_miou_than_perfect():
     masks = _synthetic_masks(8)
-    default = [simulate_detector(m, image_rng(2, str(i))) for i, m in enumerate(masks)]
+    default = [simulate_detector(m, image_rng(2, str(i)), **SIMULATED) for i, m in enumerate(masks)]
     harsh = [
         simulate_detector(m, image_rng(2, str(i)), **{**SIMULATED, "miss_prob": 1.0, "miss_scale": 0.5, "blur_sigma": 6.0})
         for i, m in enumerate(masks)
