@@ -3,11 +3,11 @@ rule evaluate_labels:
         manifest=MANIFEST,
         labels=label_dir,
     output:
-        f"{OUT}/{{experiment}}/metrics/labels_{{labels}}.json",
+        f"{RUN}/{{experiment}}/metrics/labels_{{labels}}.json",
     log:
-        f"{OUT}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
+        f"{RUN}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
+        f"{RUN}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True
@@ -26,13 +26,13 @@ rule evaluate_labels:
 rule evaluate_segmentation:
     input:
         manifest=MANIFEST,
-        labels=f"{OUT}/{{experiment}}/segmentation/{{labels}}/pred_val",
+        labels=f"{RUN}/{{experiment}}/segmentation/{{labels}}/pred_val",
     output:
-        f"{OUT}/{{experiment}}/metrics/segmentation_{{labels}}.json",
+        f"{RUN}/{{experiment}}/metrics/segmentation_{{labels}}.json",
     log:
-        f"{OUT}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
+        f"{RUN}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
+        f"{RUN}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True
@@ -51,13 +51,13 @@ rule evaluate_segmentation:
 rule evaluate_cams:
     input:
         manifest=MANIFEST,
-        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        cams=f"{RUN}/{{experiment}}/cams/cams.h5",
     output:
-        f"{OUT}/{{experiment}}/metrics/cams.json",
+        f"{RUN}/{{experiment}}/metrics/cams.json",
     log:
-        f"{OUT}/logs/evaluate_cams/{{experiment}}.log",
+        f"{RUN}/logs/evaluate_cams/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_cams/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/evaluate_cams/{{experiment}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True
