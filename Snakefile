@@ -27,7 +27,6 @@ rule all:
     input:
         f"{OUT}/summary.json",
         f"{OUT}/summary.md",
-        f"{OUT}/figures/cams.png",
         REPORT_FIGURES,
 
 

@@ -81,6 +81,11 @@ def validate_config(config: dict) -> dict:
     from snakemake.utils import validate as snakemake_validate
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    # `--config 'seeds=[0,1,2]'` arrives as strings: Snakemake reads command-line lists with
+    # YAML's BaseLoader, which types nothing.
+    seeds = config.get("seeds")
+    if isinstance(seeds, list) and all(isinstance(s, str) and s.isdigit() for s in seeds):
+        config["seeds"] = [int(s) for s in seeds]
     _check_schema(config, schema)
     snakemake_validate(config, str(SCHEMA_PATH), set_default=True)
     _check_cross_references(config)

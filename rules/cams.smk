@@ -5,13 +5,13 @@ scattergather:
 rule extract_cams:
     input:
         manifest=MANIFEST,
-        model=f"{OUT}/{{experiment}}/classifier/model.pt",
+        model=f"{RUN}/{{experiment}}/classifier/model.pt",
     output:
         CAM_SHARD,
     log:
-        f"{OUT}/logs/extract_cams/{{experiment}}/{{scatteritem}}.log",
+        f"{RUN}/logs/extract_cams/{{experiment}}/{{scatteritem}}.log",
     benchmark:
-        f"{OUT}/benchmarks/extract_cams/{{experiment}}/{{scatteritem}}.tsv"
+        f"{RUN}/benchmarks/extract_cams/{{experiment}}/{{scatteritem}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("extract_cams")
@@ -28,13 +28,13 @@ rule extract_cams:
 
 rule gather_cams:
     input:
-        gather.cams(CAM_SHARD, experiment="{experiment}"),
+        gather.cams(CAM_SHARD, experiment="{experiment}", seed="{seed}"),
     output:
-        f"{OUT}/{{experiment}}/cams/cams.h5",
+        f"{RUN}/{{experiment}}/cams/cams.h5",
     log:
-        f"{OUT}/logs/gather_cams/{{experiment}}.log",
+        f"{RUN}/logs/gather_cams/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/gather_cams/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/gather_cams/{{experiment}}.tsv"
     # Seconds of work: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:

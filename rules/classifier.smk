@@ -4,13 +4,13 @@ rule train_classifier:
         saliency=SALIENCY_MAPS,
         weights=weights_input("classifier"),
     output:
-        model=f"{OUT}/{{experiment}}/classifier/model.pt",
-        sidecar=f"{OUT}/{{experiment}}/classifier/model.json",
-        losses=f"{OUT}/{{experiment}}/classifier/losses.tsv",
+        model=f"{RUN}/{{experiment}}/classifier/model.pt",
+        sidecar=f"{RUN}/{{experiment}}/classifier/model.json",
+        losses=f"{RUN}/{{experiment}}/classifier/losses.tsv",
     log:
-        f"{OUT}/logs/train_classifier/{{experiment}}.log",
+        f"{RUN}/logs/train_classifier/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_classifier/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/train_classifier/{{experiment}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("train_classifier")
@@ -19,11 +19,11 @@ rule train_classifier:
     params:
         # Per-epoch checkpoints live outside the declared outputs, so that Snakemake does not
         # delete them before a rerun: an interrupted training resumes from the last one.
-        checkpoints=f"{OUT}/{{experiment}}/classifier/checkpoints",
+        checkpoints=f"{RUN}/{{experiment}}/classifier/checkpoints",
         training=training_settings("classifier"),
         weights=weights_param("classifier"),
         losses=losses,
-        seed=config["seed"],
+        seed=seed_param,
         precision=config["precision"],
         code=code("train_classifier"),
     script:

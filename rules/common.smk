@@ -19,16 +19,29 @@ except ConfigError as error:
 jobs_import_from(workflow.basedir)
 
 OUT = config["output_dir"]
+SEEDS = config["seeds"]
+# What a seed decides lives under RUN (one DAG for all seeds); downloads, ImageNet weights and a
+# real dataset do not depend on it and live under OUT, once.
+RUN = f"{OUT}/seed{{seed}}"
 EXPERIMENTS = config["experiments"]
-MANIFEST = f"{OUT}/dataset/manifest.json"
-SALIENCY_MAPS = f"{OUT}/saliency/maps"
-CAM_SHARD = f"{OUT}/{{experiment}}/cams/shards/{{scatteritem}}.h5"
+SYNTHETIC = config["dataset"]["kind"] == "synthetic"
+# The synthetic benchmark is drawn from the seed; a real dataset is not.
+DATA = RUN if SYNTHETIC else OUT
+MANIFEST = f"{DATA}/dataset/manifest.json"
+# Fetched maps are read like a folder of maps.
+SALIENCY_SOURCE = (
+    "folder" if config["saliency"]["source"] == "url" else config["saliency"]["source"]
+)
+# Simulated maps are drawn from the seed; others depend only on the dataset's images.
+SALIENCY_ROOT = RUN if SALIENCY_SOURCE == "simulated" else DATA
+SALIENCY_MAPS = f"{SALIENCY_ROOT}/saliency/maps"
+CAM_SHARD = f"{RUN}/{{experiment}}/cams/shards/{{scatteritem}}.h5"
 # Segmentation rounds, named after the labels they train on: CAM pseudo labels (round 1),
 # refined labels (Eq. 9-11), or round-1 predictions as they are (the ablation "retrain without refinement").
 LABEL_SOURCES = {
-    "pseudo": f"{OUT}/{{experiment}}/labels/pseudo",
-    "refined": f"{OUT}/{{experiment}}/labels/refined",
-    "predicted": f"{OUT}/{{experiment}}/segmentation/pseudo/pred_train",
+    "pseudo": f"{RUN}/{{experiment}}/labels/pseudo",
+    "refined": f"{RUN}/{{experiment}}/labels/refined",
+    "predicted": f"{RUN}/{{experiment}}/segmentation/pseudo/pred_train",
 }
 
 
@@ -36,6 +49,7 @@ wildcard_constraints:
     experiment="[A-Za-z0-9_]{1,64}",
     labels="|".join(LABEL_SOURCES),
     split="train|val",
+    seed=r"\d+",
     scatteritem=r"\d+-of-\d+",
     # The backbones that torchvision publishes ImageNet weights for (i2crc_core/weights.py).
     backbone="vgg16|resnet101",
@@ -77,7 +91,9 @@ def losses(wildcards):
 
 
 def label_dir(wildcards):
-    return LABEL_SOURCES[wildcards.labels].format(experiment=wildcards.experiment)
+    return LABEL_SOURCES[wildcards.labels].format(
+        experiment=wildcards.experiment, seed=wildcards.seed
+    )
 
 
 def threads_of(stage):
@@ -89,9 +105,37 @@ def resources_of(stage):
     return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": spec["gpu"]}
 
 
-def metric_files(experiments, names):
-    return {
-        f"{experiment}__{name}": f"{OUT}/{experiment}/metrics/{name}.json"
+def seed_param(wildcards):
+    return int(wildcards.seed)
+
+
+def metric_files(groups):
+    """An input function: for each (experiments, metric names) of `groups`, those metrics
+    files of the job's seed."""
+    return lambda wildcards: {
+        f"{experiment}__{name}": f"{RUN}/{experiment}/metrics/{name}.json".format(
+            seed=wildcards.seed
+        )
+        for experiments, names in groups
         for experiment in experiments
         for name in names
     }
+
+
+def summary_inputs(metrics, sidecars):
+    """An input function: a summary's metrics files and model sidecars, in the job's seed."""
+
+    def inputs(wildcards):
+        return {
+            **metric_files(metrics)(wildcards),
+            **{
+                f"sidecar__{experiment}__{'_'.join(Path(model).parts)}": (
+                    f"{RUN}/{experiment}/{model}/model.json".format(seed=wildcards.seed)
+                )
+                for experiments, models in sidecars
+                for experiment in experiments
+                for model in models
+            },
+        }
+
+    return inputs

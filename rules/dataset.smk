@@ -1,15 +1,14 @@
 DATASET = config["dataset"]
-SYNTHETIC = DATASET["kind"] == "synthetic"
-SYNTHETIC_ROOT = f"{OUT}/dataset/synthetic"
+SYNTHETIC_ROOT = f"{DATA}/dataset/synthetic"
 
 
 rule generate_synthetic:
     output:
         directory(SYNTHETIC_ROOT),
     log:
-        f"{OUT}/logs/generate_synthetic.log",
+        f"{DATA}/logs/generate_synthetic.log",
     benchmark:
-        f"{OUT}/benchmarks/generate_synthetic.tsv"
+        f"{DATA}/benchmarks/generate_synthetic.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("dataset")
@@ -18,7 +17,7 @@ rule generate_synthetic:
     params:
         synthetic=DATASET["synthetic"],
         num_classes=DATASET["num_classes"],
-        seed=config["seed"],
+        seed=seed_param,
         code=code("generate_synthetic"),
     script:
         "../workflow_scripts/generate_synthetic.py"
@@ -36,12 +35,12 @@ rule prepare_dataset:
         ),
     output:
         manifest=MANIFEST,
-        train_labels=f"{OUT}/dataset/image_labels_train.txt",
-        val_labels=f"{OUT}/dataset/image_labels_val.txt",
+        train_labels=f"{DATA}/dataset/image_labels_train.txt",
+        val_labels=f"{DATA}/dataset/image_labels_val.txt",
     log:
-        f"{OUT}/logs/prepare_dataset.log",
+        f"{DATA}/logs/prepare_dataset.log",
     benchmark:
-        f"{OUT}/benchmarks/prepare_dataset.tsv"
+        f"{DATA}/benchmarks/prepare_dataset.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("dataset")
@@ -79,9 +78,9 @@ rule label_split:
     output:
         LABEL_SPLIT,
     log:
-        f"{OUT}/logs/label_split.log",
+        f"{DATA}/logs/label_split.log",
     benchmark:
-        f"{OUT}/benchmarks/label_split.tsv"
+        f"{DATA}/benchmarks/label_split.tsv"
     # Reads one split list: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:

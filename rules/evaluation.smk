@@ -4,11 +4,11 @@ rule evaluate_labels:
         labels=label_dir,
         label_split=LABEL_SPLIT,
     output:
-        f"{OUT}/{{experiment}}/metrics/labels_{{labels}}.json",
+        f"{RUN}/{{experiment}}/metrics/labels_{{labels}}.json",
     log:
-        f"{OUT}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
+        f"{RUN}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
+        f"{RUN}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True
@@ -27,13 +27,13 @@ rule evaluate_labels:
 rule evaluate_segmentation:
     input:
         manifest=MANIFEST,
-        labels=f"{OUT}/{{experiment}}/segmentation/{{labels}}/pred_val",
+        labels=f"{RUN}/{{experiment}}/segmentation/{{labels}}/pred_val",
     output:
-        f"{OUT}/{{experiment}}/metrics/segmentation_{{labels}}.json",
+        f"{RUN}/{{experiment}}/metrics/segmentation_{{labels}}.json",
     log:
-        f"{OUT}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
+        f"{RUN}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
+        f"{RUN}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True
@@ -52,14 +52,14 @@ rule evaluate_segmentation:
 rule evaluate_cams:
     input:
         manifest=MANIFEST,
-        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        cams=f"{RUN}/{{experiment}}/cams/cams.h5",
         label_split=LABEL_SPLIT,
     output:
-        f"{OUT}/{{experiment}}/metrics/cams.json",
+        f"{RUN}/{{experiment}}/metrics/cams.json",
     log:
-        f"{OUT}/logs/evaluate_cams/{{experiment}}.log",
+        f"{RUN}/logs/evaluate_cams/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_cams/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/evaluate_cams/{{experiment}}.tsv"
     # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
     # cluster job that would wait in the queue longer than it works.
     localrule: True

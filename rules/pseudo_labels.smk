@@ -1,14 +1,14 @@
 rule pseudo_labels:
     input:
         manifest=MANIFEST,
-        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        cams=f"{RUN}/{{experiment}}/cams/cams.h5",
         saliency=SALIENCY_MAPS,
     output:
         directory(LABEL_SOURCES["pseudo"]),
     log:
-        f"{OUT}/logs/pseudo_labels/{{experiment}}.log",
+        f"{RUN}/logs/pseudo_labels/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/pseudo_labels/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/pseudo_labels/{{experiment}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("labels")

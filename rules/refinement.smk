@@ -1,14 +1,14 @@
 rule refine_labels:
     input:
         manifest=MANIFEST,
-        predictions=f"{OUT}/{{experiment}}/segmentation/pseudo/pred_train",
+        predictions=f"{RUN}/{{experiment}}/segmentation/pseudo/pred_train",
         initial=LABEL_SOURCES["pseudo"],
     output:
         directory(LABEL_SOURCES["refined"]),
     log:
-        f"{OUT}/logs/refine_labels/{{experiment}}.log",
+        f"{RUN}/logs/refine_labels/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/refine_labels/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/refine_labels/{{experiment}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("labels")

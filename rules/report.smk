@@ -1,74 +1,64 @@
-MAIN_METRICS = metric_files(
-    config["run_experiments"],
-    [
-        "cams",
-        "labels_pseudo",
-        "labels_refined",
-        "segmentation_pseudo",
-        "segmentation_refined",
-    ],
-)
-ABLATION_METRICS = {
-    **MAIN_METRICS,
-    **metric_files(config["run_experiments"], ["segmentation_predicted"]),
-    **metric_files(
-        config["ablation_experiments"],
-        ["cams", "labels_pseudo", "segmentation_pseudo"],
+MAIN_METRICS = [
+    (
+        config["run_experiments"],
+        [
+            "cams",
+            "labels_pseudo",
+            "labels_refined",
+            "segmentation_pseudo",
+            "segmentation_refined",
+        ],
+    )
+]
+ABLATION_METRICS = [
+    *MAIN_METRICS,
+    (config["run_experiments"], ["segmentation_predicted"]),
+    (config["ablation_experiments"], ["cams", "labels_pseudo", "segmentation_pseudo"]),
+]
+
+
+# The models behind a summary's numbers, whose sidecars record what trained them (provenance):
+# folders under an experiment.
+MAIN_SIDECARS = [
+    (
+        config["run_experiments"],
+        ["classifier", "segmentation/pseudo", "segmentation/refined"],
     ),
-}
-
-
-
-def model_sidecars(experiments, models):
-    """The sidecars of the models behind a summary's numbers, which record what trained them
-    (provenance); `models` are folders under an experiment, e.g. "segmentation/pseudo"."""
-    return {
-        f"sidecar__{experiment}__{model.replace('/', '_')}": f"{OUT}/{experiment}/{model}/model.json"
-        for experiment in experiments
-        for model in models
-    }
-
-
-MAIN_SIDECARS = model_sidecars(
-    config["run_experiments"],
-    ["classifier", "segmentation/pseudo", "segmentation/refined"],
-)
-ABLATION_SIDECARS = {
-    **MAIN_SIDECARS,
-    **model_sidecars(config["run_experiments"], ["segmentation/predicted"]),
-    **model_sidecars(
-        config["ablation_experiments"], ["classifier", "segmentation/pseudo"]
-    ),
-}
+]
+ABLATION_SIDECARS = [
+    *MAIN_SIDECARS,
+    (config["run_experiments"], ["segmentation/predicted"]),
+    (config["ablation_experiments"], ["classifier", "segmentation/pseudo"]),
+]
 
 
 rule summary:
     input:
-        unpack(lambda wildcards: {**MAIN_METRICS, **MAIN_SIDECARS}),
-        saliency=f"{OUT}/saliency/quality.json",
+        unpack(summary_inputs(MAIN_METRICS, MAIN_SIDECARS)),
+        saliency=f"{SALIENCY_ROOT}/saliency/quality.json",
         manifest=MANIFEST,
     output:
-        json=f"{OUT}/summary.json",
-        markdown=f"{OUT}/summary.md",
+        json=f"{RUN}/summary.json",
+        markdown=f"{RUN}/summary.md",
         table=report(
-            f"{OUT}/summary.tsv",
+            f"{RUN}/summary.tsv",
             caption="report/summary.rst",
             category="Results",
         ),
         per_class=report(
-            f"{OUT}/per_class_iou.tsv",
+            f"{RUN}/per_class_iou.tsv",
             caption="report/per_class.rst",
             category="Results",
         ),
         provenance=report(
-            f"{OUT}/provenance.tsv",
+            f"{RUN}/provenance.tsv",
             caption="report/provenance.rst",
             category="Results",
         ),
     log:
-        f"{OUT}/logs/summary.log",
+        f"{RUN}/logs/summary.log",
     benchmark:
-        f"{OUT}/benchmarks/summary.tsv"
+        f"{RUN}/benchmarks/summary.tsv"
     # Seconds of work: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:
@@ -85,23 +75,23 @@ rule summary:
 
 rule summary_ablation:
     input:
-        unpack(lambda wildcards: {**ABLATION_METRICS, **ABLATION_SIDECARS}),
-        saliency=f"{OUT}/saliency/quality.json",
+        unpack(summary_inputs(ABLATION_METRICS, ABLATION_SIDECARS)),
+        saliency=f"{SALIENCY_ROOT}/saliency/quality.json",
         manifest=MANIFEST,
     output:
-        json=f"{OUT}/summary_ablation.json",
-        markdown=f"{OUT}/summary_ablation.md",
+        json=f"{RUN}/summary_ablation.json",
+        markdown=f"{RUN}/summary_ablation.md",
         table=report(
-            f"{OUT}/summary_ablation.tsv",
+            f"{RUN}/summary_ablation.tsv",
             caption="report/summary.rst",
             category="Ablation",
         ),
-        per_class=f"{OUT}/per_class_iou_ablation.tsv",
-        provenance=f"{OUT}/provenance_ablation.tsv",
+        per_class=f"{RUN}/per_class_iou_ablation.tsv",
+        provenance=f"{RUN}/provenance_ablation.tsv",
     log:
-        f"{OUT}/logs/summary_ablation.log",
+        f"{RUN}/logs/summary_ablation.log",
     benchmark:
-        f"{OUT}/benchmarks/summary_ablation.tsv"
+        f"{RUN}/benchmarks/summary_ablation.tsv"
     # Seconds of work: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:
@@ -116,22 +106,57 @@ rule summary_ablation:
         "../workflow_scripts/summary.py"
 
 
+# Each seed's table, then every seed side by side with mean and sample standard deviation.
+for target in ("summary", "summary_ablation"):
+
+    rule:
+        name:
+            f"{target}_seeds"
+        input:
+            expand(f"{RUN}/{target}.json", seed=SEEDS),
+        output:
+            json=f"{OUT}/{target}.json",
+            markdown=report(
+                f"{OUT}/{target}.md",
+                caption="report/seeds.rst",
+                category="Results" if target == "summary" else "Ablation",
+            ),
+        log:
+            f"{OUT}/logs/{target}_seeds.log",
+        benchmark:
+            f"{OUT}/benchmarks/{target}_seeds.tsv"
+        # Seconds of work: run where Snakemake runs, never as a cluster job.
+        localrule: True
+        conda:
+            "../envs/i2crc.yaml"
+        threads: threads_of("evaluate")
+        resources:
+            **resources_of("evaluate"),
+        params:
+            seeds=SEEDS,
+            code=code("summary_seeds"),
+        script:
+            "../workflow_scripts/summary_seeds.py"
+
+
 rule figure_cams:
     input:
         manifest=MANIFEST,
         cams=expand(
-            f"{OUT}/{{experiment}}/cams/cams.h5", experiment=config["run_experiments"]
+            f"{RUN}/{{experiment}}/cams/cams.h5",
+            experiment=config["run_experiments"],
+            allow_missing=True,
         ),
     output:
         report(
-            f"{OUT}/figures/cams.png",
+            f"{RUN}/figures/cams.png",
             caption="report/cams.rst",
             category="Figures",
         ),
     log:
-        f"{OUT}/logs/figure_cams.log",
+        f"{RUN}/logs/figure_cams.log",
     benchmark:
-        f"{OUT}/benchmarks/figure_cams.tsv"
+        f"{RUN}/benchmarks/figure_cams.tsv"
     # Seconds of work: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:
@@ -147,40 +172,45 @@ rule figure_cams:
         "../workflow_scripts/figure_cams.py"
 
 
-# The figures that the default target adds to cams.png.
-REPORT_FIGURES = [
-    f"{OUT}/figures/training.png",
-    *expand(
-        f"{OUT}/figures/examples_{{experiment}}.png",
-        experiment=config["run_experiments"],
-    ),
-]
+# The figures of every seed that the default target asks for.
+REPORT_FIGURES = expand(
+    [
+        f"{RUN}/figures/cams.png",
+        f"{RUN}/figures/training.png",
+        f"{RUN}/figures/examples_{{experiment}}.png",
+    ],
+    experiment=config["run_experiments"],
+    seed=SEEDS,
+)
 
 
 rule figure_training:
     input:
         classifier=expand(
-            f"{OUT}/{{experiment}}/classifier/losses.tsv",
+            f"{RUN}/{{experiment}}/classifier/losses.tsv",
             experiment=config["run_experiments"],
+            allow_missing=True,
         ),
         pseudo=expand(
-            f"{OUT}/{{experiment}}/segmentation/pseudo/losses.tsv",
+            f"{RUN}/{{experiment}}/segmentation/pseudo/losses.tsv",
             experiment=config["run_experiments"],
+            allow_missing=True,
         ),
         refined=expand(
-            f"{OUT}/{{experiment}}/segmentation/refined/losses.tsv",
+            f"{RUN}/{{experiment}}/segmentation/refined/losses.tsv",
             experiment=config["run_experiments"],
+            allow_missing=True,
         ),
     output:
         report(
-            f"{OUT}/figures/training.png",
+            f"{RUN}/figures/training.png",
             caption="report/training.rst",
             category="Figures",
         ),
     log:
-        f"{OUT}/logs/figure_training.log",
+        f"{RUN}/logs/figure_training.log",
     benchmark:
-        f"{OUT}/benchmarks/figure_training.tsv"
+        f"{RUN}/benchmarks/figure_training.tsv"
     # Seconds of work: run where Snakemake runs, never as a cluster job.
     localrule: True
     conda:
@@ -199,21 +229,21 @@ rule figure_examples:
     input:
         manifest=MANIFEST,
         saliency=SALIENCY_MAPS,
-        cams=f"{OUT}/{{experiment}}/cams/cams.h5",
+        cams=f"{RUN}/{{experiment}}/cams/cams.h5",
         pseudo=LABEL_SOURCES["pseudo"],
         refined=LABEL_SOURCES["refined"],
-        model=f"{OUT}/{{experiment}}/segmentation/refined/model.pt",
+        model=f"{RUN}/{{experiment}}/segmentation/refined/model.pt",
     output:
         report(
-            f"{OUT}/figures/examples_{{experiment}}.png",
+            f"{RUN}/figures/examples_{{experiment}}.png",
             caption="report/examples.rst",
             category="Figures",
             labels={"figure": "examples", "experiment": "{experiment}"},
         ),
     log:
-        f"{OUT}/logs/figure_examples/{{experiment}}.log",
+        f"{RUN}/logs/figure_examples/{{experiment}}.log",
     benchmark:
-        f"{OUT}/benchmarks/figure_examples/{{experiment}}.tsv"
+        f"{RUN}/benchmarks/figure_examples/{{experiment}}.tsv"
     # Seconds of work (a few images through the segmenter on the CPU): run where Snakemake
     # runs, never as a cluster job.
     localrule: True

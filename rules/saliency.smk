@@ -1,6 +1,4 @@
 SALIENCY = config["saliency"]
-# Fetched maps are read like a folder of maps.
-SALIENCY_SOURCE = "folder" if SALIENCY["source"] == "url" else SALIENCY["source"]
 
 
 rule saliency:
@@ -9,11 +7,11 @@ rule saliency:
         fetched=rules.fetch_saliency.output.maps if SALIENCY["source"] == "url" else [],
     output:
         maps=directory(SALIENCY_MAPS),
-        quality=f"{OUT}/saliency/quality.json",
+        quality=f"{SALIENCY_ROOT}/saliency/quality.json",
     log:
-        f"{OUT}/logs/saliency.log",
+        f"{SALIENCY_ROOT}/logs/saliency.log",
     benchmark:
-        f"{OUT}/benchmarks/saliency.tsv"
+        f"{SALIENCY_ROOT}/benchmarks/saliency.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("saliency")
@@ -27,7 +25,7 @@ rule saliency:
             else None
         ),
         simulated=SALIENCY["simulated"] if SALIENCY_SOURCE == "simulated" else None,
-        seed=config["seed"] if SALIENCY_SOURCE == "simulated" else None,
+        seed=seed_param if SALIENCY_SOURCE == "simulated" else None,
         code=code("saliency_maps"),
     script:
         "../workflow_scripts/saliency_maps.py"

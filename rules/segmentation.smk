@@ -4,25 +4,25 @@ rule train_segmentation:
         labels=label_dir,
         weights=weights_input("segmentation"),
     output:
-        model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
-        sidecar=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.json",
-        losses=f"{OUT}/{{experiment}}/segmentation/{{labels}}/losses.tsv",
+        model=f"{RUN}/{{experiment}}/segmentation/{{labels}}/model.pt",
+        sidecar=f"{RUN}/{{experiment}}/segmentation/{{labels}}/model.json",
+        losses=f"{RUN}/{{experiment}}/segmentation/{{labels}}/losses.tsv",
     log:
-        f"{OUT}/logs/train_segmentation/{{experiment}}/{{labels}}.log",
+        f"{RUN}/logs/train_segmentation/{{experiment}}/{{labels}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train_segmentation/{{experiment}}/{{labels}}.tsv"
+        f"{RUN}/benchmarks/train_segmentation/{{experiment}}/{{labels}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("train_segmentation")
     resources:
         **resources_of("train_segmentation"),
     params:
-        checkpoints=f"{OUT}/{{experiment}}/segmentation/{{labels}}/checkpoints",
+        checkpoints=f"{RUN}/{{experiment}}/segmentation/{{labels}}/checkpoints",
         training=training_settings(
             "segmentation", operational=["checkpoint_every", "inference_scales"]
         ),
         weights=weights_param("segmentation"),
-        seed=config["seed"],
+        seed=seed_param,
         precision=config["precision"],
         code=code("train_segmentation"),
     script:
@@ -32,13 +32,13 @@ rule train_segmentation:
 rule predict:
     input:
         manifest=MANIFEST,
-        model=f"{OUT}/{{experiment}}/segmentation/{{labels}}/model.pt",
+        model=f"{RUN}/{{experiment}}/segmentation/{{labels}}/model.pt",
     output:
-        directory(f"{OUT}/{{experiment}}/segmentation/{{labels}}/pred_{{split}}"),
+        directory(f"{RUN}/{{experiment}}/segmentation/{{labels}}/pred_{{split}}"),
     log:
-        f"{OUT}/logs/predict/{{experiment}}/{{labels}}_{{split}}.log",
+        f"{RUN}/logs/predict/{{experiment}}/{{labels}}_{{split}}.log",
     benchmark:
-        f"{OUT}/benchmarks/predict/{{experiment}}/{{labels}}_{{split}}.tsv"
+        f"{RUN}/benchmarks/predict/{{experiment}}/{{labels}}_{{split}}.tsv"
     conda:
         "../envs/i2crc.yaml"
     threads: threads_of("predict")

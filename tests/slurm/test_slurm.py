@@ -32,7 +32,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))
 
 from cluster import Cluster, can_run  # noqa: E402
-from workflow_project import SNAKEMAKE, make_project, output_bytes  # noqa: E402
+from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes  # noqa: E402
 
 PROFILES = ["--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile")]
 GPU_STAGES = ("train_classifier", "extract_cams", "train_segmentation", "predict")
@@ -41,7 +41,7 @@ ON_GPU = {"resources": {stage: {"gpu": 1} for stage in GPU_STAGES}}
 # between its first checkpoint and its end.
 SLOWER = {"classifier": {"epochs": 150, "lr_decay_epochs": [100]}}
 EXPERIMENTS = ("baseline", "i2crc")
-CLASSIFIERS = [f"results/{experiment}/classifier/model.pt" for experiment in EXPERIMENTS]
+CLASSIFIERS = [f"{RUN0}/{experiment}/classifier/model.pt" for experiment in EXPERIMENTS]
 CANCEL_TO_EXIT_LIMIT = 240  # seconds; the executor polls at most every 180 s
 
 
@@ -158,8 +158,8 @@ def test_pipeline_runs_on_slurm_with_gpu_requests(slurm_run):
 def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     slurm_project, _, slurm_seconds, jobs = slurm_run
     local_project, local_seconds = local_run
-    on_slurm = output_bytes(slurm_project.root / "results")
-    local = output_bytes(local_project.root / "results")
+    on_slurm = output_bytes(slurm_project.root / RUN0)
+    local = output_bytes(local_project.root / RUN0)
     assert len(local) > 20
     assert on_slurm.keys() == local.keys()
     differing = [name for name in local if on_slurm[name] != local[name]]
@@ -175,7 +175,8 @@ def training_job(cluster, uuid: str, out: Path) -> tuple[str, str] | None:
             continue
         if rule_of(job) != "train_classifier":
             continue
-        experiment = job["Comment"].split("_wildcards_", 1)[1]
+        # the comment ends in the job's wildcard values: <seed>_<experiment>
+        experiment = job["Comment"].split("_wildcards_", 1)[1].split("_", 1)[1]
         directory = out / experiment / "classifier"
         if list(directory.glob("checkpoints/step_*.pt")) and not (directory / "model.pt").exists():
             return job["JobId"], experiment
@@ -186,7 +187,7 @@ def training_job(cluster, uuid: str, out: Path) -> tuple[str, str] | None:
 @pytest.mark.timeout(1500)
 def test_cancelled_training_fails_the_run_and_a_rerun_resumes(cluster, tmp_path):
     project = make_project(tmp_path / "project", {**ON_GPU, **SLOWER})
-    out = project.root / "results"
+    out = project.root / RUN0
     log_path = tmp_path / "cancelled.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(slurm_command(*CLASSIFIERS), cwd=project.root,

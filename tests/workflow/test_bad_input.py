@@ -4,7 +4,7 @@ non-zero exit, and no output that Snakemake would take as finished."""
 import pytest
 
 from test_presets import write_dataset
-from workflow_project import deep_update, make_project
+from workflow_project import RUN0, deep_update, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -66,9 +66,9 @@ def test_a_bug_leaves_its_traceback_in_the_rule_log(tmp_path):
     source = stage.read_text()
     signature = source.index("\n", source.index("def run(")) + 1
     stage.write_text(source[:signature] + '    {}["injected bug"]\n' + source[signature:])
-    result = project.snakemake("--show-failed-logs", "results/dataset/synthetic", check=False)
+    result = project.snakemake("--show-failed-logs", f"{RUN0}/dataset/synthetic", check=False)
     assert result.returncode != 0
-    log = (project.root / "results" / "logs" / "generate_synthetic.log").read_text()
+    log = (project.root / RUN0 / "logs" / "generate_synthetic.log").read_text()
     assert "Traceback (most recent call last)" in log and "KeyError: 'injected bug'" in log
     assert log in result.stdout + result.stderr, "--show-failed-logs shows the log"
-    assert not (project.root / "results" / "dataset" / "synthetic").exists()
+    assert not (project.root / RUN0 / "dataset" / "synthetic").exists()

@@ -7,11 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
+from workflow_project import RUN0
+
 pytestmark = pytest.mark.slow
 
 
 def test_every_model_has_its_loss_curve_and_sidecar(finished_project):
-    out = finished_project.root / "results"
+    out = finished_project.root / RUN0
     models = sorted([*out.glob("*/classifier/model.pt"), *out.glob("*/segmentation/*/model.pt")])
     assert len(models) == 2 + 2 * 2
     for model in models:
@@ -23,7 +25,7 @@ def test_every_model_has_its_loss_curve_and_sidecar(finished_project):
 
 
 def test_the_default_target_draws_training_curves_and_examples_per_experiment(finished_project):
-    figures = finished_project.root / "results" / "figures"
+    figures = finished_project.root / RUN0 / "figures"
     with Image.open(figures / "training.png") as training:
         assert training.size[0] > 1000
     for experiment in ("baseline", "i2crc"):

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from workflow_project import SNAKEMAKE, make_project, output_bytes
+from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -99,12 +99,12 @@ def cam_arrays(path: Path) -> dict[str, np.ndarray]:
 def reference(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("reference") / "project", SLOWER)
     project.snakemake()
-    return project.root / "results"
+    return project.root / RUN0
 
 
 def test_killed_three_times_resumes_to_identical_results(reference, tmp_path):
     project = make_project(tmp_path / "project", SLOWER)
-    out = project.root / "results"
+    out = project.root / RUN0
 
     killed_classifier = run_until(project, mid_training(out, "classifier"))
     killed_shard = run_until(project, between_cam_shards(project.root, out))

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from workflow_project import RUN0
+
 pytestmark = pytest.mark.slow
 
 
 def test_default_target_produces_the_summary(finished_project):
-    out = finished_project.root / "results"
+    out = finished_project.root / RUN0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["experiments"]) == {"baseline", "i2crc"}
     for row in summary["experiments"].values():
@@ -26,11 +28,15 @@ def test_default_target_produces_the_summary(finished_project):
         assert excluded is None or 0.0 <= excluded <= 1.0
     assert 0.0 < summary["saliency"]["miou_all"] <= 1.0
     assert "| baseline |" in (out / "summary.md").read_text()
+    over_seeds = json.loads((finished_project.root / "results" / "summary.json").read_text())
+    assert over_seeds["seeds"] == [0] and over_seeds["per_seed"]["0"] == summary
+    assert over_seeds["aggregate"]["i2crc"]["cam_only_miou"]["values"] == [
+        summary["experiments"]["i2crc"]["cam_only_miou"]]
     assert Image.open(out / "figures" / "cams.png").size[0] > 100
 
 
 def test_cam_store_and_labels_have_the_documented_formats(finished_project):
-    out = finished_project.root / "results"
+    out = finished_project.root / RUN0
     manifest = json.loads((out / "dataset" / "manifest.json").read_text())
     train_ids = manifest["ids"]["train"]
     with h5py.File(out / "i2crc" / "cams" / "cams.h5") as store:
@@ -47,13 +53,19 @@ def test_cam_store_and_labels_have_the_documented_formats(finished_project):
 
 
 def test_every_rule_wrote_a_log_and_a_benchmark(finished_project):
-    out = finished_project.root / "results"
+    out = finished_project.root / RUN0
     assert len(list((out / "benchmarks").rglob("*.tsv"))) >= 30
     assert "epoch 2/2" in (out / "logs" / "train_classifier" / "i2crc.log").read_text()
 
 
 def test_second_run_does_nothing(finished_project):
     assert finished_project.planned_jobs() == {}
+
+
+def test_more_seeds_are_one_dag_that_reuses_the_finished_seed(finished_project):
+    jobs = finished_project.planned_jobs("--config", "seeds=[0, 1]")
+    assert jobs["train_classifier"] == 2 and jobs["generate_synthetic"] == 1, "seed 1 only"
+    assert jobs["summary_seeds"] == 1
 
 
 def test_ablation_target_adds_the_table_iv_rows(finished_project):

@@ -20,6 +20,8 @@ PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs",
 
 # The smoke configuration, with results where the tests look for them.
 TINY_CONFIG = {**yaml.safe_load((REPO / ".test" / "config.yaml").read_text()), "output_dir": "results"}
+# What seed 0 decides (everything of the synthetic benchmark but downloads) lives here.
+RUN0 = "results/seed0"
 
 
 def deep_update(base: dict, changes: dict) -> dict:
