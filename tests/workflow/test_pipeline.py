@@ -71,7 +71,8 @@ def test_more_seeds_are_one_dag_that_reuses_the_finished_seed(finished_project):
 def test_ablation_target_adds_the_table_iv_rows(finished_project):
     jobs = finished_project.planned_jobs("ablation")
     assert jobs["train_classifier"] == 3, "cad, csd and cad_no_bg; baseline and i2crc are reused"
-    assert jobs["train_segmentation"] == 3 + 2, "round 1 of the ablations + retraining unrefined"
+    assert jobs["train_segmentation"] == 3 * 3 + 2, (
+        "the ablations' round 1 and both retrainings + the others' retraining unrefined")
     assert jobs["summary_ablation"] == 1
 
 
