@@ -34,3 +34,14 @@ rule ablation:
     input:
         f"{OUT}/summary_ablation.json",
         f"{OUT}/summary_ablation.md",
+
+
+# The paper's claims: Table IV (ablation, both retrainings per row) and Table VIII (λ sweep),
+# each per seed and over the seeds.
+rule paper:
+    input:
+        expand(
+            f"{OUT}/{{table}}.{{ext}}",
+            table=["summary_ablation", "summary_sweep"],
+            ext=["json", "md"],
+        ),

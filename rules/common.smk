@@ -7,6 +7,8 @@ from i2crc_core.fingerprint import script_fingerprint
 from i2crc_core.layout import VOC_DIRS
 from i2crc_core.manifest import ROLES
 from i2crc_core.runner import jobs_import_from
+import pandas as pd
+from snakemake.utils import Paramspace
 
 try:
     validate_config(config)
@@ -24,6 +26,24 @@ SEEDS = config["seeds"]
 # real dataset do not depend on it and live under OUT, once.
 RUN = f"{OUT}/seed{{seed}}"
 EXPERIMENTS = config["experiments"]
+# Paper Table VIII: one λ varied at a time around experiments.i2crc's, named by Snakemake's
+# Paramspace (e.g. lambda_bg-0.025_lambda_csd-0.1_lambda_ob-0.0075) and run like any experiment.
+LAMBDA_SWEEP = Paramspace(
+    pd.DataFrame(
+        [
+            {**EXPERIMENTS["i2crc"], name: value}
+            for name, values in config["lambda_sweep"].items()
+            for value in values
+        ]
+    ).drop_duplicates(),
+    filename_params="*",
+    param_sep="-",
+)
+SWEEP_EXPERIMENTS = list(LAMBDA_SWEEP.instance_patterns)
+EXPERIMENTS = {
+    **EXPERIMENTS,
+    **dict(zip(SWEEP_EXPERIMENTS, LAMBDA_SWEEP.dataframe.to_dict("records"))),
+}
 SYNTHETIC = config["dataset"]["kind"] == "synthetic"
 # The synthetic benchmark is drawn from the seed; a real dataset is not.
 DATA = RUN if SYNTHETIC else OUT
@@ -46,7 +66,7 @@ LABEL_SOURCES = {
 
 
 wildcard_constraints:
-    experiment="[A-Za-z0-9_]{1,64}",
+    experiment="[A-Za-z0-9_.-]{1,64}",
     labels="|".join(LABEL_SOURCES),
     split="train|val",
     seed=r"\d+",

@@ -36,83 +36,73 @@ ABLATION_SIDECARS = [
 ]
 
 
-rule summary:
-    input:
-        unpack(summary_inputs(MAIN_METRICS, MAIN_SIDECARS)),
-        saliency=f"{SALIENCY_ROOT}/saliency/quality.json",
-        manifest=MANIFEST,
-    output:
-        json=f"{RUN}/summary.json",
-        markdown=f"{RUN}/summary.md",
-        table=report(
-            f"{RUN}/summary.tsv",
-            caption="report/summary.rst",
-            category="Results",
-        ),
-        per_class=report(
-            f"{RUN}/per_class_iou.tsv",
-            caption="report/per_class.rst",
-            category="Results",
-        ),
-        provenance=report(
-            f"{RUN}/provenance.tsv",
-            caption="report/provenance.rst",
-            category="Results",
-        ),
-    log:
-        f"{RUN}/logs/summary.log",
-    benchmark:
-        f"{RUN}/benchmarks/summary.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
-    conda:
-        "../envs/i2crc.yaml"
-    threads: threads_of("evaluate")
-    resources:
-        **resources_of("evaluate"),
-    params:
-        experiments=config["run_experiments"],
-        code=code("summary"),
-    script:
-        "../workflow_scripts/summary.py"
+# Paper Table VIII: CAMs, pseudo labels and round-1 segmentation for each λ of the sweep.
+SWEEP = ["i2crc", *SWEEP_EXPERIMENTS]
+SWEEP_METRICS = [(SWEEP, ["cams", "labels_pseudo", "segmentation_pseudo"])]
+SWEEP_SIDECARS = [(SWEEP, ["classifier", "segmentation/pseudo"])]
+# Each table, per seed: (experiments, metrics, models behind them, report category).
+SUMMARIES = {
+    "summary": (config["run_experiments"], MAIN_METRICS, MAIN_SIDECARS, "Results"),
+    "summary_ablation": (
+        config["run_experiments"] + config["ablation_experiments"],
+        ABLATION_METRICS,
+        ABLATION_SIDECARS,
+        "Ablation (Table IV)",
+    ),
+    "summary_sweep": (
+        SWEEP,
+        SWEEP_METRICS,
+        SWEEP_SIDECARS,
+        "Lambda sweep (Table VIII)",
+    ),
+}
 
 
-rule summary_ablation:
-    input:
-        unpack(summary_inputs(ABLATION_METRICS, ABLATION_SIDECARS)),
-        saliency=f"{SALIENCY_ROOT}/saliency/quality.json",
-        manifest=MANIFEST,
-    output:
-        json=f"{RUN}/summary_ablation.json",
-        markdown=f"{RUN}/summary_ablation.md",
-        table=report(
-            f"{RUN}/summary_ablation.tsv",
-            caption="report/summary.rst",
-            category="Ablation",
-        ),
-        per_class=f"{RUN}/per_class_iou_ablation.tsv",
-        provenance=f"{RUN}/provenance_ablation.tsv",
-    log:
-        f"{RUN}/logs/summary_ablation.log",
-    benchmark:
-        f"{RUN}/benchmarks/summary_ablation.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
-    localrule: True
-    conda:
-        "../envs/i2crc.yaml"
-    threads: threads_of("evaluate")
-    resources:
-        **resources_of("evaluate"),
-    params:
-        experiments=config["run_experiments"] + config["ablation_experiments"],
-        code=code("summary"),
-    script:
-        "../workflow_scripts/summary.py"
+for target, (experiments, metrics, sidecars, category) in SUMMARIES.items():
+    # per_class_iou.tsv, per_class_iou_ablation.tsv, ...
+    suffix = target.removeprefix("summary")
 
+    rule:
+        name:
+            target
+        input:
+            unpack(summary_inputs(metrics, sidecars)),
+            saliency=f"{SALIENCY_ROOT}/saliency/quality.json",
+            manifest=MANIFEST,
+        output:
+            json=f"{RUN}/{target}.json",
+            markdown=f"{RUN}/{target}.md",
+            table=report(
+                f"{RUN}/{target}.tsv", caption="report/summary.rst", category=category
+            ),
+            per_class=report(
+                f"{RUN}/per_class_iou{suffix}.tsv",
+                caption="report/per_class.rst",
+                category=category,
+            ),
+            provenance=report(
+                f"{RUN}/provenance{suffix}.tsv",
+                caption="report/provenance.rst",
+                category=category,
+            ),
+        log:
+            f"{RUN}/logs/{target}.log",
+        benchmark:
+            f"{RUN}/benchmarks/{target}.tsv"
+        # Seconds of work: run where Snakemake runs, never as a cluster job.
+        localrule: True
+        conda:
+            "../envs/i2crc.yaml"
+        threads: threads_of("evaluate")
+        resources:
+            **resources_of("evaluate"),
+        params:
+            experiments=experiments,
+            code=code("summary"),
+        script:
+            "../workflow_scripts/summary.py"
 
-# Each seed's table, then every seed side by side with mean and sample standard deviation.
-for target in ("summary", "summary_ablation"):
-
+    # Every seed side by side with mean and sample standard deviation.
     rule:
         name:
             f"{target}_seeds"
@@ -121,9 +111,7 @@ for target in ("summary", "summary_ablation"):
         output:
             json=f"{OUT}/{target}.json",
             markdown=report(
-                f"{OUT}/{target}.md",
-                caption="report/seeds.rst",
-                category="Results" if target == "summary" else "Ablation",
+                f"{OUT}/{target}.md", caption="report/seeds.rst", category=category
             ),
         log:
             f"{OUT}/logs/{target}_seeds.log",

@@ -76,6 +76,14 @@ def test_ablation_target_adds_the_table_iv_rows(finished_project):
     assert jobs["summary_ablation"] == 1
 
 
+def test_paper_target_adds_the_lambda_sweep_to_the_ablation(finished_project):
+    jobs = finished_project.planned_jobs("paper")
+    sweep = 3 * 4  # each λ at 4 values, the others at i2crc's
+    assert jobs["train_classifier"] == 3 + sweep
+    assert jobs["train_segmentation"] == 3 * 3 + 2 + sweep, "Table IV as in `ablation`, round 1 per λ"
+    assert jobs["summary_sweep"] == 1 and jobs["summary_sweep_seeds"] == 1
+
+
 def test_html_report_holds_the_table_and_the_figure(finished_project, tmp_path):
     report = tmp_path / "report.zip"
     finished_project.snakemake("--report", str(report))

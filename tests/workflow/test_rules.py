@@ -12,11 +12,18 @@ RULES = {
     for path in sorted((REPO / "rules").glob("*.smk"))
     for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE)
 }
+# Rules made in a loop (`rule:` with a `name:` expression), keyed by that expression.
+RULES.update({
+    match.group(2).strip(): match.group(0)
+    for path in sorted((REPO / "rules").glob("*.smk"))
+    for match in re.finditer(r"^( +)rule:\n\1    name:\n\1        (.+)\n(?:\1    .*\n|\n)*?(?=\1\S|\S|\Z)",
+                             path.read_text(), flags=re.MULTILINE)
+})
 SCRIPTED = {name: body for name, body in RULES.items() if "script:" in body}
 
 
 def test_the_rule_files_were_read():
-    assert {"train_classifier", "extract_cams", "summary", "fetch_saliency"} <= set(SCRIPTED)
+    assert {"train_classifier", "extract_cams", "target", 'f"{target}_seeds"', "fetch_saliency"} <= set(SCRIPTED)
 
 
 @pytest.mark.parametrize("rule", sorted(SCRIPTED))
@@ -24,4 +31,4 @@ def test_rule_logs_benchmarks_and_fingerprints_its_own_script(rule):
     body = SCRIPTED[rule]
     script = re.search(r'script:\s*"\.\./workflow_scripts/(\w+)\.py"', body).group(1)
     assert re.search(rf'code=code\("{script}"\)', body), f"rule {rule}: code() must name {script}"
-    assert "\n    log:" in body and "\n    benchmark:" in body
+    assert re.search(r"\n +log:", body) and re.search(r"\n +benchmark:", body)
