@@ -5,20 +5,9 @@ import re
 
 import pytest
 
-from workflow_project import REPO
+from workflow_project import rule_bodies
 
-RULES = {
-    match.group(1): match.group(2)
-    for path in sorted((REPO / "rules").glob("*.smk"))
-    for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE)
-}
-# Rules made in a loop (`rule:` with a `name:` expression), keyed by that expression.
-RULES.update({
-    match.group(2).strip(): match.group(0)
-    for path in sorted((REPO / "rules").glob("*.smk"))
-    for match in re.finditer(r"^( +)rule:\n\1    name:\n\1        (.+)\n(?:\1    .*\n|\n)*?(?=\1\S|\S|\Z)",
-                             path.read_text(), flags=re.MULTILINE)
-})
+RULES = rule_bodies()
 SCRIPTED = {name: body for name, body in RULES.items() if "script:" in body}
 
 

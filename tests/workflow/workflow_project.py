@@ -80,3 +80,18 @@ def make_project(root: Path, config_changes: dict | None = None) -> Project:
     return Project(root, deep_update(TINY_CONFIG, config_changes or {}))
 
 
+def rule_bodies() -> dict[str, str]:
+    """Rule name -> the text of its definition in rules/*.smk; a rule made in a loop (`rule:`
+    with a `name:` expression) is keyed by that expression."""
+    bodies = {
+        match.group(1): match.group(2)
+        for path in sorted((REPO / "rules").glob("*.smk"))
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE)
+    }
+    bodies.update({
+        match.group(2).strip(): match.group(0)
+        for path in sorted((REPO / "rules").glob("*.smk"))
+        for match in re.finditer(r"^( +)rule:\n\1    name:\n\1        (.+)\n(?:\1    .*\n|\n)*?(?=\1\S|\S|\Z)",
+                                 path.read_text(), flags=re.MULTILINE)
+    })
+    return bodies
