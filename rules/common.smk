@@ -129,33 +129,28 @@ def seed_param(wildcards):
     return int(wildcards.seed)
 
 
-def metric_files(groups):
-    """An input function: for each (experiments, metric names) of `groups`, those metrics
-    files of the job's seed."""
-    return lambda wildcards: {
-        f"{experiment}__{name}": f"{RUN}/{experiment}/metrics/{name}.json".format(
-            seed=wildcards.seed
-        )
-        for experiments, names in groups
-        for experiment in experiments
-        for name in names
-    }
-
-
 def summary_inputs(metrics, sidecars):
-    """An input function: a summary's metrics files and model sidecars, in the job's seed."""
+    """An input function: a summary's metrics files, for each (experiments, metric names) of
+    `metrics`, and the sidecars of the models behind them, for each (experiments, model
+    folders) of `sidecars`, in the job's seed."""
 
     def inputs(wildcards):
-        return {
-            **metric_files(metrics)(wildcards),
-            **{
+        named = {
+            f"{experiment}__{name}": f"{RUN}/{experiment}/metrics/{name}.json"
+            for experiments, names in metrics
+            for experiment in experiments
+            for name in names
+        }
+        named.update(
+            {
                 f"sidecar__{experiment}__{'_'.join(Path(model).parts)}": (
-                    f"{RUN}/{experiment}/{model}/model.json".format(seed=wildcards.seed)
+                    f"{RUN}/{experiment}/{model}/model.json"
                 )
                 for experiments, models in sidecars
                 for experiment in experiments
                 for model in models
-            },
-        }
+            }
+        )
+        return {key: path.format(seed=wildcards.seed) for key, path in named.items()}
 
     return inputs
