@@ -20,13 +20,11 @@ trains with a `GradScaler`. The losses are computed in float32 in every mode (se
 import contextlib
 import logging
 import os
-import shutil
-import subprocess
 
 import torch
 
 from .errors import ConfigError
-from .gpus import claim_gpu
+from .gpus import GpuQueryError, claim_gpu, query_gpus
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +39,10 @@ CUDA12_WHEELS = (
 
 def _nvidia_smi_report() -> str:
     """What `nvidia-smi` says about the driver and GPUs, in a few words."""
-    if shutil.which("nvidia-smi") is None:
-        return "nvidia-smi is not on PATH (no NVIDIA driver on this machine?)"
     try:
-        result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"nvidia-smi failed ({error})"
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    if result.returncode != 0 or not lines:
-        detail = (result.stdout + result.stderr).strip().splitlines()
-        return f"nvidia-smi failed ({detail[0] if detail else f'exit {result.returncode}'})"
+        lines = query_gpus("name,driver_version")
+    except GpuQueryError as error:
+        return str(error)
     name, _, driver = lines[0].rpartition(",")
     return f"nvidia-smi reports driver {driver.strip()} with {len(lines)} GPU(s) ({name.strip()})"
 

@@ -13,6 +13,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +24,28 @@ DEFAULT_LOCK_DIR = "/tmp/i2crc-gpu-locks"
 
 # index -> descriptor of its lock file; closing it would free the GPU, so it stays open
 _held: dict[int, int] = {}
+
+
+class GpuQueryError(Exception):
+    """nvidia-smi is absent or failed; the message says which, in a few words."""
+
+
+def query_gpus(fields: str) -> list[str]:
+    """One line per GPU of `nvidia-smi --query-gpu=<fields> --format=csv,noheader`."""
+    if shutil.which("nvidia-smi") is None:
+        raise GpuQueryError("nvidia-smi is not on PATH (no NVIDIA driver on this machine?)")
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise GpuQueryError(f"nvidia-smi failed ({error})") from None
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode != 0 or not lines:
+        detail = (result.stdout + result.stderr).strip().splitlines()
+        raise GpuQueryError(f"nvidia-smi failed ({detail[0] if detail else f'exit {result.returncode}'})")
+    return lines
 
 
 def claim_gpu(count: int, lock_dir=None, *, poll_seconds: float = 5.0) -> int:

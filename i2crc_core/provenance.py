@@ -19,6 +19,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from .gpus import GpuQueryError, query_gpus
+
 UNKNOWN = "unknown"
 # Reported name -> the distributions that provide it, first found wins (OpenCV comes in four
 # wheels that install the same `cv2`).
@@ -91,16 +93,11 @@ def cpu_model() -> str:
 
 
 def _nvidia_driver() -> str:
-    if shutil.which("nvidia-smi") is None:
-        return UNKNOWN
     try:
-        result = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        # One driver serves every GPU of a machine: the first line says it.
+        return query_gpus("driver_version")[0]
+    except GpuQueryError:
         return UNKNOWN
-    lines = result.stdout.split()
-    # One driver serves every GPU of a machine: the first line says it.
-    return lines[0] if result.returncode == 0 and lines else UNKNOWN
 
 
 def device_info(device=None) -> dict:
