@@ -116,6 +116,12 @@ def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=Non
     _save(path, {"architecture": architecture_id(model), "model": model.state_dict(), **metadata})
 
 
+def save_backbone(path, model: torch.nn.Module) -> None:
+    """The state dict of `model.backbone` alone, the form backbone weights are loaded from
+    (`models._load_backbone_weights`)."""
+    _save(path, model.backbone.state_dict())
+
+
 def load_model(path, device: torch.device, expected_kind: str | None = None) -> torch.nn.Module:
     """Rebuild the model a file was saved from; `expected_kind` is "classifier" or "segmenter"."""
     payload = _load(path)

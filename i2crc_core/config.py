@@ -58,6 +58,13 @@ def _check_cross_references(config: dict) -> None:
             "whose maps exist; "
             "the synthetic benchmark uses 'simulated' or an OpenCV method"
         )
+    for section in ("classifier", "segmentation"):
+        backbone = config[section]["backbone"]
+        if config[section]["weights"] == "pretrained" and backbone != "small":
+            raise ConfigError(
+                f"config key '{section}.weights': 'pretrained' (the pretraining stage) exists "
+                f"for backbone 'small' only, not '{backbone}'; use 'imagenet', a .pth path, or null"
+            )
     low, high = config["segmentation"]["scale_range"]
     if low > high:
         raise ConfigError(f"config key 'segmentation.scale_range': {low} > {high}")

@@ -44,7 +44,8 @@ class ClassificationDataset(Dataset):
 
     Sample: {"id": str, "image": float (3, S, S) ImageNet-normalised, "label": float (C,)
     multi-hot (index c-1 for class c), "saliency": float (1, S, S) in [0, 1]}.
-    Saliency maps are read from `saliency_dir/{id}.png`. With `train`, colour jitter
+    Saliency maps are read from `saliency_dir/{id}.png`; with `saliency_dir` None (the
+    pretraining, image-level labels only) samples have no "saliency". With `train`, colour jitter
     (brightness, contrast, saturation, hue) and a horizontal flip are drawn from torch's
     global RNG; the flip hits image and saliency together, the jitter only the image.
     """
@@ -67,7 +68,7 @@ class ClassificationDataset(Dataset):
         self.ids = list(ids)
         self.labels = labels
         self.num_classes = num_classes
-        self.saliency_dir = Path(saliency_dir)
+        self.saliency_dir = None if saliency_dir is None else Path(saliency_dir)
         self.input_size = int(input_size)
         self.train = train
         brightness, contrast, saturation, hue = color_jitter
@@ -80,21 +81,20 @@ class ClassificationDataset(Dataset):
         image_id = self.ids[index]
         size = (self.input_size, self.input_size)
         image = read_image(self.layout.image_path(image_id))
-        saliency = load_saliency(self.saliency_dir / f"{image_id}.png", image.shape[:2])
-        image = torch.from_numpy(_resize(image, size, cv2.INTER_LINEAR)).permute(2, 0, 1)
-        saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None]
+        maps = [torch.from_numpy(_resize(image, size, cv2.INTER_LINEAR)).permute(2, 0, 1)]
+        if self.saliency_dir is not None:
+            saliency = load_saliency(self.saliency_dir / f"{image_id}.png", image.shape[:2])
+            maps.append(torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None])
         if self.train:
-            image = self.jitter(image.contiguous())
+            maps[0] = self.jitter(maps[0].contiguous())
             if torch.rand(()) < 0.5:
-                image, saliency = image.flip(-1), saliency.flip(-1)
+                maps = [m.flip(-1) for m in maps]
         label = torch.zeros(self.num_classes)
         label[[c - 1 for c in self.labels[image_id]]] = 1.0
-        return {
-            "id": image_id,
-            "image": normalize(image),
-            "label": label,
-            "saliency": saliency.clamp(0.0, 1.0).contiguous(),
-        }
+        sample = {"id": image_id, "image": normalize(maps[0]), "label": label}
+        if self.saliency_dir is not None:
+            sample["saliency"] = maps[1].clamp(0.0, 1.0).contiguous()
+        return sample
 
 
 class SegmentationDataset(Dataset):

@@ -6,10 +6,13 @@ Backbones:
 - ``resnet101`` (segmentation only): torchvision's ResNet-101 with layer3/layer4 dilated
   (output stride 8);
 - ``small``: a BatchNorm CNN of the same output stride 8 that trains on a laptop CPU in
-  minutes; it is what the built-in synthetic benchmark uses. It has no pretrained weights.
+  minutes; it is what the built-in synthetic benchmark uses. It has no ImageNet weights: the
+  benchmark's pretraining stage (stages/pretrain.py) makes its stand-in, a state dict of
+  `SmallBackbone`.
 
-Models are built without downloading anything; ImageNet weights are loaded from a local
-torchvision state-dict file when `weights` names one.
+Models are built without downloading anything; backbone weights are loaded from a local
+state-dict file when `weights` names one (torchvision's ImageNet file, or the pretraining
+stage's `backbone.pth` for ``small``).
 
 A model is rebuilt from its architecture id (a string such as
 ``segmenter/resnet101/classes=20/aspp=6-12-18-24``) stored with its weights, so a checkpoint
@@ -94,8 +97,8 @@ def local_weights_file(spec, backbone: str) -> Path:
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(
-            f"weights file {path} {what}: give the path of a torchvision {backbone} state dict "
-            "(.pth), 'imagenet', or null"
+            f"weights file {path} {what}: give the path of a {backbone} backbone state dict "
+            "(.pth), 'imagenet', 'pretrained', or null"
         )
     return path
 
@@ -108,26 +111,22 @@ def _read_state_dict(path) -> dict:
 
 
 def _load_backbone_weights(backbone: nn.Module, name: str, path) -> None:
-    if name == "small":
-        raise ConfigError(
-            f"backbone 'small' has no ImageNet weights (got weights file {path}); use null"
-        )
     path = local_weights_file(path, name)
     state = _read_state_dict(path)
-    if name == "vgg16":
+    if name == "small":
+        what, target = "small backbone state dict (the pretraining stage's backbone.pth)", backbone
+    elif name == "vgg16":
         state = {key.removeprefix("features."): value for key, value in state.items()
                  if key.startswith("features.")}
         # Removing pool5 shifted nothing that holds weights: conv indices are unchanged.
-        target = backbone
+        what, target = f"torchvision {name} ImageNet state dict", backbone
     else:
         state = {key: value for key, value in state.items() if not key.startswith("fc.")}
-        target = backbone.net
+        what, target = f"torchvision {name} ImageNet state dict", backbone.net
     try:
         target.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: is not a torchvision {name} ImageNet state dict ({error})"
-        ) from None
+        raise CheckpointError(f"{path}: is not a {what} ({error})") from None
 
 
 def _backbone(name: str, weights) -> nn.Module:

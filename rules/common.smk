@@ -55,6 +55,8 @@ SALIENCY_SOURCE = (
 # Simulated maps are drawn from the seed; others depend only on the dataset's images.
 SALIENCY_ROOT = RUN if SALIENCY_SOURCE == "simulated" else DATA
 SALIENCY_MAPS = f"{SALIENCY_ROOT}/saliency/maps"
+# The benchmark's stand-in for ImageNet weights (rules/pretraining.smk), drawn from the seed.
+PRETRAINED_BACKBONE = f"{RUN}/pretraining/backbone.pth"
 CAM_SHARD = f"{RUN}/{{experiment}}/cams/shards/{{scatteritem}}.h5"
 # Segmentation rounds, named after the labels they train on: CAM pseudo labels (round 1),
 # refined labels (Eq. 9-11), or round-1 predictions as they are (the ablation "retrain without refinement").
@@ -94,15 +96,19 @@ def training_settings(section, *, operational=()):
 
 
 def weights_input(section):
-    """The ImageNet weights link when `section` asks for "imagenet", else no input."""
+    """The ImageNet weights link for "imagenet", the pretraining stage's backbone for
+    "pretrained", else no input."""
     settings = config[section]
     if settings["weights"] == "imagenet":
         return f"{OUT}/weights/{settings['backbone']}_imagenet.pth"
+    if settings["weights"] == "pretrained":
+        return PRETRAINED_BACKBONE
     return []
 
 
 def weights_param(section):
-    """What the training stage loads: the fetched ImageNet file, a local path, or None."""
+    """What the training stage loads: the fetched ImageNet file, the pretrained backbone, a
+    local path, or None."""
     return lambda wildcards, input: input.weights or config[section]["weights"]
 
 

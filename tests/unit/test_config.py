@@ -41,6 +41,9 @@ def test_partial_section_keeps_other_defaults():
         ({"saliency": {"source": "folder"}}, "'saliency.folder': required"),
         ({"segmentation": {"scale_range": [1.5, 0.5]}}, "'segmentation.scale_range'"),
         ({"experiments": {"x": {"lambda_ob": 1}}}, "'experiments.x'"),
+        ({"segmentation": {"backbone": "resnet101"}},
+         "'segmentation.weights': 'pretrained' (the pretraining stage) exists for backbone "
+         "'small' only, not 'resnet101'"),
     ],
 )
 def test_bad_config_names_the_key(config, message):

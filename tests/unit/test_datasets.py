@@ -362,6 +362,21 @@ def test_classification_missing_saliency_or_label(tmp_path, layout):
         ClassificationDataset(layout, ["img_0", "img_9"], {"img_0": (1,)}, C, tmp_path, 16, False)
 
 
+def test_classification_without_saliency_draws_the_same_images(tmp_path, layout):
+    ids = list(SAMPLES)
+    labels = image_labels_from_masks(layout, ids, C)
+    without = ClassificationDataset(layout, ids, labels, C, None, 16, train=True)
+    with_saliency = _cls_dataset(tmp_path, layout, train=True)
+    for index in range(len(ids)):
+        torch.manual_seed(index)
+        sample = without[index]
+        torch.manual_seed(index)
+        reference = with_saliency[index]
+        assert "saliency" not in sample
+        torch.testing.assert_close(sample["image"], reference["image"])
+        assert torch.equal(sample["label"], reference["label"])
+
+
 def _stack(dataset, key):
     return torch.stack([dataset[i][key] for i in range(len(dataset))])
 

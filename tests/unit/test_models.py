@@ -4,6 +4,7 @@ import pytest
 import torch
 from torchvision.models import resnet101, vgg16
 
+from i2crc_core.checkpoints import save_backbone
 from i2crc_core.errors import CheckpointError, ConfigError
 from i2crc_core.models import (
     architecture_id,
@@ -117,6 +118,19 @@ def test_corrupt_weights_file_is_a_checkpoint_error(tmp_path):
         build_classifier("vgg16", 3, weights=str(path))
 
 
-def test_small_backbone_has_no_pretrained_weights(tmp_path):
-    with pytest.raises(ConfigError, match="'small' has no ImageNet weights"):
-        build_classifier("small", 3, weights=str(tmp_path / "x.pth"))
+def test_small_backbone_starts_from_a_pretraining_runs_backbone(tmp_path):
+    pretrained = build_classifier("small", 3)
+    for parameter in pretrained.backbone.parameters():
+        torch.nn.init.normal_(parameter)
+    path = tmp_path / "backbone.pth"
+    save_backbone(path, pretrained)
+    segmenter = build_segmenter("small", 3, weights=str(path))
+    for name, value in pretrained.backbone.state_dict().items():
+        assert torch.equal(segmenter.backbone.state_dict()[name], value), name
+
+
+def test_a_whole_model_is_not_a_small_backbone_state_dict(tmp_path):
+    path = tmp_path / "model_state.pth"
+    torch.save(build_classifier("small", 3).state_dict(), path)
+    with pytest.raises(CheckpointError, match="model_state.pth: is not a small backbone state dict"):
+        build_segmenter("small", 3, weights=str(path))

@@ -11,7 +11,8 @@ from i2crc_core import training
 from i2crc_core.fileio import write_gray, write_image, write_label
 from i2crc_core.losses import ATTENTION_STATS, LOSS_PARTS
 from i2crc_core.manifest import Manifest
-from i2crc_core.stages import train_classifier, train_segmentation
+from i2crc_core.models import build_segmenter
+from i2crc_core.stages import pretrain, train_classifier, train_segmentation
 from i2crc_core.training import read_curve
 
 SIZE = 32
@@ -141,3 +142,22 @@ def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, t
     assert sidecar["trained_on"]["images"] == 8 and sidecar["input"]["training_size"] == SIZE
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["architecture"] == sidecar["architecture"]
+
+
+def test_pretraining_learns_the_image_labels_and_writes_the_backbone_the_segmenter_starts_from(
+        dataset, tmp_path):
+    out = tmp_path / "pretraining"
+    pretraining = {key: CLASSIFIER[key] for key in CLASSIFIER if key not in ("backbone", "weights")}
+    pretrain.run(manifest_path=dataset / "manifest.json", model_path=out / "model.pt",
+                 backbone_path=out / "backbone.pth", curve_path=out / "losses.tsv",
+                 checkpoint_dir=out / "checkpoints", training={**pretraining, "epochs": 6},
+                 seed=0, device="cpu", precision="fp32", threads=1)
+    curve = read_curve(out / "losses.tsv")
+    assert list(curve) == ["epoch", "cls", "lr"] and curve["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert curve["cls"][-1] < curve["cls"][0]
+    sidecar = json.loads((out / "model.json").read_text())
+    assert sidecar["trained_on"]["labels"].startswith("image-level labels only")
+    trained = torch.load(out / "model.pt", weights_only=True)["model"]
+    segmenter = build_segmenter("small", 2, weights=out / "backbone.pth")
+    for name, value in segmenter.backbone.state_dict().items():
+        assert torch.equal(value, trained[f"backbone.{name}"]), name
