@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from i2crc_core.fileio import write_gray, write_image, write_label
-from workflow_project import make_project
+from workflow_project import REPO, TINY_CONFIG, deep_update, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +89,14 @@ def test_coco14_preset(tmp_path):
     manifest = yaml.safe_load((project.root / "results" / "dataset" / "manifest.json").read_text())
     assert len(manifest["class_names"]) == 80 and manifest["class_names"][-1] == "toothbrush"
     assert manifest["image_labels"]["val"] == {k: labels[k] for k in splits["val"]}
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (REPO / "config" / "conditions").glob("*.yaml")))
+def test_condition_overlays_plan_the_ablation_with_the_pretraining_exactly_when_they_use_it(
+        tmp_path, overlay):
+    conditions = yaml.safe_load((REPO / "config" / "conditions" / overlay).read_text())
+    project = make_project(tmp_path, deep_update(TINY_CONFIG, {**conditions, "output_dir": "results"}))
+    jobs = project.planned_jobs("ablation")
+    pretrained = conditions.get("classifier", {}).get("weights", "pretrained") == "pretrained"
+    assert jobs.get("pretrain", 0) == (1 if pretrained else 0)
+    assert jobs["train_classifier"] == 5 and jobs["train_segmentation"] == 15
