@@ -46,3 +46,4 @@ rule paper:
             table=["summary_ablation", "summary_sweep"],
             ext=["json", "md"],
         ),
+        rules.paper_tables.output,

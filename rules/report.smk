@@ -131,6 +131,53 @@ for target, (experiments, metrics, sidecars, category) in SUMMARIES.items():
             "../workflow_scripts/summary_seeds.py"
 
 
+# The paper's Tables IV, V and VIII over seeds, the paper's numbers beside ours, with plots.
+rule paper_tables:
+    input:
+        ablation=f"{OUT}/summary_ablation.json",
+        sweep=f"{OUT}/summary_sweep.json",
+    output:
+        table4_tsv=f"{OUT}/tables/table4.tsv",
+        table4_md=f"{OUT}/tables/table4.md",
+        table4_png=report(
+            f"{OUT}/tables/table4.png",
+            caption="report/table4.rst",
+            category="Paper tables",
+        ),
+        table5_tsv=f"{OUT}/tables/table5.tsv",
+        table5_md=f"{OUT}/tables/table5.md",
+        table5_png=report(
+            f"{OUT}/tables/table5.png",
+            caption="report/table5.rst",
+            category="Paper tables",
+        ),
+        table8_tsv=f"{OUT}/tables/table8.tsv",
+        table8_md=f"{OUT}/tables/table8.md",
+        table8_png=report(
+            f"{OUT}/tables/table8.png",
+            caption="report/table8.rst",
+            category="Paper tables",
+        ),
+    log:
+        f"{OUT}/logs/paper_tables.log",
+    benchmark:
+        f"{OUT}/benchmarks/paper_tables.tsv"
+    # Seconds of work: run where Snakemake runs, never as a cluster job.
+    localrule: True
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("evaluate")
+    resources:
+        **resources_of("evaluate"),
+    params:
+        # Which λs each sweep experiment (and i2crc, its centre) has: never read from names.
+        lambdas={experiment: EXPERIMENTS[experiment] for experiment in SWEEP},
+        dataset=config["dataset"]["kind"],
+        code=code("paper_tables"),
+    script:
+        "../workflow_scripts/paper_tables.py"
+
+
 rule figure_cams:
     input:
         manifest=MANIFEST,

@@ -1,0 +1,315 @@
+"""Stage: the paper's Tables IV, V and VIII from the results over seeds, each as a TSV, a
+Markdown table with the paper's numbers beside ours, and a plot for the HTML report.
+
+The input is the aggregate JSON of stages/summary_seeds.py: per experiment and summary column
+the mean, sample standard deviation, seed values and n (seeds with a value), as fractions. The
+tables give percent; a cell is the mean ± sd over its n seeds, — where no seed has a value.
+The TSVs are long, one row per cell; the Markdown and plots are wide.
+- table4, the ablation: CAM-only, pseudo labels, segmentation after round 1 and after both
+  retrainings, per Table IV row.
+- table5, pseudo masks before and after refinement, both ignore conventions, per row.
+- table8, the λ sweep: each λ's values (the others at i2crc's) with i2crc itself, the point
+  where all three are at their defaults. Which experiment has which λs comes from the config.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+from ..fileio import atomic_path  # noqa: E402
+
+# The paper's numbers (percent; docs/method.md §8), in code only here.
+# Table IV: ResNet-101 segmentation mIoU on VOC val per row, for +CAD+CSD also "+LR" (retrained
+# on refined labels) and "+retrain" (on unrefined predictions); CAD w/o L_bg from §IV-D's text.
+PAPER_TABLE_IV = {
+    "baseline": {"seg_val_round1": 63.5},
+    "cad": {"seg_val_round1": 65.4},
+    "csd": {"seg_val_round1": 43.3},
+    "i2crc": {"seg_val_round1": 68.0, "seg_val_retrain_refined": 69.3,
+              "seg_val_retrain_unrefined": 67.2},
+    "cad_no_bg": {"seg_val_round1": 61.5},
+}
+# Table V: I2CRC's pseudo masks on VOC train without / with refinement, against IRN's
+# convention (ignored pixels count as background).
+PAPER_TABLE_V = {"i2crc": {"pseudo_train_miou_ignore_as_bg": 70.7,
+                           "refined_train_miou_ignore_as_bg": 76.1}}
+# Table VIII: round-1 segmentation mIoU on VOC val with one λ changed from the paper's defaults
+# (at the defaults it is Table IV's +CAD+CSD).
+PAPER_LAMBDAS = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
+PAPER_TABLE_VIII = {
+    "lambda_ob": {0.0075: 66.8, 0.015: 67.6, 0.02: 66.3},
+    "lambda_bg": {0.02: 67.3, 0.03: 67.6, 0.035: 67.5, 0.04: 65.9},
+    "lambda_csd": {0.075: 66.9, 0.15: 67.7},
+}
+
+# Table IV's rows in the paper's order: our experiment -> the paper's name for it.
+ROWS = {"baseline": "baseline", "cad": "+CAD", "csd": "+CSD", "i2crc": "+CAD+CSD",
+        "cad_no_bg": "CAD w/o L_bg"}
+# The sweep's centre: i2crc's λs; every sweep experiment changes one of them.
+CENTRE = "i2crc"
+
+# Summary columns (stages/summary.py) -> headers.
+CAM_ONLY = {"cam_only_miou": "CAM-only, best t", "cam_only_fixed_miou": "CAM-only, fixed t"}
+PSEUDO = {"pseudo_train_miou_ignore_excluded": "pseudo, ignore excluded",
+          "pseudo_train_miou_ignore_as_bg": "pseudo, ignore as bg"}
+ROUND1 = {"seg_val_round1": "seg round 1"}
+TABLE_IV_COLUMNS = {**CAM_ONLY, **PSEUDO, "pseudo_train_ignored_fraction": "pseudo, ignored",
+                    **ROUND1, "seg_val_retrain_refined": "seg retrained, refined (+LR)",
+                    "seg_val_retrain_unrefined": "seg retrained, unrefined (+retrain)"}
+TABLE_IV_PLOTTED = ["cam_only_miou", "pseudo_train_miou_ignore_as_bg", "seg_val_round1",
+                    "seg_val_retrain_refined", "seg_val_retrain_unrefined"]
+# Table V: convention -> (before, after refinement) columns, ignored fractions last.
+CONVENTIONS = {"ignore excluded": ("pseudo_train_miou_ignore_excluded",
+                                   "refined_train_miou_ignore_excluded"),
+               "ignore as background": ("pseudo_train_miou_ignore_as_bg",
+                                        "refined_train_miou_ignore_as_bg"),
+               "ignored fraction": ("pseudo_train_ignored_fraction",
+                                    "refined_train_ignored_fraction")}
+TABLE_VIII_COLUMNS = {**ROUND1, **CAM_ONLY, **PSEUDO}
+
+DPI = 100
+
+
+@dataclass
+class Row:
+    keys: list          # what names the row: one value per header of Table.keys
+    stats: dict         # summary column -> summary_seeds' stats, None without a value
+    paper: dict         # summary column -> the paper's number, where it has one
+
+
+@dataclass
+class Table:
+    caption: str        # the Markdown's first paragraph
+    keys: list[str]
+    columns: dict       # summary column -> header
+    rows: list[Row]
+
+
+def _dataset_note(dataset: str) -> str:
+    if dataset == "synthetic":
+        return ("Ours are on the synthetic benchmark (docs/method.md §9): they compare with the "
+                "paper's in order, not in absolute value.")
+    return (f"Ours are on `{dataset}` with this run's settings: they compare with the paper's "
+            "in absolute value only where backbone and schedule match the paper's.")
+
+
+def _statistics_note(seeds: list[int]) -> str:
+    return (f"Each cell: mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}, "
+            "in percent (n: the seeds with a value; —: none).")
+
+
+def _row(aggregate: dict, experiment: str, columns, keys: list, paper: dict) -> Row:
+    return Row(keys, {column: aggregate.get(experiment, {}).get(column) for column in columns},
+               paper)
+
+
+def _ablation_rows(aggregate: dict, columns, paper: dict) -> list[Row]:
+    """The ablation's experiments, the paper's rows first in its order."""
+    order = sorted(aggregate, key=lambda name: list(ROWS).index(name) if name in ROWS else len(ROWS))
+    return [_row(aggregate, name, columns, [ROWS.get(name, name), name], paper.get(name, {}))
+            for name in order]
+
+
+def ablation_table(summary: dict, dataset: str) -> Table:
+    caption = (
+        "**Table IV analogue: the ablation.** Rows: the paper's baseline, +CAD, +CSD, +CAD+CSD "
+        "(I2CRC) and CAD without its background term L_bg (experiments of config `experiments`). "
+        "mIoU of CAM-only at the best background threshold (chosen with the ground truth) and at "
+        "the fixed one, of the CAM pseudo labels on train (ignored pixels excluded / counted as "
+        "background, and the share ignored), of segmentation on val after round 1 and after "
+        "retraining on the refined labels (the paper's +LR) or on the unrefined round-1 "
+        f"predictions (+retrain). {_statistics_note(summary['seeds'])} Paper: ResNet-101 "
+        f"segmentation mIoU on VOC val. {_dataset_note(dataset)}")
+    return Table(caption, ["row", "experiment"], TABLE_IV_COLUMNS,
+                 _ablation_rows(summary["aggregate"], TABLE_IV_COLUMNS, PAPER_TABLE_IV))
+
+
+def refinement_table(summary: dict, dataset: str) -> Table:
+    columns = {column: f"{convention}, {labels}"
+               for convention, pair in CONVENTIONS.items()
+               for column, labels in zip(pair, ("pseudo", "refined"))}
+    caption = (
+        "**Table V analogue: pseudo masks before and after refinement.** Per ablation row, the "
+        "CAM pseudo labels (before) and the refined labels (after, Eq. 9-11) on train: mIoU with "
+        "ignored pixels excluded and counted as background, and the share of pixels ignored. "
+        f"{_statistics_note(summary['seeds'])} Paper: I2CRC's pseudo masks on VOC train "
+        "without and with refinement, beside our ignore-as-background mIoU (IRN's convention). "
+        f"{_dataset_note(dataset)}")
+    return Table(caption, ["row", "experiment"], columns,
+                 _ablation_rows(summary["aggregate"], columns, PAPER_TABLE_V))
+
+
+def sweep_points(lambdas: dict[str, dict]) -> list[tuple[str, float, str]]:
+    """(λ, value, experiment) for each λ of the centre and each experiment whose λs equal the
+    centre's but for that one (the centre itself included), by λ then value."""
+    centre = lambdas[CENTRE]
+    return [(name, value, experiment)
+            for name in sorted(centre, key=list(PAPER_LAMBDAS).index)
+            for value, experiment in sorted((weights[name], experiment)
+                                            for experiment, weights in lambdas.items()
+                                            if {**weights, name: centre[name]} == centre)]
+
+
+def paper_sweep(name: str, weights: dict) -> dict:
+    """The paper's Table VIII number for these λs with `name` varied; {} unless the other λs
+    are at the paper's defaults and the paper has this value."""
+    values = {**PAPER_TABLE_VIII[name], PAPER_LAMBDAS[name]: PAPER_TABLE_IV[CENTRE]["seg_val_round1"]}
+    at_defaults = {**weights, name: PAPER_LAMBDAS[name]} == PAPER_LAMBDAS
+    return {"seg_val_round1": values[weights[name]]} if at_defaults and weights[name] in values else {}
+
+
+def sweep_table(summary: dict, lambdas: dict[str, dict], dataset: str) -> Table:
+    rows = [_row(summary["aggregate"], experiment, TABLE_VIII_COLUMNS,
+                 [name, value, experiment], paper_sweep(name, lambdas[experiment]))
+            for name, value, experiment in sweep_points(lambdas)]
+    defaults = ", ".join(f"{name} {value:g}" for name, value in PAPER_LAMBDAS.items())
+    caption = (
+        "**Table VIII analogue: the λ sweep.** Each λ of Eq. 8 at each value of config "
+        f"`lambda_sweep`, the other two at `{CENTRE}`'s, and `{CENTRE}` itself (all three at "
+        "their defaults): mIoU of segmentation on val after round 1 (Table VIII's metric), of "
+        "CAM-only at the best and at the fixed threshold, and of the CAM pseudo labels on train. "
+        f"{_statistics_note(summary['seeds'])} Paper: ResNet-101 round-1 segmentation mIoU on "
+        "VOC val, shown where the value and the other two λs match the paper's; at its "
+        f"defaults ({defaults}) it is Table IV's +CAD+CSD, with all three at 0 its baseline. "
+        f"{_dataset_note(dataset)}")
+    return Table(caption, ["lambda", "value", "experiment"], TABLE_VIII_COLUMNS, rows)
+
+
+def cell(stats: dict | None) -> str:
+    if stats is None:
+        return "—"
+    spread = "" if stats["n"] == 1 else f" ± {100 * stats['std']:.1f}"
+    return f"{100 * stats['mean']:.1f}{spread} (n={stats['n']})"
+
+
+def _paper_cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def markdown(table: Table) -> str:
+    """The caption, then one row per Row: a paper column after every column the paper has."""
+    headers, cells = list(table.keys), [list(map(str, row.keys)) for row in table.rows]
+    for column, header in table.columns.items():
+        headers.append(header)
+        for row, line in zip(table.rows, cells):
+            line.append(cell(row.stats[column]))
+        if any(column in row.paper for row in table.rows):
+            headers.append("paper")
+            for row, line in zip(table.rows, cells):
+                line.append(_paper_cell(row.paper.get(column)))
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "---|" * len(table.keys) + "---:|" * (len(headers) - len(table.keys))]
+    lines += ["| " + " | ".join(line) + " |" for line in cells]
+    return table.caption + "\n\n" + "\n".join(lines) + "\n"
+
+
+def tsv(table: Table) -> str:
+    """Long: one line per row and column, mean and sd in percent, — where there is none."""
+    lines = [[*table.keys, "metric", "mean", "sd", "n", "paper"]]
+    for row in table.rows:
+        for column in table.columns:
+            stats = row.stats[column]
+            numbers = (["—", "—", "0"] if stats is None else
+                       [f"{100 * stats['mean']:.2f}", f"{100 * stats['std']:.2f}", str(stats["n"])])
+            lines.append([*map(str, row.keys), column, *numbers,
+                          _paper_cell(row.paper.get(column))])
+    return "".join("\t".join(line) + "\n" for line in lines)
+
+
+def _percent(stats: list[dict | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Means and sample sds in percent, NaN (nothing drawn) without a value."""
+    means = np.array([np.nan if s is None else 100 * s["mean"] for s in stats])
+    sds = np.array([np.nan if s is None else 100 * s["std"] for s in stats])
+    return means, sds
+
+
+def _bars(axes, groups: list[str], series: dict[str, list]) -> None:
+    """Grouped bars: a group per entry of `groups`, a bar per series, sd as error bars."""
+    width = 0.8 / len(series)
+    for index, (label, stats) in enumerate(series.items()):
+        means, sds = _percent(stats)
+        offset = (index - (len(series) - 1) / 2) * width
+        axes.bar(np.arange(len(groups)) + offset, means, width, yerr=sds, capsize=3, label=label)
+    axes.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
+    axes.set_ylabel("mIoU (%)")
+    axes.grid(axis="y", alpha=0.3)
+
+
+def _save(figure, title: str, path) -> None:
+    """With the first panel's legend below the panels, where it hides no bar."""
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+                  frameon=False)
+    figure.suptitle(title)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(figure)
+
+
+def ablation_figure(table: Table, path) -> None:
+    figure, axes = plt.subplots(figsize=(11, 5), layout="constrained")
+    _bars(axes, [row.keys[0] for row in table.rows],
+          {table.columns[column]: [row.stats[column] for row in table.rows]
+           for column in TABLE_IV_PLOTTED})
+    _save(figure, "Table IV analogue: ablation (mean ± sample sd over seeds)", path)
+
+
+def refinement_figure(table: Table, path) -> None:
+    mious = {name: pair for name, pair in CONVENTIONS.items() if name != "ignored fraction"}
+    figure, panels = plt.subplots(1, len(mious), figsize=(11, 4.5), sharey=True, layout="constrained")
+    for panel, (convention, pair) in zip(panels, mious.items()):
+        _bars(panel, [row.keys[0] for row in table.rows],
+              {labels: [row.stats[column] for row in table.rows]
+               for column, labels in zip(pair, ("before refinement (pseudo)",
+                                                 "after refinement (refined)"))})
+        panel.set_title(f"pseudo masks on train, {convention}", fontsize=10)
+    _save(figure, "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
+          path)
+
+
+def sweep_figure(table: Table, centre: dict, path) -> None:
+    names = list(dict.fromkeys(row.keys[0] for row in table.rows))
+    figure, panels = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), sharey=True,
+                                  squeeze=False, layout="constrained")
+    for panel, name in zip(panels[0], names):
+        rows = [row for row in table.rows if row.keys[0] == name]
+        values = [row.keys[1] for row in rows]
+        for column in ("seg_val_round1", "cam_only_miou"):
+            means, sds = _percent([row.stats[column] for row in rows])
+            panel.errorbar(values, means, yerr=sds, marker="o", capsize=3,
+                           label=table.columns[column])
+        panel.axvline(centre[name], color="grey", linestyle=":", label=CENTRE)
+        panel.set_title(name, fontsize=10)
+        panel.set_xlabel(f"{name} (others at {CENTRE}'s)")
+        panel.grid(alpha=0.3)
+    panels[0, 0].set_ylabel("mIoU (%)")
+    _save(figure, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)", path)
+
+
+def _write(table: Table, paths: dict) -> None:
+    with atomic_path(paths["tsv"]) as tmp:
+        tmp.write_text(tsv(table))
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(markdown(table))
+
+
+def run(*, ablation_path, sweep_path, lambdas: dict[str, dict], dataset: str, out_paths: dict):
+    """`lambdas`: the sweep's experiments -> their λs; `out_paths`: table4, table5, table8 ->
+    {"tsv", "md", "png"} -> path."""
+    ablation = json.loads(Path(ablation_path).read_text())
+    sweep = json.loads(Path(sweep_path).read_text())
+    table4, table5 = ablation_table(ablation, dataset), refinement_table(ablation, dataset)
+    table8 = sweep_table(sweep, lambdas, dataset)
+    for name, table in {"table4": table4, "table5": table5, "table8": table8}.items():
+        _write(table, out_paths[name])
+    ablation_figure(table4, out_paths["table4"]["png"])
+    refinement_figure(table5, out_paths["table5"]["png"])
+    sweep_figure(table8, lambdas[CENTRE], out_paths["table8"]["png"])

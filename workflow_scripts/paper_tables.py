@@ -1,0 +1,16 @@
+from i2crc_core.runner import run_stage
+from i2crc_core.stages import paper_tables
+
+output = snakemake.output
+run_stage(
+    snakemake.log[0],
+    paper_tables.run,
+    ablation_path=snakemake.input.ablation,
+    sweep_path=snakemake.input.sweep,
+    lambdas=snakemake.params.lambdas,
+    dataset=snakemake.params.dataset,
+    out_paths={
+        table: {kind: getattr(output, f"{table}_{kind}") for kind in ("tsv", "md", "png")}
+        for table in ("table4", "table5", "table8")
+    },
+)
