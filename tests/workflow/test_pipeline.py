@@ -7,6 +7,7 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from workflow_project import RUN0
@@ -33,6 +34,23 @@ def test_default_target_produces_the_summary(finished_project):
     assert over_seeds["aggregate"]["i2crc"]["cam_only_miou"]["values"] == [
         summary["experiments"]["i2crc"]["cam_only_miou"]]
     assert Image.open(out / "figures" / "cams.png").size[0] > 100
+
+
+def test_one_pretraining_per_seed_starts_every_classifier_and_segmenter(finished_project):
+    out, config = finished_project.root / RUN0, finished_project.config
+    backbone = torch.load(out / "pretraining" / "backbone.pth", weights_only=True)
+    sidecar = json.loads((out / "pretraining" / "model.json").read_text())
+    assert sidecar["trained_on"]["labels"].startswith("image-level labels only")
+    # A BatchNorm layer counts its training steps: a model started from the pretrained backbone
+    # goes on from the pretraining's count.
+    started = int(backbone["0.1.num_batches_tracked"])
+    images = config["dataset"]["synthetic"]["num_train"]
+    classifier_steps = config["classifier"]["epochs"] * (images // config["classifier"]["batch_size"])
+    steps = {"baseline/classifier": classifier_steps, "i2crc/classifier": classifier_steps,
+             "i2crc/segmentation/pseudo": config["segmentation"]["iterations"]}
+    for model, own_steps in steps.items():
+        state = torch.load(out / model / "model.pt", weights_only=True)["model"]
+        assert int(state["backbone.0.1.num_batches_tracked"]) == started + own_steps, model
 
 
 def test_cam_store_and_labels_have_the_documented_formats(finished_project):
