@@ -21,7 +21,7 @@ import yaml
 
 from workflow_project import REPO, SNAKEMAKE, Project, deep_update, make_project
 
-TRAINING_RULES = ("train_classifier", "train_segmentation")
+TRAINING_RULES = ("pretrain", "train_classifier", "train_segmentation")
 README_MARKERS = ("<!-- rerun-matrix:start -->", "<!-- rerun-matrix:end -->")
 
 
@@ -57,14 +57,16 @@ CHANGES = {
     "saliency.sha256": {"saliency": {"sha256": "0" * 64}},
     "saliency.archive": {"saliency": {"archive": True}},
     "saliency.member_prefix": {"saliency": {"member_prefix": "maps"}},
-    "classifier.backbone": {"classifier": {"backbone": "vgg16"}},
+    "pretraining.optimizer": {"pretraining": {"optimizer": "sgd"}},
+    # The pretraining stage makes weights for the small backbone only.
+    "classifier.backbone": {"classifier": {"backbone": "vgg16", "weights": None}},
     "classifier.weights": {"classifier": {"weights": "weights/classifier.pth"}},
-    "classifier.optimizer": {"classifier": {"optimizer": "sgd"}},
+    "classifier.optimizer": {"classifier": {"optimizer": "adam"}},
     "classifier.color_jitter": {"classifier": {"color_jitter": [0.1, 0.1, 0.1, 0.05]}},
     "cams.merge": {"cams": {"merge": "copy"}},
-    "segmentation.backbone": {"segmentation": {"backbone": "resnet101"}},
+    "segmentation.backbone": {"segmentation": {"backbone": "resnet101", "weights": None}},
     "segmentation.weights": {"segmentation": {"weights": "weights/segmenter.pth"}},
-    "segmentation.optimizer": {"segmentation": {"optimizer": "sgd"}},
+    "segmentation.optimizer": {"segmentation": {"optimizer": "adam"}},
     "segmentation.aspp_rates": {"segmentation": {"aspp_rates": [3, 6]}},
     "evaluation.label_split": {"evaluation": {"label_split": "train"}},
 }
