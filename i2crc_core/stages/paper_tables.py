@@ -301,15 +301,20 @@ def _write(table: Table, paths: dict) -> None:
         tmp.write_text(markdown(table))
 
 
-def run(*, ablation_path, sweep_path, lambdas: dict[str, dict], dataset: str, out_paths: dict):
-    """`lambdas`: the sweep's experiments -> their λs; `out_paths`: table4, table5, table8 ->
-    {"tsv", "md", "png"} -> path."""
-    ablation = json.loads(Path(ablation_path).read_text())
-    sweep = json.loads(Path(sweep_path).read_text())
-    table4, table5 = ablation_table(ablation, dataset), refinement_table(ablation, dataset)
-    table8 = sweep_table(sweep, lambdas, dataset)
-    for name, table in {"table4": table4, "table5": table5, "table8": table8}.items():
-        _write(table, out_paths[name])
+def run_ablation(*, summary_path, dataset: str, out_paths: dict):
+    """Tables IV and V from the ablation over seeds; `out_paths`: table4, table5 -> {"tsv",
+    "md", "png"} -> path."""
+    summary = json.loads(Path(summary_path).read_text())
+    table4, table5 = ablation_table(summary, dataset), refinement_table(summary, dataset)
+    _write(table4, out_paths["table4"])
+    _write(table5, out_paths["table5"])
     ablation_figure(table4, out_paths["table4"]["png"])
     refinement_figure(table5, out_paths["table5"]["png"])
-    sweep_figure(table8, lambdas[CENTRE], out_paths["table8"]["png"])
+
+
+def run_sweep(*, summary_path, lambdas: dict[str, dict], dataset: str, out_paths: dict):
+    """Table VIII from the λ sweep over seeds; `lambdas`: the sweep's experiments -> their λs;
+    `out_paths`: {"tsv", "md", "png"} -> path."""
+    table8 = sweep_table(json.loads(Path(summary_path).read_text()), lambdas, dataset)
+    _write(table8, out_paths)
+    sweep_figure(table8, lambdas[CENTRE], out_paths["png"])

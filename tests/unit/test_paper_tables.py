@@ -116,8 +116,10 @@ def test_run_writes_every_table_and_plot(tmp_path):
     sweep.write_text(json.dumps(SWEEP))
     out_paths = {table: {kind: tmp_path / "tables" / f"{table}.{kind}" for kind in ("tsv", "md", "png")}
                  for table in ("table4", "table5", "table8")}
-    paper_tables.run(ablation_path=ablation, sweep_path=sweep, lambdas=LAMBDAS,
-                     dataset="synthetic", out_paths=out_paths)
+    paper_tables.run_ablation(summary_path=ablation, dataset="synthetic",
+                              out_paths={t: out_paths[t] for t in ("table4", "table5")})
+    paper_tables.run_sweep(summary_path=sweep, lambdas=LAMBDAS, dataset="synthetic",
+                           out_paths=out_paths["table8"])
     for paths in out_paths.values():
         assert paths["md"].read_text().startswith("**Table")
         assert paths["tsv"].read_text().startswith(("row\t", "lambda\t"))

@@ -92,6 +92,7 @@ def test_ablation_target_adds_the_table_iv_rows(finished_project):
     assert jobs["train_segmentation"] == 3 * 3 + 2, (
         "the ablations' round 1 and both retrainings + the others' retraining unrefined")
     assert jobs["summary_ablation"] == 1
+    assert jobs["ablation_tables"] == 1, "Tables IV and V over seeds"
 
 
 def test_paper_target_adds_the_lambda_sweep_to_the_ablation(finished_project):
@@ -100,7 +101,7 @@ def test_paper_target_adds_the_lambda_sweep_to_the_ablation(finished_project):
     assert jobs["train_classifier"] == 3 + sweep
     assert jobs["train_segmentation"] == 3 * 3 + 2 + sweep, "Table IV as in `ablation`, round 1 per λ"
     assert jobs["summary_sweep"] == 1 and jobs["summary_sweep_seeds"] == 1
-    assert jobs["paper_tables"] == 1, "Tables IV, V and VIII over seeds, from both summaries"
+    assert jobs["ablation_tables"] == 1 and jobs["sweep_table"] == 1, "Tables IV, V and VIII"
 
 
 def test_html_report_holds_the_table_and_the_figure(finished_project, tmp_path):
