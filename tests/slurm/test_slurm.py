@@ -35,7 +35,7 @@ from cluster import Cluster, can_run  # noqa: E402
 from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes, rule_bodies  # noqa: E402
 
 PROFILES = ["--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile")]
-GPU_STAGES = ("train_classifier", "extract_cams", "train_segmentation", "predict")
+GPU_STAGES = ("pretrain", "train_classifier", "extract_cams", "train_segmentation", "predict")
 ON_GPU = {"resources": {stage: {"gpu": 1} for stage in GPU_STAGES}}
 # Long enough classifier training (~0.1 s an epoch on 2 cores) that the cancel surely lands
 # between its first checkpoint and its end.
