@@ -2,31 +2,29 @@
 example figure per experiment in the paper's style (image to ground truth, stage by stage)."""
 
 
+from ..plotting import plt, save_png  # first: it chooses matplotlib's backend
+
 import matplotlib
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..camstore import CamStore  # noqa: E402
-from ..checkpoints import load_model  # noqa: E402
-from ..datasets import ImageDataset  # noqa: E402
-from ..device import CPU  # noqa: E402
-from ..fileio import IGNORE, atomic_path, read_gray, read_image, read_label, voc_palette  # noqa: E402
-from ..inference import predict_labels  # noqa: E402
-from ..losses import LOSS_PARTS  # noqa: E402
-from ..manifest import Manifest  # noqa: E402
-from ..training import read_curve  # noqa: E402
+from ..camstore import CamStore
+from ..checkpoints import load_model
+from ..datasets import ImageDataset
+from ..device import CPU
+from ..fileio import IGNORE, read_gray, read_image, read_label, voc_palette
+from ..inference import predict_labels
+from ..losses import LOSS_PARTS
+from ..manifest import Manifest
+from ..training import read_curve
 
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 CAM_COLOURS = matplotlib.colormaps["jet"]
 CELL_INCHES = 2.0
 LEGEND_INCHES = 0.5
-DPI = 100
 # (statistic, legend, line style, marker, opacity): inside solid, outside dashed; max paler
 ATTENTION_LINES = [("att_in_mean", "mean inside", "-", "o", 1.0),
                    ("att_out_mean", "mean outside", "--", "o", 1.0),
@@ -46,14 +44,6 @@ def _show(axes, picture, title=None):
     axes.set_axis_off()
     if title:
         axes.set_title(title, fontsize=10)
-
-
-def _save(figure, out_path) -> None:
-    try:
-        with atomic_path(out_path) as tmp:
-            figure.savefig(tmp, format="png", dpi=DPI)
-    finally:
-        plt.close(figure)
 
 
 def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
@@ -76,7 +66,7 @@ def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
                 _show(axes[row, column], cam_overlay(image, cams.max(axis=0)),
                       f"CAM {name}" if row == 0 else None)
         figure.tight_layout()
-        _save(figure, out_path)
+        save_png(figure, out_path)
     finally:
         for store in stores.values():
             store.close()
@@ -117,7 +107,7 @@ def training_figure(*, classifier_curves: dict, segmentation_curves: dict, out_p
         panel.tick_params(labelsize=8)
     handles, labels = loss_row[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False)
-    _save(figure, out_path)
+    save_png(figure, out_path)
 
 
 def _attention_row(curves: dict, panels: list, colours: dict) -> None:
@@ -181,5 +171,5 @@ def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refin
                     label="ignore" if value == IGNORE else names[value]) for value in sorted(shown)]
     figure.legend(handles=legend, loc="lower center", ncol=len(legend), frameon=False, fontsize=9)
     figure.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
-    _save(figure, out_path)
+    save_png(figure, out_path)
 

@@ -16,13 +16,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-
-from ..fileio import atomic_path  # noqa: E402
+from ..fileio import atomic_path
+from ..plotting import plt, save_png
 
 # The paper's numbers (percent; docs/method.md §8), in code only here.
 # Table IV: ResNet-101 segmentation mIoU on VOC val per row, for +CAD+CSD also "+LR" (retrained
@@ -73,7 +70,6 @@ CONVENTIONS = {"ignore excluded": ("pseudo_train_miou_ignore_excluded",
                                     "refined_train_ignored_fraction")}
 TABLE_VIII_COLUMNS = {**ROUND1, **CAM_ONLY, **PSEUDO}
 
-DPI = 100
 
 
 @dataclass
@@ -241,17 +237,13 @@ def _bars(axes, groups: list[str], series: dict[str, list]) -> None:
     axes.grid(axis="y", alpha=0.3)
 
 
-def _save(figure, title: str, path) -> None:
+def _finish(figure, title: str, path) -> None:
     """With the first panel's legend below the panels, where it hides no bar."""
     handles, labels = figure.axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
                   frameon=False)
     figure.suptitle(title)
-    try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=DPI)
-    finally:
-        plt.close(figure)
+    save_png(figure, path)
 
 
 def ablation_figure(table: Table, path) -> None:
@@ -259,7 +251,7 @@ def ablation_figure(table: Table, path) -> None:
     _bars(axes, [row.keys[0] for row in table.rows],
           {table.columns[column]: [row.stats[column] for row in table.rows]
            for column in TABLE_IV_PLOTTED})
-    _save(figure, "Table IV analogue: ablation (mean ± sample sd over seeds)", path)
+    _finish(figure, "Table IV analogue: ablation (mean ± sample sd over seeds)", path)
 
 
 def refinement_figure(table: Table, path) -> None:
@@ -271,7 +263,7 @@ def refinement_figure(table: Table, path) -> None:
                for column, labels in zip(pair, ("before refinement (pseudo)",
                                                  "after refinement (refined)"))})
         panel.set_title(f"pseudo masks on train, {convention}", fontsize=10)
-    _save(figure, "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
+    _finish(figure, "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
           path)
 
 
@@ -291,7 +283,7 @@ def sweep_figure(table: Table, centre: dict, path) -> None:
         panel.set_xlabel(f"{name} (others at {CENTRE}'s)")
         panel.grid(alpha=0.3)
     panels[0, 0].set_ylabel("mIoU (%)")
-    _save(figure, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)", path)
+    _finish(figure, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)", path)
 
 
 def _write(table: Table, paths: dict) -> None:
