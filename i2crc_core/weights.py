@@ -31,8 +31,8 @@ def torch_cache_dir() -> Path:
 def _weights_enum(backbone: str):
     if backbone == "small":
         raise ConfigError(
-            "backbone 'small' has no ImageNet weights: set the weights key to null "
-            "(or use backbone vgg16 / resnet101)"
+            "backbone 'small' has no ImageNet weights: set the weights key to 'pretrained' (the "
+            "benchmark's pretraining stage) or null (or use backbone vgg16 / resnet101)"
         )
     if backbone not in _WEIGHTS_ENUMS:
         raise ConfigError(
