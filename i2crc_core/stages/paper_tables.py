@@ -71,7 +71,6 @@ CONVENTIONS = {"ignore excluded": ("pseudo_train_miou_ignore_excluded",
 TABLE_VIII_COLUMNS = {**ROUND1, **CAM_ONLY, **PSEUDO}
 
 
-
 @dataclass
 class Row:
     keys: list          # what names the row: one value per header of Table.keys

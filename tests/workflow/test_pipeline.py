@@ -1,7 +1,6 @@
 """The whole pipeline, run for real on a tiny synthetic configuration."""
 
 import json
-import shutil
 import zipfile
 
 import h5py
