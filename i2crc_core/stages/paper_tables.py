@@ -263,7 +263,7 @@ def refinement_figure(table: Table, path) -> None:
                                                  "after refinement (refined)"))})
         panel.set_title(f"pseudo masks on train, {convention}", fontsize=10)
     _finish(figure, "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
-          path)
+            path)
 
 
 def sweep_figure(table: Table, centre: dict, path) -> None:
