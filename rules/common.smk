@@ -26,23 +26,38 @@ SEEDS = config["seeds"]
 # real dataset do not depend on it and live under OUT, once.
 RUN = f"{OUT}/seed{{seed}}"
 EXPERIMENTS = config["experiments"]
-# Paper Table VIII: one λ varied at a time around experiments.i2crc's, named by Snakemake's
-# Paramspace (e.g. lambda_bg-0.025_lambda_csd-0.1_lambda_ob-0.0075) and run like any experiment.
+# Paper Table VIII: one λ varied at a time around experiments.i2crc's. A point equal to a
+# configured experiment is that experiment (λ_bg = 0 is cad_no_bg, λ_csd = 0 is cad), trained
+# once; the others are named by Snakemake's Paramspace (e.g.
+# lambda_bg-0.025_lambda_csd-0.1_lambda_ob-0.0075) and run like any experiment.
+SWEEP_POINTS = [
+    {**EXPERIMENTS["i2crc"], name: value}
+    for name, values in config["lambda_sweep"].items()
+    for value in values
+]
 LAMBDA_SWEEP = Paramspace(
     pd.DataFrame(
-        [
-            {**EXPERIMENTS["i2crc"], name: value}
-            for name, values in config["lambda_sweep"].items()
-            for value in values
-        ]
+        [weights for weights in SWEEP_POINTS if weights not in EXPERIMENTS.values()],
+        columns=list(EXPERIMENTS["i2crc"]),
     ).drop_duplicates(),
     filename_params="*",
     param_sep="-",
 )
-SWEEP_EXPERIMENTS = list(LAMBDA_SWEEP.instance_patterns)
+# Table VIII's experiments: i2crc (the paper's defaults), the configured ones on the sweep, the rest.
+SWEEP_EXPERIMENTS = [
+    "i2crc",
+    *(
+        experiment
+        for experiment, weights in EXPERIMENTS.items()
+        if weights in SWEEP_POINTS and experiment != "i2crc"
+    ),
+    *LAMBDA_SWEEP.instance_patterns,
+]
 EXPERIMENTS = {
     **EXPERIMENTS,
-    **dict(zip(SWEEP_EXPERIMENTS, LAMBDA_SWEEP.dataframe.to_dict("records"))),
+    **dict(
+        zip(LAMBDA_SWEEP.instance_patterns, LAMBDA_SWEEP.dataframe.to_dict("records"))
+    ),
 }
 SYNTHETIC = config["dataset"]["kind"] == "synthetic"
 # The synthetic benchmark is drawn from the seed; a real dataset is not.

@@ -37,9 +37,8 @@ ABLATION_SIDECARS = [
 
 
 # Paper Table VIII: CAMs, pseudo labels and round-1 segmentation for each λ of the sweep.
-SWEEP = ["i2crc", *SWEEP_EXPERIMENTS]
-SWEEP_METRICS = [(SWEEP, ["cams", "labels_pseudo", "segmentation_pseudo"])]
-SWEEP_SIDECARS = [(SWEEP, ["classifier", "segmentation/pseudo"])]
+SWEEP_METRICS = [(SWEEP_EXPERIMENTS, ["cams", "labels_pseudo", "segmentation_pseudo"])]
+SWEEP_SIDECARS = [(SWEEP_EXPERIMENTS, ["classifier", "segmentation/pseudo"])]
 # Each table, per seed: (experiments, metrics, models behind them, report category).
 SUMMARIES = {
     "summary": (config["run_experiments"], MAIN_METRICS, MAIN_SIDECARS, "Results"),
@@ -50,7 +49,7 @@ SUMMARIES = {
         "Ablation (Table IV)",
     ),
     "summary_sweep": (
-        SWEEP,
+        SWEEP_EXPERIMENTS,
         SWEEP_METRICS,
         SWEEP_SIDECARS,
         "Lambda sweep (Table VIII)",
@@ -193,7 +192,9 @@ rule sweep_table:
         **resources_of("evaluate"),
     params:
         # Which λs each sweep experiment (and i2crc, its centre) has: never read from names.
-        lambdas={experiment: EXPERIMENTS[experiment] for experiment in SWEEP},
+        lambdas={
+            experiment: EXPERIMENTS[experiment] for experiment in SWEEP_EXPERIMENTS
+        },
         dataset=config["dataset"]["kind"],
         code=code("sweep_table"),
     script:
