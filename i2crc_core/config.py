@@ -5,6 +5,7 @@ in place and turns the first violation into one `ConfigError` line naming the ke
 of a multi-line schema dump.
 """
 
+import math
 from pathlib import Path
 
 import jsonschema
@@ -13,6 +14,9 @@ import yaml
 from .errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+# The segmenter trained on the ground-truth masks: the fully supervised ceiling that every
+# summary reports beside the weakly supervised rows (docs/method.md §7).
+FULL_SUPERVISION = "full"
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -34,8 +38,28 @@ def _check_schema(config: dict, schema: dict) -> None:
         raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
 
 
+def _check_finite(value, key: str = "") -> None:
+    """Refuse NaN and infinity anywhere in `value`: JSON Schema's `type: number` and its bounds
+    let them through (every comparison with NaN is false), and YAML writes them `.nan`, `.inf`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}': {value} is not a finite number")
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for name, item in items:
+        _check_finite(item, f"{key}.{name}" if key else str(name))
+
+
 def _check_cross_references(config: dict) -> None:
     experiments = config["experiments"]
+    if FULL_SUPERVISION in experiments:
+        raise ConfigError(
+            f"config key 'experiments': '{FULL_SUPERVISION}' is reserved for the segmenter "
+            "trained on the ground truth (the fully supervised row); rename the experiment"
+        )
     for key in ("run_experiments", "ablation_experiments"):
         for name in config[key]:
             if name not in experiments:
@@ -94,6 +118,7 @@ def validate_config(config: dict) -> dict:
     if isinstance(seeds, list) and all(isinstance(s, str) and s.isdigit() for s in seeds):
         config["seeds"] = [int(s) for s in seeds]
     _check_schema(config, schema)
+    _check_finite(config)
     snakemake_validate(config, str(SCHEMA_PATH), set_default=True)
     _check_cross_references(config)
     _sort_keys(config)

@@ -73,8 +73,9 @@ def _capability(arch: str) -> tuple[int, int]:
     return int(digits[:-1]), int(digits[-1])
 
 
-def select_device(name: str) -> torch.device:
-    """The device a GPU stage runs on (see the module docstring for the rules)."""
+def select_device(name: str, setting: str = "config key 'device'") -> torch.device:
+    """The device a GPU stage runs on (see the module docstring for the rules); `setting` is
+    what errors call the choice (a command-line option outside the pipeline)."""
     if name == "cpu":
         return CPU
     problem = cuda_problem()
@@ -82,7 +83,7 @@ def select_device(name: str) -> torch.device:
         return _own_gpu()
     if name == "cuda":
         raise ConfigError(
-            f"config key 'device': 'cuda' requested but CUDA is unusable: {problem}. Install a "
+            f"{setting}: 'cuda' requested but CUDA is unusable: {problem}. Install a "
             f"driver for CUDA {torch.version.cuda or '13.0'}, or PyTorch's CUDA 12.x wheels of "
             f"the same version: `{CUDA12_WHEELS}` (README: GPU)"
         )

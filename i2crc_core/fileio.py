@@ -1,7 +1,7 @@
 """Atomic writes and the image / label / saliency file formats.
 
 Labels are VOC palette PNGs: values 0 (background), 1..C (object classes), 255 (ignore).
-Saliency maps are single-channel uint8 PNGs.
+Saliency maps are single-channel uint8 PNGs (16-bit ones are read too).
 """
 
 import contextlib
@@ -172,11 +172,26 @@ def write_label(path, label: np.ndarray) -> None:
         image.save(tmp, format="PNG", compress_level=1)
 
 
+# Modes of 8-bit maps, greyscale or colour (taken as luminance), and of 16-bit greyscale PNGs.
+_GRAY_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
+_GRAY_16BIT_MODES = ("I;16", "I;16B", "I;16L")
+
+
 def read_gray(path) -> np.ndarray:
-    """Read a saliency map as uint8 (H, W); colour maps are converted to luminance."""
+    """Read a saliency map as uint8 (H, W) in 0..255: an 8-bit map as it is (colour as its
+    luminance), a 16-bit greyscale PNG rescaled from 0..65535. Other modes (32-bit integer,
+    float, CMYK, ...) raise SaliencyError: converting them could clip their values at 255."""
     path = Path(path)
     try:
         with Image.open(path) as image:
+            if image.mode in _GRAY_16BIT_MODES:
+                # 65535 = 255 * 257: value / 257 is value / 65535 on the 0..255 scale.
+                return np.round(np.array(image) / 257).astype(np.uint8)
+            if image.mode not in _GRAY_8BIT_MODES:
+                raise SaliencyError(
+                    f"{path}: saliency map has image mode {image.mode}; expected an 8-bit or "
+                    "16-bit greyscale PNG (or 8-bit colour)"
+                )
             return np.array(image.convert("L"))  # writable (see read_image)
     except FileNotFoundError:
         raise SaliencyError(f"{path}: saliency map is missing") from None

@@ -18,6 +18,7 @@ Segmentation logits of several scales are fused by their maximum (ref code: scal
 0.5); each scale is one forward over the whole batch.
 """
 
+import math
 import queue
 import threading
 from collections import defaultdict
@@ -29,10 +30,14 @@ from tqdm import tqdm
 
 from .datasets import ImageDataset
 from .device import autocast
+from .errors import ConfigError
 from .loading import UserErrorLoader
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
 PENDING_OUTPUTS = 32
+# The networks' output stride: VGG-16's three 2x2 poolings leave no output pixel on a side
+# shorter than this, and fail.
+MIN_SCALED_SIDE = 8
 
 
 def size_ordered_batches(sizes, max_pixels: int) -> list[list[int]]:
@@ -117,6 +122,22 @@ def infer_images(layout, ids, infer, write, *, device: torch.device, precision: 
             for entry in zip(batch["ids"], outputs):
                 writer.put(entry)
             bar.update(len(batch["ids"]))
+
+
+def check_scales(scales, layout, ids, name: str) -> None:
+    """ConfigError naming `name` (a config key or a command-line option) unless every image of
+    `ids` keeps at least MIN_SCALED_SIDE pixels per side at every scale of `scales` (as
+    `rescale` makes it: the scaled size rounded down)."""
+    scale = min(scales)
+    for image_id in ids:
+        side = min(layout.image_size(image_id))
+        scaled = math.floor(side * scale)
+        if scaled < MIN_SCALED_SIDE:
+            raise ConfigError(
+                f"{name}: scale {scale} makes the {side}-pixel side of "
+                f"{layout.image_path(image_id)} {scaled} pixels, fewer than the networks' output "
+                f"stride of {MIN_SCALED_SIDE}"
+            )
 
 
 def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:

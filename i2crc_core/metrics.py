@@ -242,3 +242,22 @@ class CamSweep:
             result["fixed_threshold"] = float(self.fixed)
             result["fixed_miou"] = _json_float(miou_from_matrix(self._matrix(self.fixed)))
         return result
+
+
+def average_precision(scores, targets) -> np.ndarray:
+    """Per-class average precision of image-level scores (N, C) against multi-hot targets.
+
+    Non-interpolated AP: images ranked by score (descending), the mean over a class's positives
+    of the precision at each positive's rank; nan for a class with no positive image.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets, dtype=bool)
+    if scores.shape != targets.shape or scores.ndim != 2:
+        raise ValueError(f"scores {scores.shape} and targets {targets.shape} must be the same (N, C)")
+    order = np.argsort(-scores, axis=0, kind="stable")
+    ranked = np.take_along_axis(targets, order, axis=0)
+    hits = np.cumsum(ranked, axis=0)
+    precision = hits / np.arange(1, len(scores) + 1)[:, None]
+    positives = ranked.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(positives > 0, (precision * ranked).sum(axis=0) / positives, np.nan)

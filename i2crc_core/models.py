@@ -35,7 +35,11 @@ DEEPLAB_ASPP_RATES = (6, 12, 18, 24)
 # The small backbone's feature maps are 12x12 on the benchmark's 96-pixel crops (output stride
 # 8): the paper's rates 6-24 would read mostly padding.
 SMALL_ASPP_RATES = (1, 2, 4, 6)
-SMALL_HEAD_WIDTH = 128
+# The small backbone's block widths and its classifier head's: sized with the benchmark's
+# budgets (docs/method.md §9), so that the fully supervised segmenter reaches its plateau in
+# CPU minutes.
+SMALL_WIDTHS = (16, 32, 64, 64, 64)
+SMALL_HEAD_WIDTH = 64
 HEAD_LR_MULTIPLIER = 10
 BIAS_LR_MULTIPLIER = 2
 
@@ -52,17 +56,18 @@ def _conv_bn(in_channels: int, out_channels: int, stride: int = 1, dilation: int
 
 
 class SmallBackbone(nn.Sequential):
-    """Five BN conv blocks: three stride-2 (output stride 8) then two dilated ones."""
+    """Five BN conv blocks of SMALL_WIDTHS: three stride-2 (output stride 8) then two dilated."""
 
-    out_channels = 128
+    out_channels = SMALL_WIDTHS[-1]
 
     def __init__(self):
+        one, two, three, four, five = SMALL_WIDTHS
         super().__init__(
-            _conv_bn(3, 32, stride=2),
-            _conv_bn(32, 64, stride=2),
-            _conv_bn(64, 128, stride=2),
-            _conv_bn(128, 128, dilation=2),
-            _conv_bn(128, 128, dilation=2),
+            _conv_bn(3, one, stride=2),
+            _conv_bn(one, two, stride=2),
+            _conv_bn(two, three, stride=2),
+            _conv_bn(three, four, dilation=2),
+            _conv_bn(four, five, dilation=2),
         )
 
 

@@ -14,6 +14,7 @@ CAM. Folders are read one level deep. A user mistake is one line `i2crc error: .
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -25,9 +26,9 @@ from PIL import Image
 from .cams import compute_cams_batch
 from .checkpoints import load_model, sidecar_path
 from .device import prepare_model, resolve_precision, select_device
-from .errors import CheckpointError, DatasetError, I2CRCError
+from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
 from .fileio import atomic_path, read_image, write_label
-from .inference import infer_images, predict_labels
+from .inference import check_scales, infer_images, predict_labels
 from .layout import VocLayout
 from .models import architecture_id
 from .stages.figures import cam_overlay
@@ -99,17 +100,35 @@ def present_classes(model, images: torch.Tensor) -> list[list[int]]:
             for row in scores]
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """ConfigError unless `out_dir` is a folder this process can write in, or can make: checked
+    up front, since the writes would fail only after predicting, and with a traceback."""
+    existing = out_dir
+    while not existing.exists():  # also false below a file
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == out_dir else f"is below {existing}, a file"
+        raise ConfigError(f"option --out: {out_dir} {what}; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"option --out: cannot write in the folder {existing}")
+
+
 def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
+    bad = [scale for scale in scales if not (math.isfinite(scale) and scale > 0)]
+    if bad:
+        raise ConfigError(f"option --scales: {bad[0]} is not a positive finite number")
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     sidecar = read_sidecar(model_path)
     files = image_files(inputs)
-    device = select_device(device)
+    check_scales(scales, _Files(files), list(files), "option --scales")
+    device = select_device(device, "option --device")
     model = prepare_model(load_model(model_path, device), device, training=False)
     if sidecar.get("architecture") != architecture_id(model):
         raise CheckpointError(
             f"{sidecar_path(model_path)}: describes a {sidecar.get('architecture')} model, but "
             f"{model_path} holds a {architecture_id(model)}"
         )
-    out_dir = Path(out_dir)
     segmenter = sidecar["kind"] == "segmenter"
     if cams and segmenter:
         raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")

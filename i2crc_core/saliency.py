@@ -3,6 +3,9 @@
 The method only needs a class-agnostic foreground map per training image. Real detectors
 (the paper's, or OpenCV's) are imperfect; the built-in synthetic benchmark therefore models a
 detector with documented defects (`simulate_detector`) instead of handing the method the truth.
+Its errors are those of real detectors, not pixel noise: missed (attenuated) parts of objects,
+false salient blobs on the background, and soft boundaries, on an otherwise smooth map whose
+background is 0; its sizes scale with the image, so its quality does not depend on it.
 
 OpenCV is imported by the functions that use it, so that reading maps of the image's own size
 (the pseudo-label stage) does not pay for loading it.
@@ -18,6 +21,12 @@ from .errors import SaliencyError
 from .fileio import IGNORE, read_gray
 
 OPENCV_METHODS = ("spectral_residual", "fine_grained")
+# The simulated detector's sizes in pixels are given at this image size (synthetic.py's).
+REFERENCE_SIZE = 128
+# A missed region keeps a random share in [0, MISS_RESIDUAL) of its saliency.
+MISS_RESIDUAL = 0.3
+# Missed regions and false blobs are ellipses with axis ratios from 1 to this.
+MAX_AXIS_RATIO = 2.0
 
 
 def image_rng(seed: int, image_id: str) -> np.random.Generator:
@@ -76,6 +85,19 @@ def compute_opencv(image_rgb: np.ndarray, method: str) -> np.ndarray:
     return np.round((saliency - low) / (high - low) * 255.0).astype(np.uint8)
 
 
+def _ellipse(rows, cols, centre_row, centre_col, radius, rng) -> np.ndarray:
+    """Inside test of an ellipse of random orientation and random axis ratio a (uniform in
+    1..MAX_AXIS_RATIO) of the area of a disc of `radius`: semi-axes radius x sqrt(a) and
+    radius / sqrt(a)."""
+    stretch = np.sqrt(rng.uniform(1.0, MAX_AXIS_RATIO))
+    angle = rng.uniform(0.0, np.pi)
+    if radius <= 0:
+        return np.zeros(rows.shape, dtype=bool)
+    u = (cols - centre_col) * np.cos(angle) + (rows - centre_row) * np.sin(angle)
+    v = (rows - centre_row) * np.cos(angle) - (cols - centre_col) * np.sin(angle)
+    return (u / (radius * stretch)) ** 2 + (v * stretch / radius) ** 2 <= 1.0
+
+
 def simulate_detector(
     mask: np.ndarray,
     rng: np.random.Generator,
@@ -85,29 +107,45 @@ def simulate_detector(
     miss_scale: float,
     false_blob_prob: float,
     false_blob_strength: float,
-    noise: float,
+    false_blob_radius: tuple[float, float],
 ) -> np.ndarray:
     """An imperfect class-agnostic saliency detector applied to a ground-truth label mask.
 
     `mask` holds 0 (background), 1..C (objects) and 255 (ignore, treated as background).
-    Starting from the binary foreground, the model adds the defects of real detectors:
+    Starting from the binary foreground, the model adds the defects of real detectors, and
+    only those: the map is smooth, and background away from objects and false detections
+    stays exactly 0 (there is no per-pixel noise).
 
-    - missed parts: each connected object region, with probability `miss_prob`, loses a disc
-      of radius `miss_scale` x the region's extent (the longer side of its bounding box),
-      centred on a random pixel of the region;
-    - false positives: with probability `false_blob_prob` one Gaussian blob of peak
-      `false_blob_strength` and a random width (4-12 % of the image side) appears centred on a
-      random background pixel;
-    - blurred boundaries: the map is blurred by a Gaussian of `blur_sigma` pixels;
-    - noise: independent Gaussian noise of standard deviation `noise` is added per pixel.
+    - missed regions: each connected object region, with probability `miss_prob`, loses an
+      elliptical patch (random orientation, axis ratio 1 to 2) of the area of a disc of
+      radius `miss_scale` x the region's extent (the longer side of its bounding box), centred
+      on a random pixel of the region; inside it the saliency is attenuated to a random
+      0-30 % (`MISS_RESIDUAL`) of its value;
+    - false detections: with probability `false_blob_prob` one elliptical blob (same shape
+      rule) of saliency `false_blob_strength` and mean radius drawn uniformly from
+      `false_blob_radius` (low, high) appears centred on a random background pixel (the
+      saliency there becomes the larger of the two);
+    - soft boundaries: the map is blurred by a Gaussian of standard deviation `blur_sigma`.
+      Small false blobs end up weaker than `false_blob_strength`, as small detections are.
+
+    Sizes in pixels (`blur_sigma`, `false_blob_radius`) are given at a 128-pixel image
+    (`REFERENCE_SIZE`, as `synthetic.py`'s shapes) and scale with the image's longer side;
+    `miss_scale` is relative to each object. So the detector's quality does not depend on the
+    image size (measured at 64, 96 and 128 pixels: docs/method.md §9).
 
     Returns uint8 (H, W) in 0..255 (value / 255 is the saliency). Deterministic given `rng`.
     """
     import cv2
 
+    low, high = (float(value) for value in false_blob_radius)
+    if not 0 <= low <= high:
+        raise ValueError(
+            f"false_blob_radius must be (low, high) with 0 <= low <= high, got {false_blob_radius}"
+        )
     mask = np.asarray(mask)
     foreground = ((mask > 0) & (mask != IGNORE)).astype(np.uint8)
     height, width = foreground.shape
+    scale = max(height, width) / REFERENCE_SIZE
     saliency = foreground.astype(np.float32)
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
 
@@ -115,27 +153,23 @@ def simulate_detector(
     for component in range(1, count):
         if rng.random() >= miss_prob:
             continue
-        ys, xs = np.nonzero(components == component)
-        pick = rng.integers(len(ys))
+        pixels = np.flatnonzero(components == component)
+        pick = pixels[rng.integers(len(pixels))]
         extent = max(boxes[component, cv2.CC_STAT_WIDTH], boxes[component, cv2.CC_STAT_HEIGHT])
-        radius = miss_scale * extent
-        saliency[(rows - ys[pick]) ** 2 + (cols - xs[pick]) ** 2 <= radius**2] = 0.0
+        hole = _ellipse(rows, cols, pick // width, pick % width, miss_scale * extent, rng)
+        saliency[hole] *= np.float32(rng.uniform(0.0, MISS_RESIDUAL))
 
     if rng.random() < false_blob_prob:
-        background_rows, background_cols = np.nonzero(foreground == 0)
-        if len(background_rows):
-            pick = rng.integers(len(background_rows))
-            spread = rng.uniform(0.04, 0.12) * max(height, width)
-            blob = false_blob_strength * np.exp(
-                -((rows - background_rows[pick]) ** 2 + (cols - background_cols[pick]) ** 2)
-                / (2.0 * spread**2)
-            )
-            saliency = np.maximum(saliency, blob.astype(np.float32))
+        background = np.flatnonzero(foreground == 0)
+        if len(background):
+            pick = background[rng.integers(len(background))]
+            radius = rng.uniform(low, high) * scale
+            blob = _ellipse(rows, cols, pick // width, pick % width, radius, rng)
+            saliency[blob] = np.maximum(saliency[blob], np.float32(false_blob_strength))
 
     if blur_sigma > 0:
-        saliency = cv2.GaussianBlur(saliency, (0, 0), sigmaX=blur_sigma, sigmaY=blur_sigma)
-    if noise > 0:
-        saliency = saliency + rng.normal(0.0, noise, size=saliency.shape).astype(np.float32)
+        sigma = blur_sigma * scale
+        saliency = cv2.GaussianBlur(saliency, (0, 0), sigmaX=sigma, sigmaY=sigma)
     return np.round(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

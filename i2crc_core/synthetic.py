@@ -261,9 +261,9 @@ def generate(
     simple_fraction: float,
     max_classes_per_image: int = 3,
     max_instances_per_class: int = 2,
-    body_length: tuple[float, float] = (40.0, 80.0),
+    body_length: tuple[float, float] = (56.0, 100.0),
     body_width_ratio: tuple[float, float] = (0.35, 0.6),
-    part_size: tuple[float, float] = (10.0, 16.0),
+    part_size: tuple[float, float] = (16.0, 24.0),
     clutter_blobs: tuple[int, int] = (3, 8),
 ) -> dict:
     """Write the benchmark under `root` (replaced if it exists) and return its statistics.

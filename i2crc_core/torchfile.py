@@ -19,15 +19,24 @@ def load(path, what: str = "checkpoint"):
     except pickle.UnpicklingError as error:
         code = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line.upper()]
         if not code:
-            raise CheckpointError(f"{path}: not a readable {what} ({_first_line(error)})") from None
+            # No pickle that torch.save writes: random bytes, or a file of another format.
+            raise CheckpointError(
+                f"{path}: not a readable {what}: not a torch.save file, as this pipeline's "
+                f"models and checkpoints are ({_reason(error)})"
+            ) from None
         raise CheckpointError(
             f"{path}: refused: it holds objects other than tensors and plain data, which could "
             f"run code when loaded ({code[0]})"
         ) from None
     except Exception as error:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: not a readable {what} ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: not a readable {what} ({_reason(error)})") from None
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+def _reason(error: Exception) -> str:
+    """The first line of torch's message that says what is wrong with the file. Never its
+    advice to retry with `weights_only=False`: that would run whatever code the file holds."""
+    text = str(error)
+    _, marker, detail = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (detail if marker else text).splitlines()]
+    lines = [line for line in lines if line and "weights_only" not in line]
     return lines[0] if lines else type(error).__name__

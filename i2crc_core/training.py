@@ -33,7 +33,7 @@ import torch
 
 from .checkpoints import resume, save_checkpoint, save_model
 from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device
-from .errors import TrainingError
+from .errors import ConfigError, TrainingError
 from .fileio import atomic_path, content_digest
 from .loading import UserErrorLoader
 from .manifest import Manifest
@@ -228,10 +228,20 @@ class TrainingSetup:
     precision: str
     manifest: Manifest
 
-    def trainer(self, build_model, dataset, *, scheduler, curve: LossCurve,
+    def trainer(self, build_model, dataset, *, section: str, scheduler, curve: LossCurve,
                 drop_last: bool = False) -> "Trainer":
         """The model `build_model()` builds under the run's seed, on the device, with its
-        optimiser, `scheduler(optimizer)`, loss scaler, and a chunk loader over `dataset`."""
+        optimiser, `scheduler(optimizer)`, loss scaler, and a chunk loader over `dataset`.
+        `section`: the config section of the training settings, named in errors. With
+        `drop_last` (epochs that drop their last partial batch) a batch size larger than the
+        dataset, which would train without a single step, raises ConfigError."""
+        batch_size = self.training["batch_size"]
+        if drop_last and batch_size > len(dataset):
+            raise ConfigError(
+                f"config key '{section}.batch_size': {batch_size} is larger than the "
+                f"{len(dataset)} training images, so an epoch (last partial batch dropped) "
+                "takes no step"
+            )
         torch.manual_seed(self.seed)
         model = prepare_model(build_model(), self.device, training=True)
         settings = self.training
@@ -243,7 +253,7 @@ class TrainingSetup:
             weight_decay=settings["weight_decay"],
         )
         sampler, loader = chunk_loader(dataset, self.seed, self.device, self.threads,
-                                       batch_size=settings["batch_size"], drop_last=drop_last)
+                                       batch_size=batch_size, drop_last=drop_last)
         return Trainer(self, model, optimizer, scheduler(optimizer),
                        grad_scaler(self.device, self.precision), sampler, loader, curve)
 

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-from i2crc_core.config import validate_config
+from i2crc_core.config import FULL_SUPERVISION, validate_config
 from i2crc_core.errors import ConfigError
 from i2crc_core.fingerprint import script_fingerprint
 from i2crc_core.layout import VOC_DIRS
@@ -63,6 +63,7 @@ SYNTHETIC = config["dataset"]["kind"] == "synthetic"
 # The synthetic benchmark is drawn from the seed; a real dataset is not.
 DATA = RUN if SYNTHETIC else OUT
 MANIFEST = f"{DATA}/dataset/manifest.json"
+SYNTHETIC_ROOT = f"{DATA}/dataset/synthetic"
 # Fetched maps are read like a folder of maps.
 SALIENCY_SOURCE = (
     "folder" if config["saliency"]["source"] == "url" else config["saliency"]["source"]
@@ -74,11 +75,17 @@ SALIENCY_MAPS = f"{SALIENCY_ROOT}/saliency/maps"
 PRETRAINED_BACKBONE = f"{RUN}/pretraining/backbone.pth"
 CAM_SHARD = f"{RUN}/{{experiment}}/cams/shards/{{scatteritem}}.h5"
 # Segmentation rounds, named after the labels they train on: CAM pseudo labels (round 1),
-# refined labels (Eq. 9-11), or round-1 predictions as they are (the ablation "retrain without refinement").
+# refined labels (Eq. 9-11), round-1 predictions as they are (the ablation "retrain without
+# refinement"), or the ground-truth masks (experiment FULL_SUPERVISION only: the ceiling).
 LABEL_SOURCES = {
     "pseudo": f"{RUN}/{{experiment}}/labels/pseudo",
     "refined": f"{RUN}/{{experiment}}/labels/refined",
     "predicted": f"{RUN}/{{experiment}}/segmentation/pseudo/pred_train",
+    "truth": (
+        f"{SYNTHETIC_ROOT}/{VOC_DIRS['mask_dir']}"
+        if SYNTHETIC
+        else f"{config['dataset']['root']}/{config['dataset']['mask_dir']}"
+    ),
 }
 
 
@@ -135,6 +142,12 @@ def label_dir(wildcards):
     return LABEL_SOURCES[wildcards.labels].format(
         experiment=wildcards.experiment, seed=wildcards.seed
     )
+
+
+def label_input(wildcards):
+    """The label folder as an input. The ground truth is not one (the manifest, which every
+    training reads, stands for the dataset it was checked from)."""
+    return [] if wildcards.labels == "truth" else label_dir(wildcards)
 
 
 def threads_of(stage):

@@ -1,5 +1,4 @@
 DATASET = config["dataset"]
-SYNTHETIC_ROOT = f"{DATA}/dataset/synthetic"
 
 
 rule generate_synthetic:

@@ -74,3 +74,26 @@ rule evaluate_cams:
         code=code("evaluate_cams"),
     script:
         "../workflow_scripts/evaluate_cams.py"
+
+
+rule evaluate_classifier:
+    input:
+        manifest=MANIFEST,
+        model=f"{RUN}/{{experiment}}/classifier/model.pt",
+    output:
+        f"{RUN}/{{experiment}}/metrics/classification.json",
+    log:
+        f"{RUN}/logs/evaluate_classifier/{{experiment}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_classifier/{{experiment}}.tsv"
+    conda:
+        "../envs/i2crc.yaml"
+    threads: threads_of("predict")
+    resources:
+        **resources_of("predict"),
+    params:
+        split="val",
+        precision=config["precision"],
+        code=code("evaluate_classifier"),
+    script:
+        "../workflow_scripts/evaluate_classifier.py"

@@ -1,7 +1,7 @@
 rule train_segmentation:
     input:
         manifest=MANIFEST,
-        labels=label_dir,
+        labels=label_input,
         weights=weights_input("segmentation"),
     output:
         model=f"{RUN}/{{experiment}}/segmentation/{{labels}}/model.pt",
@@ -18,6 +18,7 @@ rule train_segmentation:
         **resources_of("train_segmentation"),
     params:
         checkpoints=f"{RUN}/{{experiment}}/segmentation/{{labels}}/checkpoints",
+        label_dir=label_dir,
         training=training_settings(
             "segmentation", operational=["checkpoint_every", "inference_scales"]
         ),

@@ -5,7 +5,7 @@ run_stage(
     snakemake.log[0],
     train_segmentation.run,
     manifest_path=snakemake.input.manifest,
-    label_dir=snakemake.input.labels,
+    label_dir=snakemake.params.label_dir,
     model_path=snakemake.output.model,
     curve_path=snakemake.output.losses,
     checkpoint_dir=snakemake.params.checkpoints,

@@ -10,7 +10,7 @@ from ..cams import compute_cams_batch
 from ..checkpoints import load_model
 from ..device import autocast, prepare_model, resolve_precision, select_device
 from ..errors import ConfigError
-from ..inference import BackgroundWriter, image_batches
+from ..inference import BackgroundWriter, check_scales, image_batches
 from ..manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,12 @@ def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, pre
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
-    ids = shard_ids(manifest.ids["train"], shard)
+    layout, ids = manifest.layout(), shard_ids(manifest.ids["train"], shard)
+    check_scales(scales, layout, ids, "config key 'cams.scales'")
     labels = manifest.labels("train")
     model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device,
                           training=False)
-    batches = image_batches(manifest.layout(), ids, device, threads)
+    batches = image_batches(layout, ids, device, threads)
     with CamStoreWriter(out_path) as store, BackgroundWriter(
         lambda entry: store.write(*entry)
     ) as writer, tqdm(total=len(ids), desc="cams", mininterval=10) as bar:

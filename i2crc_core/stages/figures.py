@@ -15,7 +15,7 @@ from ..checkpoints import load_model
 from ..datasets import ImageDataset
 from ..device import CPU
 from ..fileio import IGNORE, read_gray, read_image, read_label, voc_palette
-from ..inference import predict_labels
+from ..inference import check_scales, predict_labels
 from ..losses import LOSS_PARTS
 from ..manifest import Manifest
 from ..training import read_curve
@@ -142,6 +142,7 @@ def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refin
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     ids = manifest.ids["train"][:num_images]
+    check_scales(scales, layout, ids, "config key 'segmentation.inference_scales'")
     model = load_model(model_path, CPU, expected_kind="segmenter")
     titles = [f"({letter}) {title}" for letter, title in zip("abcdefg", [
         "image", "saliency", "CAM", "pseudo label", "refined label", "prediction (round 2)",

@@ -2,11 +2,22 @@
 Markdown table with the paper's numbers beside ours, and a plot for the HTML report.
 
 The input is the aggregate JSON of stages/summary_seeds.py: per experiment and summary column
-the mean, sample standard deviation, seed values and n (seeds with a value), as fractions. The
-tables give percent; a cell is the mean ± sd over its n seeds, — where no seed has a value.
-The TSVs are long, one row per cell; the Markdown and plots are wide.
+the mean, sample standard deviation, seed values and n (seeds with a value), as fractions, and
+for the rows compared with the baseline the paired difference to it with its 95 % t-interval
+("vs_baseline"). The tables give percent; a cell is the mean ± sd over its n seeds, — where no
+seed has a value. Tables IV and V also give the paired differences, in percentage points.
+- Markdown: the caption, then the wide table with the paper's number after each column it has;
+  for Tables IV and V then a second table, the same columns for each row with a paired
+  difference, a cell `mean [lo, hi] (n=…)`.
+- TSV: long, one line per row and column: the row's keys, `metric`, `mean`, `sd`, `n`,
+  `paper`; for Tables IV and V also `vs_baseline_mean`, `vs_baseline_sd`, `vs_baseline_n`,
+  `vs_baseline_ci95_lo`, `vs_baseline_ci95_hi` (n 0 and — without a paired difference, —
+  for the interval of one seed).
+- PNG: grouped bars, the means with the sds as error bars.
+The tables:
 - table4, the ablation: CAM-only, pseudo labels, segmentation after round 1 and after both
-  retrainings, per Table IV row.
+  retrainings and that segmentation as a percentage of the fully supervised row's, per Table
+  IV row; last the fully supervised row (`full`) itself.
 - table5, pseudo masks before and after refinement, both ignore conventions, per row.
 - table8, the λ sweep: each λ's values (the others at i2crc's) with i2crc itself, the point
   where all three are at their defaults. Which experiment has which λs comes from the config.
@@ -18,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import FULL_SUPERVISION
 from ..fileio import atomic_path
 from ..plotting import plt, save_png
+from .summary_seeds import paired_cell
 
 # The paper's numbers (percent; docs/method.md §8), in code only here.
 # Table IV: ResNet-101 segmentation mIoU on VOC val per row, for +CAD+CSD also "+LR" (retrained
@@ -48,6 +61,7 @@ PAPER_TABLE_VIII = {
 # Table IV's rows in the paper's order: our experiment -> the paper's name for it.
 ROWS = {"baseline": "baseline", "cad": "+CAD", "csd": "+CSD", "i2crc": "+CAD+CSD",
         "cad_no_bg": "CAD w/o L_bg"}
+FULL_ROW = "fully supervised (ground truth)"
 # The sweep's centre: i2crc's λs; every sweep experiment changes one of them.
 CENTRE = "i2crc"
 
@@ -58,7 +72,10 @@ PSEUDO = {"pseudo_train_miou_ignore_excluded": "pseudo, ignore excluded",
 ROUND1 = {"seg_val_round1": "seg round 1"}
 TABLE_IV_COLUMNS = {**CAM_ONLY, **PSEUDO, "pseudo_train_ignored_fraction": "pseudo, ignored",
                     **ROUND1, "seg_val_retrain_refined": "seg retrained, refined (+LR)",
-                    "seg_val_retrain_unrefined": "seg retrained, unrefined (+retrain)"}
+                    "seg_val_retrain_unrefined": "seg retrained, unrefined (+retrain)",
+                    "seg_val_round1_of_full": "seg round 1, % of full",
+                    "seg_val_retrain_refined_of_full": "seg retrained refined, % of full",
+                    "seg_val_retrain_unrefined_of_full": "seg retrained unrefined, % of full"}
 TABLE_IV_PLOTTED = ["cam_only_miou", "pseudo_train_miou_ignore_as_bg", "seg_val_round1",
                     "seg_val_retrain_refined", "seg_val_retrain_unrefined"]
 # Table V: convention -> (before, after refinement) columns, ignored fractions last.
@@ -84,6 +101,7 @@ class Table:
     keys: list[str]
     columns: dict       # summary column -> header
     rows: list[Row]
+    paired: bool = False    # whether it gives the paired differences to the baseline
 
 
 def _dataset_note(dataset: str) -> str:
@@ -95,8 +113,13 @@ def _dataset_note(dataset: str) -> str:
 
 
 def _statistics_note(seeds: list[int]) -> str:
-    return (f"Each cell: mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}, "
-            "in percent (n: the seeds with a value; —: none).")
+    return (f"Each cell: mean ± sample standard deviation over the {len(seeds)} seeds "
+            f"{', '.join(map(str, seeds))}, in percent (n: the seeds with a value; —: none).")
+
+
+PAIRED_NOTE = ("The second table: each row's paired difference to the baseline in percentage "
+               "points, per seed the row's value minus the baseline's over the n seeds where "
+               "both have one; mean [95 % paired t-interval] (n), no interval for one seed.")
 
 
 def _row(aggregate: dict, experiment: str, columns, keys: list, paper: dict) -> Row:
@@ -105,8 +128,9 @@ def _row(aggregate: dict, experiment: str, columns, keys: list, paper: dict) -> 
 
 
 def _ablation_rows(aggregate: dict, columns, paper: dict) -> list[Row]:
-    """The ablation's experiments, the paper's rows first in its order."""
-    order = sorted(aggregate, key=lambda name: list(ROWS).index(name) if name in ROWS else len(ROWS))
+    """The ablation's weakly supervised experiments, the paper's rows first in its order."""
+    order = sorted((name for name in aggregate if name != FULL_SUPERVISION),
+                   key=lambda name: list(ROWS).index(name) if name in ROWS else len(ROWS))
     return [_row(aggregate, name, columns, [ROWS.get(name, name), name], paper.get(name, {}))
             for name in order]
 
@@ -119,10 +143,18 @@ def ablation_table(summary: dict, dataset: str) -> Table:
         "the fixed one, of the CAM pseudo labels on train (ignored pixels excluded / counted as "
         "background, and the share ignored), of segmentation on val after round 1 and after "
         "retraining on the refined labels (the paper's +LR) or on the unrefined round-1 "
-        f"predictions (+retrain). {_statistics_note(summary['seeds'])} Paper: ResNet-101 "
-        f"segmentation mIoU on VOC val. {_dataset_note(dataset)}")
-    return Table(caption, ["row", "experiment"], TABLE_IV_COLUMNS,
-                 _ablation_rows(summary["aggregate"], TABLE_IV_COLUMNS, PAPER_TABLE_IV))
+        "predictions (+retrain), and these three as a percentage of the fully supervised "
+        "row's (per seed, then averaged); last that row, the segmenter trained on the "
+        f"ground-truth masks (the ceiling). {_statistics_note(summary['seeds'])} {PAIRED_NOTE} "
+        "Paper: ResNet-101 segmentation mIoU on VOC val; none for % of full, where our estimate "
+        "from DeepLab-v2 ResNet-101's fully supervised 76-77 % on VOC val puts its +LR 69.3 at "
+        f"about 90 %. {_dataset_note(dataset)}")
+    aggregate = summary["aggregate"]
+    rows = _ablation_rows(aggregate, TABLE_IV_COLUMNS, PAPER_TABLE_IV)
+    if FULL_SUPERVISION in aggregate:
+        rows.append(_row(aggregate, FULL_SUPERVISION, TABLE_IV_COLUMNS,
+                         [FULL_ROW, FULL_SUPERVISION], {}))
+    return Table(caption, ["row", "experiment"], TABLE_IV_COLUMNS, rows, paired=True)
 
 
 def refinement_table(summary: dict, dataset: str) -> Table:
@@ -133,11 +165,11 @@ def refinement_table(summary: dict, dataset: str) -> Table:
         "**Table V analogue: pseudo masks before and after refinement.** Per ablation row, the "
         "CAM pseudo labels (before) and the refined labels (after, Eq. 9-11) on train: mIoU with "
         "ignored pixels excluded and counted as background, and the share of pixels ignored. "
-        f"{_statistics_note(summary['seeds'])} Paper: I2CRC's pseudo masks on VOC train "
-        "without and with refinement, beside our ignore-as-background mIoU (IRN's convention). "
-        f"{_dataset_note(dataset)}")
+        f"{_statistics_note(summary['seeds'])} {PAIRED_NOTE} Paper: I2CRC's pseudo masks on "
+        "VOC train without and with refinement, beside our ignore-as-background mIoU (IRN's "
+        f"convention). {_dataset_note(dataset)}")
     return Table(caption, ["row", "experiment"], columns,
-                 _ablation_rows(summary["aggregate"], columns, PAPER_TABLE_V))
+                 _ablation_rows(summary["aggregate"], columns, PAPER_TABLE_V), paired=True)
 
 
 def sweep_points(lambdas: dict[str, dict]) -> list[tuple[str, float, str]]:
@@ -187,8 +219,28 @@ def _paper_cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
+def _paired(stats: dict | None) -> dict | None:
+    return None if stats is None else stats.get("vs_baseline")
+
+
+def _paired_markdown(table: Table) -> str:
+    """The paired differences of the rows that have any; "" where none has."""
+    compared = [row for row in table.rows if any(map(_paired, row.stats.values()))]
+    if not compared:
+        return ""
+    lines = ["| " + " | ".join([*table.keys, *table.columns.values()]) + " |",
+             "|" + "---|" * len(table.keys) + "---:|" * len(table.columns)]
+    for row in compared:
+        differences = [_paired(row.stats[column]) for column in table.columns]
+        cells = ["—" if paired is None else paired_cell(paired) for paired in differences]
+        lines.append("| " + " | ".join([*map(str, row.keys), *cells]) + " |")
+    return ("\nPaired difference to the baseline (percentage points): mean [95 % paired "
+            "t-interval] (n seeds).\n\n" + "\n".join(lines) + "\n")
+
+
 def markdown(table: Table) -> str:
-    """The caption, then one row per Row: a paper column after every column the paper has."""
+    """The caption, then one row per Row: a paper column after every column the paper has;
+    a paired table then gives its paired differences."""
     headers, cells = list(table.keys), [list(map(str, row.keys)) for row in table.rows]
     for column, header in table.columns.items():
         headers.append(header)
@@ -201,19 +253,38 @@ def markdown(table: Table) -> str:
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "---|" * len(table.keys) + "---:|" * (len(headers) - len(table.keys))]
     lines += ["| " + " | ".join(line) + " |" for line in cells]
-    return table.caption + "\n\n" + "\n".join(lines) + "\n"
+    return (table.caption + "\n\n" + "\n".join(lines) + "\n"
+            + (_paired_markdown(table) if table.paired else ""))
+
+
+def _percent_field(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def _numbers(stats: dict | None) -> list[str]:
+    """Mean and sd in percent and n; — and 0 where there is none."""
+    if stats is None:
+        return ["—", "—", "0"]
+    return [_percent_field(stats["mean"]), _percent_field(stats["std"]), str(stats["n"])]
+
+
+PAIRED_FIELDS = ["vs_baseline_mean", "vs_baseline_sd", "vs_baseline_n", "vs_baseline_ci95_lo",
+                 "vs_baseline_ci95_hi"]
 
 
 def tsv(table: Table) -> str:
-    """Long: one line per row and column, mean and sd in percent, — where there is none."""
-    lines = [[*table.keys, "metric", "mean", "sd", "n", "paper"]]
+    """Long, one line per row and column, the fields of the module docstring."""
+    lines = [[*table.keys, "metric", "mean", "sd", "n", "paper",
+              *(PAIRED_FIELDS if table.paired else [])]]
     for row in table.rows:
         for column in table.columns:
-            stats = row.stats[column]
-            numbers = (["—", "—", "0"] if stats is None else
-                       [f"{100 * stats['mean']:.2f}", f"{100 * stats['std']:.2f}", str(stats["n"])])
-            lines.append([*map(str, row.keys), column, *numbers,
-                          _paper_cell(row.paper.get(column))])
+            line = [*map(str, row.keys), column, *_numbers(row.stats[column]),
+                    _paper_cell(row.paper.get(column))]
+            if table.paired:
+                paired = _paired(row.stats[column])
+                line += [*_numbers(paired),
+                         *map(_percent_field, [None, None] if paired is None else paired["ci95"])]
+            lines.append(line)
     return "".join("\t".join(line) + "\n" for line in lines)
 
 

@@ -7,7 +7,7 @@ import torch
 from ..checkpoints import load_model
 from ..device import prepare_model, resolve_precision, select_device
 from ..fileio import write_label
-from ..inference import infer_images, predict_labels
+from ..inference import check_scales, infer_images, predict_labels
 from ..manifest import Manifest
 
 
@@ -16,11 +16,13 @@ def run(*, manifest_path, model_path, split, out_dir, scales, device, precision,
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
+    layout, ids = manifest.layout(), manifest.ids[split]
+    check_scales(scales, layout, ids, "config key 'segmentation.inference_scales'")
     model = prepare_model(load_model(model_path, device, expected_kind="segmenter"), device,
                           training=False)
     infer_images(
-        manifest.layout(),
-        manifest.ids[split],
+        layout,
+        ids,
         lambda images: predict_labels(model, images, scales),
         lambda image_id, label: write_label(Path(out_dir) / f"{image_id}.png", label),
         device=device,

@@ -38,9 +38,17 @@ def class_names(root: Path, num_classes: int) -> list[str]:
 def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label_lists):
     voc = VocLayout(root, **layout)
     listed_labels = None if image_labels == "masks" else read_image_labels(image_labels, num_classes)
-    ids, labels = {}, {}
+    ids = {role: read_split(voc.split_path(splits[role])) for role in ROLES}
+    training = set(ids["train"])
+    shared = [image_id for image_id in ids["val"] if image_id in training]
+    if shared:
+        raise DatasetError(
+            f"{voc.split_path(splits['val'])}: {len(shared)} of the {len(ids['val'])} evaluation "
+            f"ids are also training images of split '{splits['train']}' (first: {shared[0]!r}); "
+            "scores on them would measure what the models were trained on"
+        )
+    labels = {}
     for role in ROLES:
-        ids[role] = read_split(voc.split_path(splits[role]))
         voc.validate(ids[role], num_classes)
         if listed_labels is None:
             labels[role] = image_labels_from_masks(voc, ids[role], num_classes)

@@ -33,6 +33,7 @@ def run(*, manifest_path, model_path, backbone_path, curve_path, checkpoint_dir,
     trainer = setup.trainer(
         lambda: build_classifier("small", manifest.num_classes),
         dataset,
+        section="pretraining",
         scheduler=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=training["lr_decay_epochs"], gamma=training["lr_decay_factor"]),
         curve=LossCurve(curve_path, ("epoch", "cls", "lr")),

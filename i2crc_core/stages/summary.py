@@ -1,8 +1,10 @@
 """Stage: the results table (JSON, Markdown, TSV) and per-class IoU of every experiment.
 
-Columns follow the paper: CAM-only mIoU (Table V style, no saliency), CAM pseudo labels on
-train (Table V "Mask"), refined labels on train, segmentation on val after the first
-training and after retraining (Table IV), and the saliency maps' own mIoU (Table VI).
+Columns follow the paper: the classifier's image-level mAP on val, CAM-only mIoU (Table V
+style, no saliency), CAM pseudo labels on train (Table V "Mask"), refined labels on train,
+segmentation on val after the first training and after retraining (Table IV), and the saliency
+maps' own mIoU (Table VI). The row `full`, the segmenter trained on the ground truth, is the
+ceiling: every other row's segmentation is also given as a fraction of it (`..._of_full`).
 Pseudo labels are reported both ways (docs/method.md §7): ignored pixels left out, and counted as
 background, with the ignored fraction. CAM-only is reported at the sweep's best background
 threshold (chosen with the ground truth) and at the fixed `evaluation.cam_threshold`.
@@ -16,6 +18,7 @@ import json
 import logging
 from collections import defaultdict
 
+from ..config import FULL_SUPERVISION
 from ..fileio import atomic_path
 from ..manifest import Manifest
 from ..provenance import collect
@@ -26,12 +29,15 @@ SEGMENTATION_ROUNDS = {
     "segmentation_pseudo": "seg_val_round1",
     "segmentation_refined": "seg_val_retrain_refined",
     "segmentation_predicted": "seg_val_retrain_unrefined",
+    "segmentation_truth": "seg_val_round1",  # the fully supervised row's one training
 }
 LABEL_SETS = {"labels_pseudo": "pseudo_train", "labels_refined": "refined_train"}
 
 
 def experiment_row(metrics: dict) -> dict:
     row = {}
+    if "classification" in metrics:
+        row["cls_val_map"] = metrics["classification"]["map"]
     if "cams" in metrics:
         row["cam_only_miou"] = metrics["cams"]["best_miou"]
         row["cam_only_threshold"] = metrics["cams"]["best_threshold"]
@@ -46,6 +52,18 @@ def experiment_row(metrics: dict) -> dict:
         if key in metrics:
             row[column] = metrics[key]["miou_ignore_excluded"]
     return row
+
+
+def add_fractions_of_full(rows: dict[str, dict]) -> None:
+    """Every weakly supervised row's segmentation as a fraction of the fully supervised row's
+    (`<column>_of_full`), when the summary has that row."""
+    ceiling = rows.get(FULL_SUPERVISION, {}).get("seg_val_round1")
+    if not ceiling:
+        return
+    for experiment, row in rows.items():
+        if experiment != FULL_SUPERVISION:
+            row.update({f"{column}_of_full": row[column] / ceiling
+                        for column in dict.fromkeys(SEGMENTATION_ROUNDS.values()) if column in row})
 
 
 def _cell(value) -> str:
@@ -66,7 +84,7 @@ def per_class_rows(metrics_by_experiment: dict, class_names: list[str]) -> list[
     rows = [["experiment", "labels", *class_names]]
     for experiment, metrics in metrics_by_experiment.items():
         for key, result in metrics.items():
-            if key == "cams":
+            if key in ("cams", "classification"):  # no per-class IoU
                 continue
             per_class = result["iou_ignore_as_background"]
             rows.append([experiment, key, *(_cell(value) for value in per_class)])
@@ -170,6 +188,7 @@ def run(*, metric_paths, sidecar_paths, saliency_path, manifest_path, experiment
         saliency = json.load(handle)
     manifest = Manifest.load(manifest_path)
     rows = {experiment: experiment_row(metrics[experiment]) for experiment in experiments}
+    add_fractions_of_full(rows)
     columns = list(dict.fromkeys(column for row in rows.values() for column in row))
     scored = label_images(metrics)
     provenance = {"summary": collect(config=config), "models": models}

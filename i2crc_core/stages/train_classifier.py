@@ -26,6 +26,7 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
     trainer = setup.trainer(
         lambda: build_classifier(training["backbone"], manifest.num_classes, weights),
         dataset,
+        section="classifier",
         scheduler=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=training["lr_decay_epochs"], gamma=training["lr_decay_factor"]),
         curve=LossCurve(curve_path, ("epoch", *LOSS_PARTS, "lr", *ATTENTION_STATS)),

@@ -30,6 +30,7 @@ def run(*, manifest_path, label_dir, model_path, curve_path, checkpoint_dir, che
         lambda: build_segmenter(training["backbone"], manifest.num_classes, weights,
                                 aspp_rates=training["aspp_rates"]),
         dataset,
+        section="segmentation",
         scheduler=lambda optimizer: torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: (1 - min(step, total - 1) / total) ** training["poly_power"]),
         curve=LossCurve(curve_path, ("iteration", "loss", "lr")),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,18 @@ def test_a_file_with_a_pickled_code_payload_is_refused_without_running_it(tmp_pa
     assert message.startswith(f"{path}: refused: it holds objects other than tensors")
     assert "system" in message and "\n" not in message
     assert not marker.exists(), "loading must not execute the payload"
+
+
+def test_random_bytes_are_not_a_model_file_and_no_unsafe_advice_is_passed_on(tmp_path):
+    # torch's message advises weights_only=False, which would run any code the file holds.
+    path = tmp_path / "model.pt"
+    path.write_bytes(random.Random(0).randbytes(4096))
+    with pytest.raises(CheckpointError) as caught:
+        load_model(path, CPU)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a readable checkpoint: not a torch.save file, as "
+                              "this pipeline's models and checkpoints are (")
+    assert "weights_only" not in message and "\n" not in message
 
 
 def test_model_file_loads_with_plain_torch_in_safe_mode(tmp_path):

@@ -58,3 +58,27 @@ def test_validated_config_has_one_key_order_whatever_order_it_was_written_in():
     second = validate_config({"pseudo_labels": {"score_floor": 0.2, "bg_cam": 0.4}})
     assert repr(first) == repr(second)
     assert list(first["pseudo_labels"]) == sorted(first["pseudo_labels"])
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"classifier": {"lr": float("nan")}},
+         "config key 'classifier.lr': nan is not a finite number"),
+        ({"experiments": {"x": {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": float("inf")}}},
+         "config key 'experiments.x.lambda_csd': inf is not a finite number"),
+        ({"cams": {"scales": [1.0, float("inf")]}}, "config key 'cams.scales.1': inf is not"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_key(config, message):
+    # JSON Schema's bounds let NaN through (every comparison with it is false), and infinity
+    # through a lower bound.
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_yaml_nan_is_refused():
+    config = yaml.safe_load("segmentation: {lr: .nan}\n")
+    with pytest.raises(ConfigError, match="'segmentation.lr': nan is not a finite number"):
+        validate_config(config)

@@ -10,7 +10,7 @@ import pytest
 from i2crc_core.camstore import CamStoreWriter
 from i2crc_core.fileio import write_label
 from i2crc_core.manifest import Manifest
-from i2crc_core.stages import evaluate, prepare_dataset
+from i2crc_core.stages import evaluate, evaluate_classifier, prepare_dataset
 
 IGN = 255
 # Images of 1 x 4 pixels; "a" is the only image of the split list "small".
@@ -91,3 +91,44 @@ def test_cam_only_at_the_best_and_at_a_fixed_threshold_off_the_sweep(dataset):
     assert result["best_miou"] == pytest.approx(1 / 3)
     assert result["fixed_threshold"] == pytest.approx(0.125)
     assert result["fixed_miou"] == pytest.approx(7 / 12)
+
+
+def test_classifier_stage_ranks_the_models_own_scores_into_average_precision(tmp_path):
+    """Image-level mAP of a real classifier over real JPEGs of two sizes: the stage's batched
+    inference gives the scores a plain forward pass gives, ranked per class."""
+    import torch
+
+    from i2crc_core.checkpoints import save_model
+    from i2crc_core.datasets import normalize
+    from i2crc_core.fileio import write_image
+    from i2crc_core.metrics import average_precision
+    from i2crc_core.models import build_classifier
+
+    rng = np.random.default_rng(0)
+    ids = [f"v{i}" for i in range(6)]
+    labels = {"v0": [1], "v1": [2], "v2": [1, 2], "v3": [1], "v4": [2], "v5": [1]}
+    images = {i: rng.integers(0, 256, (32 + 8 * (n % 2), 32, 3), dtype=np.uint8)
+              for n, i in enumerate(ids)}
+    for image_id, image in images.items():
+        write_image(tmp_path / "JPEGImages" / f"{image_id}.jpg", image, quality=100)
+    Manifest(root=str(tmp_path), image_dir="JPEGImages", mask_dir="SegmentationClass",
+             split_dir="lists", num_classes=2, class_names=["cat", "dog"],
+             ids={"train": ids, "val": ids}, image_labels={"train": labels, "val": labels},
+             splits={"train": "t", "val": "v"}).save(tmp_path / "manifest.json")
+    torch.manual_seed(0)
+    model = build_classifier("small", 2).eval()
+    save_model(tmp_path / "model.pt", model)
+    evaluate_classifier.run(manifest_path=tmp_path / "manifest.json", model_path=tmp_path / "model.pt",
+                        split="val", out_path=tmp_path / "cls.json", device="cpu",
+                        precision="fp32", threads=1)
+    result = json.loads((tmp_path / "cls.json").read_text())
+
+    from i2crc_core.fileio import read_image
+    with torch.no_grad():
+        scores = np.stack([model(normalize(read_image(tmp_path / "JPEGImages" / f"{i}.jpg"))[None])
+                           .mean(dim=(2, 3))[0].numpy() for i in ids])
+    targets = np.array([[1 in labels[i], 2 in labels[i]] for i in ids])
+    assert (result["split"], result["split_list"], result["images"]) == ("val", "v", 6)
+    assert result["class_names"] == ["cat", "dog"]
+    np.testing.assert_allclose(result["ap"], average_precision(scores, targets), atol=1e-6)
+    assert result["map"] == pytest.approx(np.mean(result["ap"]))

@@ -271,6 +271,30 @@ def test_gray_round_trip_and_colour_maps_become_luminance(tmp_path):
     assert (gray == 200).all()
 
 
+def test_16_bit_gray_pngs_are_read_at_their_full_range_not_clipped(tmp_path):
+    import cv2
+
+    values = np.array([[0, 257, 1000, 32896], [40000, 65000, 65278, 65535]], np.uint16)
+    expected = np.array([[0, 1, 4, 128], [156, 253, 254, 255]], np.uint8)  # round(v / 257)
+    Image.fromarray(values).save(tmp_path / "pillow.png")
+    cv2.imwrite(str(tmp_path / "opencv.png"), values)
+    for name in ("pillow.png", "opencv.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.mode == "I;16", "a real 16-bit PNG"
+        gray = read_gray(tmp_path / name)
+        assert gray.dtype == np.uint8 and gray.flags.writeable
+        np.testing.assert_array_equal(gray, expected)
+
+
+def test_a_map_of_another_mode_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "float.png"
+    Image.fromarray(np.full((3, 4), 300.5, np.float32)).save(path, format="TIFF")  # mode F
+    with pytest.raises(SaliencyError) as error:
+        read_gray(path)
+    assert str(error.value) == (f"{path}: saliency map has image mode F; expected an 8-bit or "
+                                "16-bit greyscale PNG (or 8-bit colour)")
+
+
 def test_read_gray_missing_or_corrupt_is_saliency_error(tmp_path):
     with pytest.raises(SaliencyError, match="missing"):
         read_gray(tmp_path / "none.png")

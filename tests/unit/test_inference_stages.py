@@ -11,7 +11,7 @@ from i2crc_core.camstore import CamStore
 from i2crc_core.cams import compute_cams_batch
 from i2crc_core.checkpoints import save_model
 from i2crc_core.datasets import ImageDataset
-from i2crc_core.errors import CamStoreError, DatasetError
+from i2crc_core.errors import CamStoreError, ConfigError, DatasetError
 from i2crc_core import loading
 from i2crc_core.fileio import read_label, write_image
 from i2crc_core.inference import BATCH_PIXELS, BackgroundWriter, predict_labels, size_ordered_batches
@@ -87,6 +87,26 @@ def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout
     for image_id in manifest.ids["val"]:
         expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
         assert np.array_equal(read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected)
+
+
+def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error(tmp_path, layout):
+    root, _, _, _ = layout
+    with pytest.raises(ConfigError) as raised:
+        extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
+                         out_path=tmp_path / "cams.h5", shard="1-of-1", scales=[1.0, 0.001],
+                         flip=False, device="cpu", precision="fp32", threads=1)
+    image_path = root / "JPEGImages" / "img 0.jpg"
+    assert str(raised.value) == (f"config key 'cams.scales': scale 0.001 makes the 40-pixel side "
+                                 f"of {image_path} 0 pixels, fewer than the networks' output "
+                                 "stride of 8")
+    # 6 pixels: the small backbone would still run, VGG-16's poolings would fail
+    with pytest.raises(ConfigError) as raised:
+        predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt",
+                    split="val", out_dir=tmp_path / "pred", scales=[0.15, 1.0], device="cpu",
+                    precision="fp32", threads=1)
+    assert str(raised.value).startswith("config key 'segmentation.inference_scales': scale 0.15 "
+                                        f"makes the 40-pixel side of {image_path} 6 pixels")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.timeout(60)

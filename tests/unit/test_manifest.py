@@ -158,6 +158,22 @@ def test_prepare_dataset_rejects_a_broken_dataset(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+def test_prepare_dataset_refuses_evaluation_ids_that_are_training_images(tmp_path):
+    root = tmp_path / "root"
+    synthetic.generate(root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32,
+                       simple_fraction=FRACTION)
+    val_list = root / LAYOUT["split_dir"] / "val.txt"
+    val_list.write_text(val_list.read_text() + "syn_train_000002\nsyn_train_000000\n")
+    with pytest.raises(DatasetError) as error:
+        _run(root, tmp_path / "out")
+    assert str(error.value) == (
+        f"{val_list}: 2 of the 4 evaluation ids are also training images of split 'train' "
+        "(first: 'syn_train_000002'); scores on them would measure what the models were "
+        "trained on"
+    )
+    assert not (tmp_path / "out").exists(), "nothing written"
+
+
 def test_prepare_dataset_class_names(tmp_path):
     root = tmp_path / "root"
     synthetic.generate(root, seed=1, num_classes=C, num_train=2, num_val=2, image_size=32,

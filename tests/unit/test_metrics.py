@@ -197,3 +197,19 @@ def test_cam_sweep_rejects_bad_input():
         sweep.update(np.zeros((2, 2), np.uint8), np.zeros((1, 2, 2)), [3])
     with pytest.raises(ValueError, match=r"\[9\]"):
         sweep.update(np.full((2, 2), 9, np.uint8), np.zeros((1, 2, 2)), [1])
+
+
+def test_average_precision_by_hand():
+    from i2crc_core.metrics import average_precision
+
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.4]])
+    targets = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    ap = average_precision(scores, targets)
+    # Class 1: positives ranked 1st (precision 1) and 3rd (2/3); class 2 has no positive.
+    assert ap[0] == pytest.approx((1 + 2 / 3) / 2)
+    assert math.isnan(ap[1])
+    # A perfect ranking is 1 whatever the scores' scale; a reversed one is not.
+    assert average_precision(-scores[::-1, :1], targets[::-1, :1])[0] < 1
+    assert average_precision(np.array([[5.0], [-3.0]]), np.array([[1], [0]]))[0] == 1.0
+    with pytest.raises(ValueError, match="same"):
+        average_precision(scores, targets[:, :1])

@@ -45,7 +45,7 @@ def test_segmenter_returns_logits_at_input_size_with_deeplab_aspp(backbone, rate
 
 def test_aspp_is_a_sum_of_branches():
     model = build_segmenter("small", 2, aspp_rates=[1, 3]).eval()
-    features = torch.randn(1, 128, 5, 5)
+    features = torch.randn(1, model.backbone.out_channels, 5, 5)
     expected = model.head.branches[0](features) + model.head.branches[1](features)
     assert torch.allclose(model.head(features), expected)
 

@@ -1,5 +1,6 @@
 """`python -m i2crc_core.predict`: a saved model on a folder of images, outside the pipeline."""
 
+import os
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from i2crc_core import device
 from i2crc_core.checkpoints import save_model
 from i2crc_core.fileio import voc_palette, write_image
 from i2crc_core.models import build_classifier, build_segmenter
@@ -108,3 +110,54 @@ def test_an_empty_folder_a_missing_input_and_cams_of_a_segmenter(work, tmp_path,
     assert "--cams needs a classifier model" in _error(
         capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("scale", ["0", "nan", "-1", "inf"])
+def test_a_scale_that_is_not_a_positive_number_is_refused_before_anything_else(work, tmp_path,
+                                                                               capsys, scale):
+    err = _error(capsys, "--model", tmp_path / "not-read.pt", work / "images", "--out",
+                 tmp_path / "o", "--scales", "1.0", scale)
+    assert err == f"i2crc error: option --scales: {float(scale)} is not a positive finite number"
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_scale_that_leaves_an_image_without_output_pixels_is_refused_before_predicting(
+        work, tmp_path, capsys):
+    err = _error(capsys, "--model", work / "seg" / "model.pt", work / "images", "--out",
+                 tmp_path / "o", "--scales", "0.001")
+    assert err == (f"i2crc error: option --scales: scale 0.001 makes the 40-pixel side of "
+                   f"{work / 'images' / 'a.jpg'} 0 pixels, fewer than the networks' output "
+                   "stride of 8")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_out_that_is_a_file_or_below_one_is_refused_before_predicting(work, tmp_path, capsys):
+    model = work / "seg" / "model.pt"
+    (tmp_path / "taken").write_text("a file")
+    assert _error(capsys, "--model", model, work / "images", "--out", tmp_path / "taken") == (
+        f"i2crc error: option --out: {tmp_path / 'taken'} is a file; give a folder")
+    below = tmp_path / "taken" / "sub" / "dir"
+    assert _error(capsys, "--model", model, work / "images", "--out", below) == (
+        f"i2crc error: option --out: {below} is below {tmp_path / 'taken'}, a file; give a folder")
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
+def test_an_out_in_a_read_only_folder_is_refused_before_predicting(work, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.access(locked, os.W_OK):
+        pytest.skip("this user (root) can write in a read-only folder")
+    err = _error(capsys, "--model", work / "seg" / "model.pt", work / "images", "--out",
+                 locked / "o")
+    assert err == f"i2crc error: option --out: cannot write in the folder {locked}"
+
+
+def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(work, tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setattr(device, "cuda_problem", lambda: "no GPU here (simulated)")
+    assert main(["--model", str(work / "seg" / "model.pt"), str(work / "images"),
+                 "--out", str(tmp_path / "o"), "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("i2crc error: option --device: 'cuda' requested but CUDA is unusable: "
+                          "no GPU here (simulated). ")
+    assert err.count("\n") == 1 and "config key" not in err

@@ -3,6 +3,8 @@ CAM-only mIoU at the best and the fixed threshold, and provenance."""
 
 import json
 
+import pytest
+
 from i2crc_core.manifest import Manifest
 from i2crc_core.provenance import config_digest
 from i2crc_core.stages import summary
@@ -80,3 +82,23 @@ def test_summary_shows_the_label_split_and_what_produced_the_numbers(tmp_path):
     assert ["summary", "config_sha256", config_digest(config)] in rows
     assert ["exp/segmentation_pseudo", "device.cpu_capability", "AVX2"] in rows
     assert ["exp/classifier", "git.dirty", "False"] in rows
+
+
+def test_the_fully_supervised_row_is_the_ceiling_every_row_is_a_fraction_of():
+    rows = {"baseline": {"cam_only_miou": 0.3, "seg_val_round1": 0.4,
+                         "seg_val_retrain_refined": 0.5},
+            "full": experiment_row({"segmentation_truth": {"miou_ignore_excluded": 0.8}})}
+    summary.add_fractions_of_full(rows)
+    assert rows["full"] == {"seg_val_round1": 0.8}
+    assert rows["baseline"]["seg_val_round1_of_full"] == pytest.approx(0.5)
+    assert rows["baseline"]["seg_val_retrain_refined_of_full"] == pytest.approx(0.625)
+    assert "cam_only_miou_of_full" not in rows["baseline"]
+    # Without the row there is nothing to divide by.
+    alone = {"baseline": {"seg_val_round1": 0.4}}
+    summary.add_fractions_of_full(alone)
+    assert alone == {"baseline": {"seg_val_round1": 0.4}}
+
+
+def test_experiment_row_reports_the_classifiers_map():
+    assert experiment_row({"classification": {"map": 0.97, "ap": [0.96, 0.98]}}) == {
+        "cls_val_map": 0.97}

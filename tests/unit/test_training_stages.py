@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from i2crc_core import training
+from i2crc_core.errors import ConfigError
 from i2crc_core.fileio import write_gray, write_image, write_label
 from i2crc_core.losses import ATTENTION_STATS, LOSS_PARTS
 from i2crc_core.manifest import Manifest
@@ -161,3 +162,38 @@ def test_pretraining_learns_the_image_labels_and_writes_the_backbone_the_segment
     segmenter = build_segmenter("small", 2, weights=out / "backbone.pth")
     for name, value in segmenter.backbone.state_dict().items():
         assert torch.equal(value, trained[f"backbone.{name}"]), name
+
+
+def test_a_batch_larger_than_the_training_set_is_a_config_error_before_training(dataset, tmp_path):
+    # Epochs drop their last partial batch: 16 of 8 images would train without one step.
+    message = ("config key '{}.batch_size': 16 is larger than the 8 training images, so an epoch "
+               "(last partial batch dropped) takes no step")
+    with pytest.raises(ConfigError) as error:
+        train_classifier.run(
+            manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
+            model_path=tmp_path / "model.pt", curve_path=tmp_path / "losses.tsv",
+            checkpoint_dir=tmp_path / "checkpoints", training={**CLASSIFIER, "batch_size": 16},
+            weights=None, losses={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+            seed=0, device="cpu", precision="fp32", threads=1)
+    assert str(error.value) == message.format("classifier")
+    pretraining = {key: CLASSIFIER[key] for key in CLASSIFIER if key not in ("backbone", "weights")}
+    with pytest.raises(ConfigError) as error:
+        pretrain.run(manifest_path=dataset / "manifest.json", model_path=tmp_path / "model.pt",
+                     backbone_path=tmp_path / "backbone.pth", curve_path=tmp_path / "losses.tsv",
+                     checkpoint_dir=tmp_path / "checkpoints",
+                     training={**pretraining, "batch_size": 16}, seed=0, device="cpu",
+                     precision="fp32", threads=1)
+    assert str(error.value) == message.format("pretraining")
+    assert list(tmp_path.iterdir()) == [], "nothing trained, nothing written"
+
+
+def test_a_segmenter_batch_larger_than_the_training_set_still_steps(dataset, tmp_path):
+    # Its iterations draw images with replacement: every iteration is a full batch.
+    train_segmentation.run(
+        manifest_path=dataset / "manifest.json", label_dir=dataset / "SegmentationClass",
+        model_path=tmp_path / "model.pt", curve_path=tmp_path / "losses.tsv",
+        checkpoint_dir=tmp_path / "checkpoints", checkpoint_every=2,
+        training={**SEGMENTATION, "iterations": 2, "batch_size": 16}, weights=None, seed=0,
+        device="cpu", precision="fp32", threads=1)
+    curve = read_curve(tmp_path / "losses.tsv")
+    assert curve["iteration"].tolist() == [2] and (curve["loss"] > 0).all()
