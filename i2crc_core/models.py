@@ -32,8 +32,8 @@ from .errors import CheckpointError, ConfigError
 CLASSIFIER_BACKBONES = ("small", "vgg16")
 SEGMENTER_BACKBONES = ("small", "resnet101", "vgg16")
 DEEPLAB_ASPP_RATES = (6, 12, 18, 24)
-# The small backbone's feature maps are 12x12 on the benchmark's 96-pixel crops (output stride
-# 8): the paper's rates 6-24 would read mostly padding.
+# The small backbone's feature maps are 8x8 on the benchmark's 64-pixel crops (output stride
+# 8): the paper's rates 6-24 would read only padding.
 SMALL_ASPP_RATES = (1, 2, 4, 6)
 # The small backbone's block widths and its classifier head's: sized with the benchmark's
 # budgets (docs/method.md §9), so that the fully supervised segmenter reaches its plateau in
