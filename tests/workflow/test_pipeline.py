@@ -17,19 +17,30 @@ pytestmark = pytest.mark.slow
 def test_default_target_produces_the_summary(finished_project):
     out = finished_project.root / RUN0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["experiments"]) == {"baseline", "i2crc"}
-    for row in summary["experiments"].values():
-        for column in ("cam_only_miou", "pseudo_train_miou_ignore_as_bg",
+    assert set(summary["experiments"]) == {"baseline", "i2crc", "full"}
+    full = summary["experiments"].pop("full")
+    truth = json.loads((out / "full" / "metrics" / "segmentation_truth.json").read_text())
+    assert full == {"seg_val_round1": truth["miou_ignore_excluded"]}, "the ceiling: one number"
+    for experiment, row in summary["experiments"].items():
+        for column in ("cls_val_map", "cam_only_miou", "pseudo_train_miou_ignore_as_bg",
                        "pseudo_train_ignored_fraction", "refined_train_miou_ignore_as_bg",
                        "seg_val_round1", "seg_val_retrain_refined"):
             assert 0.0 <= row[column] <= 1.0
+        metrics = out / experiment / "metrics"
+        assert row["cls_val_map"] == json.loads((metrics / "classification.json").read_text())["map"]
+        round1 = json.loads((metrics / "segmentation_pseudo.json").read_text())
+        assert row["seg_val_round1"] == round1["miou_ignore_excluded"]
+        if full["seg_val_round1"]:
+            assert row["seg_val_round1_of_full"] == row["seg_val_round1"] / full["seg_val_round1"]
         # Undefined (None) only when a one-epoch classifier left every pixel ignored.
         excluded = row["pseudo_train_miou_ignore_excluded"]
         assert excluded is None or 0.0 <= excluded <= 1.0
     assert 0.0 < summary["saliency"]["miou_all"] <= 1.0
     assert "| baseline |" in (out / "summary.md").read_text()
     over_seeds = json.loads((finished_project.root / "results" / "summary.json").read_text())
-    assert over_seeds["seeds"] == [0] and over_seeds["per_seed"]["0"] == summary
+    assert over_seeds["seeds"] == [0]
+    assert over_seeds["per_seed"]["0"] == {**summary, "experiments": {**summary["experiments"],
+                                                                      "full": full}}
     assert over_seeds["aggregate"]["i2crc"]["cam_only_miou"]["values"] == [
         summary["experiments"]["i2crc"]["cam_only_miou"]]
     assert Image.open(out / "figures" / "cams.png").size[0] > 100
