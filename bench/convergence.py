@@ -90,7 +90,7 @@ def train_and_score(stage: str, factor: float, config: dict, manifest: Path, sal
         settings = scaled(config["pretraining"], factor, "epochs")
         pretrain.run(training=settings, backbone_path=folder / "backbone.pth", **common)
     elif stage == "classifier":
-        settings = {**scaled(config["classifier"], factor, "epochs")}
+        settings = scaled(config["classifier"], factor, "epochs")
         train_classifier.run(training=settings, saliency_dir=saliency, weights=backbone,
                              losses=BASELINE, **common)
     else:

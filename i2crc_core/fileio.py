@@ -7,6 +7,7 @@ Saliency maps are single-channel uint8 PNGs (16-bit ones are read too).
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -175,6 +176,12 @@ def write_label(path, label: np.ndarray) -> None:
 # Modes of 8-bit maps, greyscale or colour (taken as luminance), and of 16-bit greyscale PNGs.
 _GRAY_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
 _GRAY_16BIT_MODES = ("I;16", "I;16B", "I;16L")
+
+
+def write_json(path, data) -> None:
+    """`data` as indented JSON at `path`, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def read_gray(path) -> np.ndarray:

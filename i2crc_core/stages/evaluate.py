@@ -1,22 +1,16 @@
 """Stage: metrics of label sets (pseudo, refined, predicted) and of CAMs against the truth."""
 
-import json
 import logging
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..camstore import CamStore
-from ..fileio import atomic_path, read_label
+from ..fileio import read_label, write_json
 from ..manifest import LabelSplit, Manifest
 from ..metrics import CamSweep, LabelEvaluator
 
 log = logging.getLogger(__name__)
-
-
-def _write_json(path, result: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
 
 
 def _scored_images(manifest: Manifest, role: str, label_split_path) -> tuple[dict, list[str]]:
@@ -51,7 +45,7 @@ def labels(*, manifest_path, label_dir, split, out_path, label_split_path=None):
         result["miou_ignore_as_background"],
         result["ignored_fraction"],
     )
-    _write_json(out_path, {**scored, **result})
+    write_json(out_path, {**scored, **result})
 
 
 def cams(*, manifest_path, cams_path, thresholds, fixed_threshold, out_path, label_split_path=None):
@@ -71,4 +65,4 @@ def cams(*, manifest_path, cams_path, thresholds, fixed_threshold, out_path, lab
     log.info("CAM-only mIoU %.4f at the best threshold %s, %.4f at the fixed threshold %s",
              result["best_miou"], result["best_threshold"], result["fixed_miou"],
              result["fixed_threshold"])
-    _write_json(out_path, {**scored, **result})
+    write_json(out_path, {**scored, **result})

@@ -5,7 +5,6 @@ size; each class's images are ranked by them into average precision, and the mea
 classes (mAP) is the benchmark's criterion that a classifier has converged (docs/method.md §9).
 """
 
-import json
 import logging
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 
 from ..checkpoints import load_model
 from ..device import prepare_model, resolve_precision, select_device
-from ..fileio import atomic_path
+from ..fileio import write_json
 from ..inference import infer_images
 from ..manifest import Manifest
 from ..metrics import average_precision
@@ -46,5 +45,4 @@ def run(*, manifest_path, model_path, split, out_path, device, precision, thread
               "map": float(np.nanmean(ap))}
     log.info("%s (%d images): classification mAP %.4f", result["split_list"], len(ids),
              result["map"])
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(out_path, result)
