@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 from i2crc_core.config import FULL_SUPERVISION, validate_config
+from i2crc_core.data_fingerprint import dataset_fingerprint, folder_fingerprint
 from i2crc_core.errors import ConfigError
 from i2crc_core.fingerprint import script_fingerprint
 from i2crc_core.layout import VOC_DIRS

@@ -1,4 +1,7 @@
 DATASET = config["dataset"]
+# A real dataset's layout and split lists (the synthetic benchmark's are VOC's, see below).
+USER_LAYOUT = {key: DATASET[key] for key in ("image_dir", "mask_dir", "split_dir")}
+USER_SPLITS = {"train": DATASET["train_split"], "val": DATASET["eval_split"]}
 
 
 rule generate_synthetic:
@@ -49,18 +52,22 @@ rule prepare_dataset:
         root=lambda wildcards, input: input.root or DATASET["root"],
         # The synthetic benchmark is written in VOC's own layout, its splits named after
         # their roles and its image labels read from its masks: the layout keys are not its.
-        layout=(
-            VOC_DIRS
-            if SYNTHETIC
-            else {key: DATASET[key] for key in ("image_dir", "mask_dir", "split_dir")}
-        ),
-        splits=(
-            dict(zip(ROLES, ROLES))
-            if SYNTHETIC
-            else {"train": DATASET["train_split"], "val": DATASET["eval_split"]}
-        ),
+        layout=VOC_DIRS if SYNTHETIC else USER_LAYOUT,
+        splits=dict(zip(ROLES, ROLES)) if SYNTHETIC else USER_SPLITS,
         num_classes=DATASET["num_classes"],
         image_labels="masks" if SYNTHETIC else DATASET["image_labels"],
+        # Edits inside a user's root rerun from here (i2crc_core/data_fingerprint.py); a root
+        # the pipeline builds is tracked as that rule's output.
+        files=(
+            None
+            if SYNTHETIC or DATASET["fetch"]
+            else dataset_fingerprint(
+                DATASET["root"],
+                splits=USER_SPLITS,
+                image_labels=DATASET["image_labels"],
+                **USER_LAYOUT,
+            )
+        ),
         code=code("prepare_dataset"),
     script:
         "../workflow_scripts/prepare_dataset.py"

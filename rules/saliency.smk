@@ -24,6 +24,12 @@ rule saliency:
             if SALIENCY_SOURCE == "folder"
             else None
         ),
+        # Edits to a user's folder of maps rerun from here; fetched maps are a rule's output.
+        folder_files=(
+            folder_fingerprint(SALIENCY["folder"])
+            if SALIENCY["source"] == "folder"
+            else None
+        ),
         simulated=SALIENCY["simulated"] if SALIENCY_SOURCE == "simulated" else None,
         seed=seed_param if SALIENCY_SOURCE == "simulated" else None,
         code=code("saliency_maps"),

@@ -12,6 +12,7 @@ agree the table has one `prefix.*` row. To print the table for the current code:
 
 import os
 import re
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -183,10 +184,63 @@ def markdown(matrix: dict[str, Outcome]) -> str:
     return "\n".join(lines)
 
 
-def readme_table() -> str:
+def readme_table(markers=README_MARKERS) -> str:
     text = (REPO / "README.md").read_text()
-    start, end = README_MARKERS
+    start, end = markers
     return text.split(start)[1].split(end)[0].strip()
+
+
+# The data rows: a finished project on a user's dataset root (DATA_ROOT, VOC layout) with a
+# user's folder of saliency maps (MAPS_FOLDER); each row rewrites one file the run reads.
+DATA_ROOT, MAPS_FOLDER = "data/voc", "data/maps"
+DATA_README_MARKERS = ("<!-- data-rerun:start -->", "<!-- data-rerun:end -->")
+DATA_CONFIG = {"dataset": {"kind": "voc", "root": DATA_ROOT, "train_split": "train",
+                           "eval_split": "val"},
+               "saliency": {"source": "folder", "folder": MAPS_FOLDER}}
+
+
+def first_id(project: Project, split: str) -> str:
+    return (project.root / DATA_ROOT / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[0]
+
+
+DATA_EDITS = {
+    "a training image": lambda p: f"{DATA_ROOT}/JPEGImages/{first_id(p, 'train')}.jpg",
+    "a training mask": lambda p: f"{DATA_ROOT}/SegmentationClass/{first_id(p, 'train')}.png",
+    "a validation image": lambda p: f"{DATA_ROOT}/JPEGImages/{first_id(p, 'val')}.jpg",
+    "a validation mask": lambda p: f"{DATA_ROOT}/SegmentationClass/{first_id(p, 'val')}.png",
+    "a split list": lambda p: f"{DATA_ROOT}/ImageSets/Segmentation/train.txt",
+    "a saliency map": lambda p: f"{MAPS_FOLDER}/{first_id(p, 'train')}.png",
+}
+
+
+def make_data_project(root: Path, finished: Project) -> Project:
+    """A finished project on DATA_CONFIG, its dataset and maps copied from `finished`'s seed 0."""
+    project = make_project(root, DATA_CONFIG)
+    shutil.copytree(finished.root / "results/seed0/dataset/synthetic", root / DATA_ROOT)
+    shutil.copytree(finished.root / "results/seed0/saliency/maps", root / MAPS_FOLDER)
+    project.snakemake()
+    return project
+
+
+def data_rows(project: Project) -> dict[str, Outcome]:
+    """File edited -> outcome, each file rewritten with its own bytes and a later time (what
+    an edit looks like to the fingerprint), dry-run, then put back as it was."""
+    rows = {}
+    for name, path_of in DATA_EDITS.items():
+        path = project.root / path_of(project)
+        status = path.stat()
+        later = status.st_mtime_ns + 10**9
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(later, later))
+        rows[name] = dry_run(project, project.config, name.replace(" ", "_"))
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    return rows
+
+
+def data_markdown(rows: dict[str, Outcome]) -> str:
+    lines = ["| file edited | invalidates | jobs rerun | of which training |", "|---|---|---:|---:|"]
+    lines += [f"| {name} | " + " | ".join(outcome.cells()) + " |" for name, outcome in rows.items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
@@ -202,3 +256,5 @@ if __name__ == "__main__":
             finished = make_project(root)
             finished.snakemake()
         print(markdown(compute(finished)))
+        print()
+        print(data_markdown(data_rows(make_data_project(Path(tmp) / "data_project", finished))))

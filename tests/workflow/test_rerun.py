@@ -2,7 +2,9 @@
 
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import rerun_matrix
 from workflow_project import Project, deep_update
@@ -24,6 +26,37 @@ def test_every_config_key_reruns_what_the_readme_table_says(finished_project):
     table = rerun_matrix.markdown(rerun_matrix.compute(finished_project))
     assert table == rerun_matrix.readme_table(), (
         "README's rerun matrix differs from what the dry runs schedule now:\n" + table)
+
+
+@pytest.fixture(scope="module")
+def data_project(finished_project, tmp_path_factory):
+    return rerun_matrix.make_data_project(tmp_path_factory.mktemp("data") / "project", finished_project)
+
+
+def test_every_data_edit_reruns_what_the_readme_table_says(data_project):
+    assert data_project.planned_jobs() == {}, "an untouched dataset reruns nothing"
+    table = rerun_matrix.data_markdown(rerun_matrix.data_rows(data_project))
+    assert table == rerun_matrix.readme_table(rerun_matrix.DATA_README_MARKERS), (
+        "README's data rerun table differs from what the dry runs schedule now:\n" + table)
+
+
+def test_a_mask_given_a_new_class_and_a_split_list_given_an_id_rerun_the_dataset(data_project,
+                                                                                  tmp_path):
+    """The report that made data fingerprints: both edits left `snakemake -n` with nothing."""
+    root = tmp_path / "project"
+    shutil.copytree(data_project.root, root, symlinks=True)
+    project = Project(root, data_project.config)
+    voc = root / rerun_matrix.DATA_ROOT
+    mask_path = voc / "SegmentationClass" / f"{rerun_matrix.first_id(project, 'val')}.png"
+    mask = np.array(Image.open(mask_path))
+    mask[0, 0] = 9
+    Image.fromarray(mask).save(mask_path)
+    assert project.planned_jobs()["prepare_dataset"] == 1
+    mask_path.write_bytes(data_project.root.joinpath(mask_path.relative_to(root)).read_bytes())
+    split = voc / "ImageSets/Segmentation/train.txt"
+    split.write_text(split.read_text() + "extra_id\n")
+    result = project.snakemake("prepare_dataset", check=False)
+    assert result.returncode != 0 and "extra_id" in result.stderr + result.stdout
 
 
 def test_the_matrix_reads_what_a_dry_run_would_rerun(project):
