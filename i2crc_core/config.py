@@ -38,6 +38,42 @@ def _check_schema(config: dict, schema: dict) -> None:
         raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
 
 
+def _typed(value, schema: dict, definitions: dict):
+    """`value` with each text that stands where the schema wants no string read as YAML.
+
+    Snakemake reads a nested `--config` value (`'classifier={epochs: 3}'`, `'seeds=[0,1]'`)
+    with YAML's BaseLoader, which types nothing: 3 arrives as '3', null as 'null'. PyYAML also
+    reads `1e-3` (no dot) as text; as a number it is meant. Other texts the schema allows stay
+    text; 'null' is null where null is allowed."""
+    while "$ref" in schema:
+        schema = {**definitions[schema["$ref"].rsplit("/", 1)[-1]],
+                  **{k: v for k, v in schema.items() if k != "$ref"}}
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        properties = schema.get("properties", {})
+        return {key: _typed(item, properties.get(key, extra if isinstance(extra, dict) else {}),
+                            definitions)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item, schema.get("items", {}), definitions) for item in value]
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(value, str) and "null" in types and value in ("null", "~"):
+        return None
+    if not isinstance(value, str) or not types or "string" in types:
+        return value
+    try:
+        typed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if isinstance(typed, str) and {"number", "integer"} & set(types):
+        try:
+            typed = float(value)
+        except ValueError:
+            return value
+    return value if isinstance(typed, (dict, list, str)) else typed
+
+
 def _check_finite(value, key: str = "") -> None:
     """Refuse NaN and infinity anywhere in `value`: JSON Schema's `type: number` and its bounds
     let them through (every comparison with NaN is false), and YAML writes them `.nan`, `.inf`."""
@@ -112,11 +148,7 @@ def validate_config(config: dict) -> dict:
     from snakemake.utils import validate as snakemake_validate
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    # `--config 'seeds=[0,1,2]'` arrives as strings: Snakemake reads command-line lists with
-    # YAML's BaseLoader, which types nothing.
-    seeds = config.get("seeds")
-    if isinstance(seeds, list) and all(isinstance(s, str) and s.isdigit() for s in seeds):
-        config["seeds"] = [int(s) for s in seeds]
+    config.update(_typed(config, schema, schema["definitions"]))
     _check_schema(config, schema)
     _check_finite(config)
     snakemake_validate(config, str(SCHEMA_PATH), set_default=True)

@@ -41,3 +41,7 @@ class StorageError(I2CRCError):
 
 class FetchError(I2CRCError):
     """A download or archive extraction failed."""
+
+
+class SchedulerError(I2CRCError):
+    """The cluster scheduler that a profile submits to cannot be reached."""

@@ -1,6 +1,6 @@
 """Use a trained model on any images, outside the pipeline.
 
-    python -m i2crc_core.predict --model results/i2crc/segmentation/refined/model.pt \
+    python -m i2crc_core.predict --model results/seed0/i2crc/segmentation/refined/model.pt \
         photos/ extra.jpg --out predictions [--device auto|cpu|cuda] [--scales 1.0 0.75] [--cams]
 
 A segmenter writes `<out>/<name>.png`: its labels as a VOC palette PNG (0 background, c =
@@ -9,6 +9,10 @@ classifier writes the same kind of PNG from its CAMs (the CAM-only rule of the e
 classes whose score q_c is positive, background where their largest CAM is below
 `--bg-threshold`), and with `--cams` also `<out>/<name>_cam.png`, the image under its largest
 CAM. Folders are read one level deep. A user mistake is one line `i2crc error: ...` and exit 1.
+
+It first says what the model is and what it was trained on, and warns when the images' size is
+far from its training images' (e.g. a model of the 64-pixel synthetic benchmark on photos): a
+model labels any image with its own classes, however unlike its training data the image is.
 """
 
 import argparse
@@ -35,6 +39,9 @@ from .stages.figures import cam_overlay
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_LOADER_WORKERS = 4
+# Images whose median longer side is this many times larger or smaller than the model's
+# training size get a warning (VOC models see photos within 2x of their crops).
+SIZE_RATIO_WARNING = 4.0
 
 
 class _Files(VocLayout):
@@ -100,6 +107,26 @@ def present_classes(model, images: torch.Tensor) -> list[list[int]]:
             for row in scores]
 
 
+def model_summary(sidecar: dict) -> str:
+    """What the model is and what it learned from, in one line."""
+    trained_on = sidecar.get("trained_on") or {}
+    size = sidecar["input"]["training_size"]
+    return (f"{sidecar['kind']} trained on {trained_on.get('images', 'an unknown number of')} "
+            f"images of {trained_on.get('dataset', 'an unknown dataset')}"
+            f"{f' at {size} px' if size else ''}; classes: {', '.join(sidecar['class_names'][1:])}")
+
+
+def size_warning(sidecar: dict, sizes) -> str | None:
+    """A warning when the images' median longer side is far from the model's training size."""
+    trained = sidecar["input"]["training_size"]
+    side = float(np.median([max(size) for size in sizes]))
+    if not trained or 1 / SIZE_RATIO_WARNING <= side / trained <= SIZE_RATIO_WARNING:
+        return None
+    return (f"warning: these images (median longer side {side:.0f} px) are {side / trained:.1f}x "
+            f"the size of the model's training images ({trained} px): a model labels any image "
+            "with its own classes, and images unlike its training data get labels that mean little")
+
+
 def check_out_dir(out_dir: Path) -> None:
     """ConfigError unless `out_dir` is a folder this process can write in, or can make: checked
     up front, since the writes would fail only after predicting, and with a traceback."""
@@ -150,6 +177,10 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
                 overlay = cam_overlay(read_image(files[name]), image_cams.max(axis=0))
                 Image.fromarray(overlay).save(tmp, format="PNG")
 
+    print(f"model: {model_summary(sidecar)}", file=sys.stderr)
+    warning = size_warning(sidecar, [_Files(files).image_size(name) for name in files])
+    if warning:
+        print(warning, file=sys.stderr)
     infer_images(_Files(files), list(files), infer, write, device=device,
                  precision=resolve_precision("auto", device),
                  threads=min(MAX_LOADER_WORKERS, os.cpu_count() or 1), desc="predict",

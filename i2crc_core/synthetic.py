@@ -71,6 +71,16 @@ def class_names(num_classes: int) -> list[str]:
     return names
 
 
+def named_colour(name: str) -> np.ndarray | None:
+    """RGB (float, 0..255) of the hue that a `{colour}_{shape}` class name names (the hue
+    its parts are drawn with, to the nearest of HUE_NAMES); None for any other name."""
+    hue_name = name.split("_", 1)[0]
+    if "_" not in name or hue_name not in HUE_NAMES:
+        return None
+    hue = HUE_NAMES.index(hue_name) / len(HUE_NAMES)
+    return np.array(colorsys.hsv_to_rgb(hue, 0.85, 0.95), dtype=np.float32) * 255.0
+
+
 def _class_shape(class_id: int) -> str:
     return PART_SHAPES[(class_id - 1) % len(PART_SHAPES)]
 

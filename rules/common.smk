@@ -3,11 +3,12 @@ from pathlib import Path
 
 from i2crc_core.config import FULL_SUPERVISION, validate_config
 from i2crc_core.data_fingerprint import dataset_fingerprint, folder_fingerprint
-from i2crc_core.errors import ConfigError
+from i2crc_core.errors import ConfigError, SchedulerError
 from i2crc_core.fingerprint import script_fingerprint
 from i2crc_core.layout import VOC_DIRS
 from i2crc_core.manifest import ROLES
 from i2crc_core.runner import jobs_import_from
+from i2crc_core.scheduler import check_slurm_controller
 import pandas as pd
 from snakemake.utils import Paramspace
 
@@ -16,6 +17,17 @@ try:
 except ConfigError as error:
     # A user mistake: one line, no traceback.
     sys.exit(f"i2crc error: {error}")
+
+
+onstart:
+    # Before the first submission, where the SLURM executor's own errors would run to forty
+    # lines (i2crc_core/scheduler.py).
+    if workflow.executor_plugin.name == "slurm":
+        try:
+            check_slurm_controller()
+        except SchedulerError as error:
+            sys.exit(f"i2crc error: {error}")
+
 
 # Jobs import i2crc_core from this folder, whichever environment runs them: a conda env made
 # by --sdm conda holds only the dependencies (envs/i2crc.yaml).

@@ -18,6 +18,7 @@ from ..fileio import IGNORE, read_gray, read_image, read_label, voc_palette
 from ..inference import check_scales, predict_labels
 from ..losses import LOSS_PARTS
 from ..manifest import Manifest
+from ..synthetic import named_colour
 from ..training import read_curve
 
 
@@ -25,6 +26,10 @@ PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 CAM_COLOURS = matplotlib.colormaps["jet"]
 CELL_INCHES = 2.0
 LEGEND_INCHES = 0.5
+# Space between rows of pictures, as a fraction of a row's height: tight_layout leaves none
+# between axes without ticks, so rows of images would touch.
+ROW_GAP = 0.1
+LEGEND_HANDLE = 5.0  # font sizes
 # (statistic, legend, line style, marker, opacity): inside solid, outside dashed; max paler
 ATTENTION_LINES = [("att_in_mean", "mean inside", "-", "o", 1.0),
                    ("att_out_mean", "mean outside", "--", "o", 1.0),
@@ -38,9 +43,20 @@ def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return (0.5 * image + 0.5 * colours).round().astype(np.uint8)
 
 
-def _show(axes, picture, title=None):
-    """An RGB image, or a label map (H, W) in palette colours, without ticks."""
-    axes.imshow(PALETTE[picture] if picture.ndim == 2 else picture, interpolation="nearest")
+def label_palette(class_names) -> np.ndarray:
+    """(256, 3) uint8 colours of label values: VOC's palette, except that a class named after
+    a colour (the synthetic benchmark's `{colour}_{shape}`) is drawn in that colour."""
+    palette = PALETTE.copy()
+    for value, name in enumerate(class_names, start=1):
+        colour = named_colour(name)
+        if colour is not None:
+            palette[value] = colour.round().astype(np.uint8)
+    return palette
+
+
+def _show(axes, picture, title=None, palette=PALETTE):
+    """An RGB image, or a label map (H, W) in `palette` colours, without ticks."""
+    axes.imshow(palette[picture] if picture.ndim == 2 else picture, interpolation="nearest")
     axes.set_axis_off()
     if title:
         axes.set_title(title, fontsize=10)
@@ -60,12 +76,13 @@ def cams_figure(*, manifest_path, cam_paths: dict, num_images: int, out_path):
             image = read_image(layout.image_path(image_id))
             _show(axes[row, 0], image, "image" if row == 0 else None)
             _show(axes[row, 1], read_label(layout.mask_path(image_id), manifest.num_classes),
-                  "truth" if row == 0 else None)
+                  "truth" if row == 0 else None, label_palette(manifest.class_names))
             for column, (name, store) in enumerate(stores.items(), start=2):
                 cams, _ = store[image_id]
                 _show(axes[row, column], cam_overlay(image, cams.max(axis=0)),
                       f"CAM {name}" if row == 0 else None)
         figure.tight_layout()
+        figure.subplots_adjust(hspace=ROW_GAP)
         save_png(figure, out_path)
     finally:
         for store in stores.values():
@@ -128,11 +145,13 @@ def _attention_row(curves: dict, panels: list, colours: dict) -> None:
         panels[0].set_yscale("symlog", linthresh=1.0)
     panels[0].set_ylabel("F, image's classes" + (" (symlog)" if logarithmic else ""),
                          fontsize=8)
-    # the legend of line styles, grey: the colour is the experiment's, as in the other rows
+    # the legend of line styles, grey: the colour is the experiment's, as in the other rows;
+    # handles long enough, with the markers at their ends, that a dash shows as one
     styles = [Line2D([], [], color="0.35", linestyle=style, marker=marker, markersize=4,
                      alpha=alpha, label=label)
               for _, label, style, marker, alpha in ATTENTION_LINES]
-    panels[0].legend(handles=styles, fontsize=7, loc="best")
+    panels[0].legend(handles=styles, fontsize=7, loc="best", handlelength=LEGEND_HANDLE,
+                     numpoints=2)
 
 
 def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refined_dir,
@@ -151,6 +170,7 @@ def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refin
     figure, axes = plt.subplots(len(ids), len(titles), squeeze=False,
                                 figsize=(CELL_INCHES * len(titles), height))
     shown = set()
+    palette = label_palette(manifest.class_names)
     with CamStore(cams_path) as store:
         for row, image_id in enumerate(ids):
             image = read_image(layout.image_path(image_id))
@@ -164,13 +184,14 @@ def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refin
             pictures = [image, np.repeat(saliency[..., None], 3, axis=2),
                         cam_overlay(image, cams.max(axis=0)), *labels, prediction, truth]
             for column, picture in enumerate(pictures):
-                _show(axes[row, column], picture, titles[column] if row == 0 else None)
+                _show(axes[row, column], picture, titles[column] if row == 0 else None, palette)
             for label in (*labels, prediction, truth):
                 shown.update(np.unique(label).tolist())
     names = ["background", *manifest.class_names]
-    legend = [Patch(color=PALETTE[value] / 255.0,
+    legend = [Patch(color=palette[value] / 255.0,
                     label="ignore" if value == IGNORE else names[value]) for value in sorted(shown)]
     figure.legend(handles=legend, loc="lower center", ncol=len(legend), frameon=False, fontsize=9)
     figure.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
+    figure.subplots_adjust(hspace=ROW_GAP)
     save_png(figure, out_path)
 

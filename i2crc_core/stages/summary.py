@@ -70,13 +70,21 @@ def _cell(value) -> str:
     return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _percent_cell(column: str, value) -> str:
+    """A metric in percent, as in the summary over seeds; a threshold as the CAM value it is."""
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if column.endswith("_threshold") else f"{100 * value:.1f}"
+
+
 def markdown_table(rows: dict[str, dict], columns: list[str]) -> str:
     lines = [
         "| experiment | " + " | ".join(columns) + " |",
-        "|---|" + "---|" * len(columns),
+        "|---|" + "---:|" * len(columns),
     ]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+        lines.append(f"| {name} | " + " | ".join(_percent_cell(c, row.get(c)) for c in columns)
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -163,12 +171,13 @@ def markdown_summary(saliency: dict, manifest: Manifest, scored: list[dict], tab
                             for item in scored)
     return (
         "# I2CRC results\n\n"
-        f"Saliency maps ({saliency['source']}): mIoU {saliency['miou_all']:.4f} on all "
-        f"training images, {saliency['miou_simple']:.4f} on simple ones.\n\n"
+        f"Saliency maps ({saliency['source']}): mIoU {100 * saliency['miou_all']:.1f} % on all "
+        f"training images, {100 * saliency['miou_simple']:.1f} % on simple ones.\n\n"
         f"CAM-only, pseudo and refined labels scored on {scored_text}; segmentation on "
         f"`{manifest.split_name('val')}`, {_count(len(manifest.ids['val']), 'image')}. CAM-only "
         "at the best background threshold (chosen with the ground truth) and at the fixed one "
-        "(`evaluation.cam_threshold`).\n\n"
+        "(`evaluation.cam_threshold`). mIoU, mAP and fractions in percent; thresholds as CAM "
+        "values.\n\n"
         + table + "\n" + provenance_footer(provenance)
     )
 

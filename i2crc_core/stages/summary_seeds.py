@@ -109,7 +109,8 @@ def _grid(table: dict, experiments: list[str], cell) -> list[str]:
 def aggregate_markdown(table: dict[str, dict[str, dict]], seeds: list[int]) -> str:
     """`mean ± sd (each seed's value)` per metric and experiment; below it, where any, the
     paired differences to the baseline."""
-    text = (f"{len(seeds)} seeds ({', '.join(map(str, seeds))}): mean ± sample standard "
+    text = (f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): "
+            "mean ± sample standard "
             "deviation (each seed's value), mIoU etc. in percent.\n\n"
             + "\n".join(_grid(table, list(table), _spread_cell)) + "\n")
     compared = [experiment for experiment, columns in table.items()

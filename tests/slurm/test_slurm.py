@@ -124,6 +124,31 @@ def test_template_profile_is_valid(tmp_path):
     assert result.returncode == 0, result.stderr[-5000:]
 
 
+def test_the_profile_without_a_controller_stops_in_one_line(tmp_path):
+    """Where no controller answers (here: an `scontrol` that says what a login node without
+    SLURM configuration says), the run stops before its first submission, in one line."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho 'scontrol: fatal: Could not establish a configuration "
+                        "source' >&2\nexit 1\n")
+    scontrol.chmod(0o755)
+    project = make_project(tmp_path / "project", ON_GPU)
+    result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"),
+                             "--configfile", "test_config.yaml"],
+                            cwd=project.root, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(project.root),
+                                 "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert output.splitlines()[-1] == (
+        "i2crc error: executor slurm: no SLURM controller answers (`scontrol ping`: scontrol: "
+        "fatal: Could not establish a configuration source); run Snakemake on a login node of "
+        "the cluster, or use --profile profiles/local")
+    assert "sacctmgr" not in output and "sshare" not in output and "Traceback" not in output
+    assert not (project.root / "results").exists(), "nothing ran"
+
+
 @pytest.mark.slurm
 @pytest.mark.timeout(1800)
 def test_pipeline_runs_on_slurm_with_gpu_requests(slurm_run):

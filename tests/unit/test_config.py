@@ -82,3 +82,39 @@ def test_yaml_nan_is_refused():
     config = yaml.safe_load("segmentation: {lr: .nan}\n")
     with pytest.raises(ConfigError, match="'segmentation.lr': nan is not a finite number"):
         validate_config(config)
+
+
+def test_command_line_texts_are_typed_where_the_schema_wants_no_string():
+    # What Snakemake hands over for --config 'classifier={epochs: 3, lr: 1e-3}' 'seeds=[0,1]'
+    # 'dataset={root: null}' 'experiments={x: {...}}': YAML's BaseLoader types nothing.
+    config = validate_config({
+        "seeds": ["0", "1"],
+        "classifier": {"epochs": "3", "lr": "1e-3", "weights": "null"},
+        "cams": {"scales": ["1.0", "0.5"], "flip": "true"},
+        "experiments": {"baseline": {"lambda_ob": "0", "lambda_bg": "0", "lambda_csd": "0.1"},
+                        "i2crc": {"lambda_ob": "0.01", "lambda_bg": "0.025", "lambda_csd": "0.1"}},
+        "ablation_experiments": ["baseline", "i2crc"],
+    })
+    assert config["seeds"] == [0, 1]
+    assert (config["classifier"]["epochs"], config["classifier"]["lr"]) == (3, 0.001)
+    assert config["classifier"]["weights"] is None
+    assert config["cams"] == {**config["cams"], "scales": [1.0, 0.5], "flip": True}
+    assert config["experiments"]["baseline"]["lambda_csd"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"classifier": {"epochs": "3.5"}}, "'classifier.epochs': 3.5 is not of type 'integer'"),
+        ({"classifier": {"epochs": "[3]"}}, "'classifier.epochs': '[3]' is not of type 'integer'"),
+        ({"device": "3"}, "'device': '3' is not one of"),
+        ({"dataset": {"train_split": "2007"}}, None),  # a text where text is wanted stays one
+    ],
+)
+def test_typing_keeps_what_the_schema_must_judge(config, message):
+    if message is None:
+        assert validate_config(config)["dataset"]["train_split"] == "2007"
+        return
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    assert message in str(raised.value)

@@ -61,6 +61,23 @@ def test_a_segmenter_labels_a_folder_of_images_on_the_cpu(work, tmp_path):
     assert "3/3" in result.stderr, "a progress bar"
 
 
+def test_it_says_what_the_model_learned_from_and_warns_on_images_far_from_its_size(work, tmp_path):
+    trained_on = {"dataset": "/data/shapes", "split": "train", "images": 12, "labels": "masks"}
+    names = ["background", "cat", "dog", "bird"]
+    for size in (8, 48):
+        save_model(tmp_path / f"seg{size}" / "model.pt", build_segmenter("small", NUM_CLASSES),
+                   class_names=names, input_size=size, trained_on=trained_on)
+    said = {size: _cli("--model", tmp_path / f"seg{size}" / "model.pt", work / "images", "--out",
+                       tmp_path / f"out{size}", "--device", "cpu").stderr for size in (8, 48)}
+    for size, stderr in said.items():
+        assert (f"model: segmenter trained on 12 images of /data/shapes at {size} px; "
+                "classes: cat, dog, bird") in stderr
+    # Median longer side 56 px: 7x the 8-px training images, within 4x of 48 px.
+    assert ("warning: these images (median longer side 56 px) are 7.0x the size of the model's "
+            "training images (8 px)") in said[8]
+    assert "warning" not in said[48]
+
+
 def test_a_classifier_writes_cam_labels_and_overlays(work, tmp_path):
     result = _cli("--model", work / "cls" / "model.pt", work / "images" / "a.jpg",
                   work / "images" / "b.png", work / "images" / "c.jpeg", "--out", tmp_path,

@@ -72,6 +72,13 @@ def test_summary_shows_the_label_split_and_what_produced_the_numbers(tmp_path):
     markdown = outputs["summary.md"].read_text()
     assert "scored on split list `train`, 2 of 3 training images" in markdown
     assert "segmentation on `val`, 1 image." in markdown
+    # Percent, as in the summary over seeds (the JSON keeps fractions); thresholds as they are.
+    assert "Saliency maps (simulated): mIoU 80.0 % on all training images, 90.0 % on simple" in markdown
+    header, _, row = markdown.split("| experiment |")[1].splitlines()[:3]
+    cells = dict(zip(["experiment", *(c.strip() for c in header.split("|")[:-1])],
+                     (c.strip() for c in row.split("|")[1:-1])))
+    assert cells["cam_only_fixed_miou"] == "35.0"
+    assert cells["cam_only_fixed_threshold"] == f"{CAMS['fixed_threshold']:.2f}"
     assert f"config sha256 `{config_digest(config)}`" in markdown
     # One line per distinct training process, naming its models.
     assert "- trained on CPU Xeon (AVX512, 1 thread) at commit `c0ffee` (clean)" in markdown

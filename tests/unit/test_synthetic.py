@@ -227,3 +227,25 @@ def test_non_positive_counts_are_rejected(tmp_path, bad):
     with pytest.raises(ValueError, match="positive"):
         synthetic.generate(tmp_path / "r", seed=0, **{**TINY, **bad})
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("num_classes", [5, 7, 12])
+def test_figures_draw_each_class_in_the_colour_its_name_and_its_parts_have(num_classes):
+    import colorsys
+
+    from i2crc_core.stages.figures import PALETTE, label_palette
+    from i2crc_core.synthetic import _class_colour, class_names
+
+    palette = label_palette(class_names(num_classes))
+    for class_id in range(1, num_classes + 1):
+        drawn = colorsys.rgb_to_hsv(*(_class_colour(class_id, num_classes) / 255.0))[0]
+        shown = colorsys.rgb_to_hsv(*(palette[class_id] / 255.0))[0]
+        assert abs((drawn - shown + 0.5) % 1.0 - 0.5) <= 1 / 24 + 1e-6  # the nearest named hue
+    assert (palette[num_classes + 1:] == PALETTE[num_classes + 1:]).all()
+    assert (palette[0] == PALETTE[0]).all(), "background keeps VOC's black"
+
+
+def test_classes_not_named_after_a_colour_keep_the_voc_palette():
+    from i2crc_core.stages.figures import PALETTE, label_palette
+
+    assert (label_palette(["aeroplane", "bicycle", "bird_feeder"]) == PALETTE).all()

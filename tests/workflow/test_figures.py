@@ -33,3 +33,18 @@ def test_the_default_target_draws_training_curves_and_examples_per_experiment(fi
         with Image.open(figures / f"examples_{experiment}.png") as examples:
             width, height = examples.size
         assert width > 1000 and height > 2 * 150, "7 columns, one row per figure image (2)"
+
+
+def test_the_rows_of_pictures_are_apart(finished_project):
+    """Between the two rows of each picture figure runs a band of background (white), across
+    the pictures' columns (without it the rows of images touch)."""
+    import numpy as np
+
+    figures = finished_project.root / RUN0 / "figures"
+    for name in ("cams.png", "examples_baseline.png", "examples_i2crc.png"):
+        with Image.open(figures / name) as figure:
+            pixels = np.asarray(figure.convert("RGB"))
+        picture_rows = np.nonzero((pixels < 250).any(axis=2).mean(axis=1) > 0.5)[0]
+        # Rows mostly covered by pictures come in two runs, the images of row 1 and of row 2.
+        gaps = np.diff(picture_rows)
+        assert (gaps > 5).sum() == 1, f"{name}: the two rows of pictures touch"

@@ -81,3 +81,12 @@ def test_loss_edit_retrains_the_classifiers_but_not_the_data_stages(project):
     jobs = project.planned_jobs()
     assert jobs["train_classifier"] == 2
     assert not set(jobs) & UPSTREAM
+
+
+def test_a_nested_command_line_override_reaches_the_stage_typed(project):
+    """`--config 'classifier={epochs: 3}'` arrives as text ('3'); typed by the schema, it
+    retrains the classifiers like the same change in a config file."""
+    planned = project.planned_jobs("--config", "classifier={epochs: 3}")
+    assert planned["train_classifier"] == 2
+    same = deep_update(project.config, {"classifier": {"epochs": 3}})
+    assert rerun_matrix.dry_run(project, same, "epochs").invalidated == ("train_classifier",)
