@@ -516,3 +516,54 @@ def test_image_dataset_keeps_original_size(tmp_path):
     layout.image_path("p").unlink()
     with pytest.raises(DatasetError, match="missing"):
         dataset[1]
+
+
+# ---------------------------------------------------------------- decoded cache
+
+
+def test_decoded_cache_decodes_each_file_once_within_its_budget(tmp_path):
+    from i2crc_core.datasets import DecodedCache
+
+    loads = []
+
+    def load(path, size):
+        loads.append(path)
+        return np.zeros(size, np.uint8)
+
+    cache = DecodedCache(max_bytes=150)
+    first = cache(load, tmp_path / "a", (10, 10))
+    assert cache(load, tmp_path / "a", (10, 10)) is first and len(loads) == 1
+    cache(load, tmp_path / "b", (10, 10))  # 200 bytes would not fit: decoded every time
+    cache(load, tmp_path / "b", (10, 10))
+    assert len(loads) == 3
+    cache(load, tmp_path / "a", (5, 10))  # another call of the same file is another array
+    assert len(loads) == 4
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "classification"])
+def test_cached_epochs_give_the_samples_of_uncached_ones(layout, tmp_path, kind):
+    """The cache changes only how often files are decoded: two epochs of seeded samples with
+    it equal those decoded every time, bit for bit (no augmentation writes into a cached array)."""
+    from i2crc_core.datasets import DecodedCache
+    from i2crc_core.sampling import SeededSamples
+
+    if kind == "segmentation":
+        label_dir = layout.mask_dir
+        build = lambda: SegmentationDataset(layout, list(SAMPLES), label_dir, C, crop_size=16)
+    else:
+        saliency_dir = tmp_path / "saliency"
+        for index, image_id in enumerate(SAMPLES):
+            write_gray(saliency_dir / f"{image_id}.png",
+                       np.full((20, 30), 40 * index, np.uint8))
+        labels = {image_id: classes for image_id, classes in SAMPLES.items()}
+        build = lambda: ClassificationDataset(layout, list(SAMPLES), labels, C, saliency_dir,
+                                              input_size=20, train=True)
+    cached, uncached = build(), build()
+    uncached.decoded = DecodedCache(max_bytes=0)
+    keys = [(index, 100 * epoch + index) for epoch in range(2) for index in range(len(SAMPLES))]
+    for key in keys:
+        a, b = SeededSamples(cached)[key], SeededSamples(uncached)[key]
+        for name in a:
+            if name != "id":
+                assert torch.equal(a[name], b[name]), (key, name)
+    assert len(cached.decoded._arrays) == 2 * len(SAMPLES), "the image and its label or map"
