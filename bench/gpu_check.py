@@ -20,11 +20,12 @@ How to read it:
 - tflops: the FLOPs FlopCounterMode counts in one step (training: forward + backward) per second
   of step time. They are all convolutions: both backbones and heads are conv-only. A stage's
   FLOPs are its compute measurement's FLOPs per pixel times the pixels of its images.
-- mfu: tflops / the GPU's dense tensor-core peak (PEAK_TFLOPS): bf16/fp16 peak, and for fp32
+- mfu: tflops / the GPU's dense tensor-core peak (PEAK_TFLOPS, matched by exact model; null,
+  with the reason in environment.mfu_unknown_because, for an unknown GPU, a MIG slice or the
+  CPU): bf16/fp16 peak, and for fp32
   the TF32 peak, since cuDNN runs fp32 convolutions in TF32 by default (left as the pipeline has
   it; the `tf32` entry records the settings). Convnets with BatchNorm, ReLU and interpolation
   between the convs reach a few tens of percent; a few percent means the GPU mostly waits.
-  null on an unknown GPU and on the CPU.
 - gpu_busy_estimate: stage tflops / compute tflops, the fraction of a stage's time the GPU
   computes; well below 1 means the stage is host-bound.
 - projected_gpu_hours: the VOC preset's work (train_aug 10,582 images, val 1,449; per experiment
@@ -62,6 +63,7 @@ from i2crc_core.checkpoints import save_model  # noqa: E402
 from i2crc_core.device import (  # noqa: E402
     autocast, grad_scaler, prepare_model, resolve_precision, select_device,
 )
+from i2crc_core.errors import I2CRCError  # noqa: E402
 from i2crc_core.fileio import IGNORE, write_image  # noqa: E402
 from i2crc_core.inference import predict_labels  # noqa: E402
 from i2crc_core.losses import segmentation_loss, total_loss  # noqa: E402
@@ -77,13 +79,42 @@ LARGE_BATCH = 32
 # images of equal size, so the mix decides how full their batches are.
 VOC_SIZES = {(375, 500): 0.45, (333, 500): 0.2, (500, 375): 0.15, (500, 333): 0.1,
              (366, 500): 0.05, (400, 500): 0.05}
-# (name pattern, dense bf16/fp16 tensor-core TFLOP/s, dense TF32 TFLOP/s; T4 and V100: fp16 and
-# plain fp32, having neither bf16 nor TF32). First match wins; whole words, so that "L4" is not
-# an L40S, nor "A10" an A100.
-PEAK_TFLOPS = [("H100 PCIe", 756, 378), ("H100 NVL", 835, 418), ("H100", 989, 495),
-               ("H200", 989, 495), ("A100", 312, 156), ("L40S", 362, 181), ("L4", 121, 60),
-               ("A10", 125, 62.5), ("T4", 65, 8.1), ("RTX 4090", 165, 82.6), ("V100", 125, 15.7)]
+# Dense tensor-core peaks in TFLOP/s by (model, variant), from NVIDIA's datasheets: (bf16/fp16,
+# TF32); T4 and V100 have neither bf16 nor TF32: fp16 and plain fp32. Without sparsity. A model
+# is matched exactly (peak_tflops), never by a prefix: an H200 NVL is not an H200 SXM.
+PEAK_TFLOPS = {
+    ("B200", None): (2250, 1100), ("GH200", None): (989, 494),
+    ("H200", None): (989, 494), ("H200", "NVL"): (835, 418),
+    ("H100", None): (989, 494), ("H100", "PCIe"): (756, 378), ("H100", "NVL"): (835, 418),
+    ("A100", None): (312, 156), ("A100", "PCIe"): (312, 156),
+    ("L40S", None): (362, 183), ("L40", None): (181, 90.5), ("A40", None): (149.7, 74.8),
+    ("A10", None): (125, 62.5), ("L4", None): (121, 60),
+    ("RTX 4090", None): (165.2, 82.6), ("T4", None): (65, 8.1),
+    ("V100", None): (125, 15.7), ("V100", "PCIe"): (112, 14),
+}
 PIPELINE_TIMEOUT_S = 300  # ~1 min on 2 CPU cores; bounded so that the JSON still comes
+
+
+def gpu_model(name: str) -> tuple[str, str | None]:
+    """(model, variant) of a CUDA device name: "NVIDIA H200 NVL" -> ("H200", "NVL"),
+    "Tesla V100-SXM2-32GB" -> ("V100", None), "NVIDIA GeForce RTX 4090" -> ("RTX 4090", None)."""
+    words = re.sub(r"\b(NVIDIA|Tesla|GeForce|Quadro)\b", " ", name).replace("-", " ").split()
+    model = " ".join(words[:2]) if words and words[0] == "RTX" else (words[0] if words else "")
+    variant = next((word for word in ("NVL", "PCIe") if word.lower() in map(str.lower, words)),
+                   None)
+    return model, variant
+
+
+def peak_tflops(name: str) -> tuple[dict | None, str | None]:
+    """The GPU's dense peaks {"bf16/fp16", "fp32 (TF32)"}, or None and why MFU cannot be given."""
+    if "MIG" in name.split():
+        return None, (f"{name} is a MIG slice: its share of the whole GPU's peak is not known "
+                      "here, so MFU is not given")
+    model = gpu_model(name)
+    if model not in PEAK_TFLOPS:
+        return None, f"no datasheet peak for {name} (model {model[0]!r}) in PEAK_TFLOPS"
+    half, fp32 = PEAK_TFLOPS[model]
+    return {"bf16/fp16": half, "fp32 (TF32)": fp32}, None
 
 
 def sig(value: float, digits: int = 4) -> float:
@@ -112,12 +143,9 @@ class Meter:
 
     def __init__(self, device: torch.device, w: SimpleNamespace):
         self.device, self.w = device, w
-        self.peaks = None
+        self.peaks, self.no_peak = None, "the CPU: MFU is for GPUs"
         if device.type == "cuda":
-            name = torch.cuda.get_device_name(device)
-            self.peaks = next(({"bf16/fp16": half, "fp32 (TF32)": fp32}
-                               for key, half, fp32 in PEAK_TFLOPS
-                               if re.search(rf"\b{key}\b", name)), None)
+            self.peaks, self.no_peak = peak_tflops(torch.cuda.get_device_name(device))
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -391,6 +419,7 @@ def environment(device: torch.device, auto_precision: str, meter: Meter) -> dict
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "cpu_count": os.cpu_count(), "auto_precision": auto_precision,
         "peak_tflops": meter.peaks,
+        "mfu_unknown_because": meter.no_peak,
         "tf32": {"cudnn_conv": torch.backends.cudnn.allow_tf32,
                  "matmul": torch.backends.cuda.matmul.allow_tf32},
         "git_commit": command_output("git", "rev-parse", "--short", "HEAD"),
@@ -414,7 +443,15 @@ def main() -> None:
     lambdas = defaults["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
     experiments = len(preset.get("run_experiments", defaults["run_experiments"]))
     w = workload(preset, args.tiny, args.steps)
-    device = select_device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    # The VOC sizes on a CPU would take hours and project GPU-hours from CPU rates: outside
+    # --tiny a usable GPU is required, and the reason it is not usable is one line.
+    if args.tiny and not torch.cuda.is_available():
+        device = torch.device("cpu")
+    else:
+        try:
+            device = select_device("cuda", "bench/gpu_check.py (outside --tiny)")
+        except I2CRCError as error:
+            sys.exit(f"i2crc error: {error}")
     auto_precision = resolve_precision("auto", device)
     # `auto` is fp32 on the CPU: bf16 there is slow and not what the pipeline does
     precisions = list(dict.fromkeys([auto_precision, "fp32"]))

@@ -3,7 +3,9 @@
 Device (`device: auto | cpu | cuda`):
 1. `cpu` runs on the CPU.
 2. CUDA is *usable* when this torch build has CUDA, the driver accepts it, and the first GPU's
-   architecture has kernels in the build (torch 2.14.1 from PyPI: CUDA 13.0, sm_75..sm_120).
+   architecture has kernels in the build (torch 2.14.1 from PyPI: CUDA 13.0, sm_75..sm_120):
+   a binary of its major version up to its minor, or PTX up to its architecture. An older GPU
+   (V100 sm_70, P100 sm_60) needs PyTorch's CUDA 12.x wheels, not a driver.
 3. `cuda` without usable CUDA is a one-line error saying what was found (torch's CUDA version,
    `nvidia-smi` and the driver it reports) and the way out; `auto` runs on the CPU and logs a
    warning naming the same findings, so a GPU job never trains on CPU without a word.
@@ -48,29 +50,50 @@ def _nvidia_smi_report() -> str:
 
 
 def cuda_problem() -> str | None:
-    """Why CUDA cannot be used here, or None when it can."""
+    """Why CUDA cannot be used here and what would help, or None when it can."""
     if torch.version.cuda is None:
-        return f"this torch build ({torch.__version__}) has no CUDA support"
+        return (f"this torch build ({torch.__version__}) has no CUDA support. Install PyPI's "
+                f"torch=={torch.__version__.split('+')[0]} (CUDA 13.0), or PyTorch's CUDA 12.x "
+                f"wheels: `{CUDA12_WHEELS}`")
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         hidden = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
         return (
             f"torch {torch.__version__} is built for CUDA {torch.version.cuda} and finds no "
-            f"usable GPU; {_nvidia_smi_report()}{hidden}"
+            f"usable GPU; {_nvidia_smi_report()}{hidden}. Install a driver for CUDA "
+            f"{torch.version.cuda}, or PyTorch's CUDA 12.x wheels of the same version: "
+            f"`{CUDA12_WHEELS}`"
         )
-    major, minor = torch.cuda.get_device_capability(0)
-    built = [arch for arch in torch.cuda.get_arch_list() if arch.startswith("sm_")]
-    if built and f"sm_{major}{minor}" not in built and (major, minor) < _capability(built[0]):
-        return (
-            f"GPU {torch.cuda.get_device_name(0)} (sm_{major}{minor}) is older than the kernels "
-            f"of torch {torch.__version__} ({built[0]}..{built[-1]})"
-        )
-    return None
+    capability = torch.cuda.get_device_capability(0)
+    arch_list = torch.cuda.get_arch_list()
+    if _has_kernels(capability, arch_list):
+        return None
+    major, minor = capability
+    name = f"GPU {torch.cuda.get_device_name(0)} (sm_{major}{minor})"
+    kernels = f"the kernels of torch {torch.__version__} ({', '.join(arch_list)})"
+    if capability < min(_capability(arch) for arch in arch_list):
+        return (f"{name} is older than {kernels}; a newer driver does not help: only PyTorch's "
+                f"CUDA 12.x wheels of the same version have kernels for it: `{CUDA12_WHEELS}`")
+    return (f"{name} has none of {kernels}, nor PTX it could compile; a newer PyTorch "
+            "release built for this architecture is needed")
 
 
 def _capability(arch: str) -> tuple[int, int]:
-    digits = arch.removeprefix("sm_")
+    digits = arch.split("_", 1)[1]
     return int(digits[:-1]), int(digits[-1])
+
+
+def _has_kernels(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a GPU of `capability` runs this build: a binary of its major version and no
+    higher minor (sm_86 runs on sm_89), or PTX of an architecture up to its own, which the
+    driver compiles on first use."""
+    for arch in arch_list:
+        built = _capability(arch)
+        if arch.startswith("sm_") and built[0] == capability[0] and built <= capability:
+            return True
+        if arch.startswith("compute_") and built <= capability:
+            return True
+    return False
 
 
 def select_device(name: str, setting: str = "config key 'device'") -> torch.device:
@@ -82,11 +105,8 @@ def select_device(name: str, setting: str = "config key 'device'") -> torch.devi
     if problem is None:
         return _own_gpu()
     if name == "cuda":
-        raise ConfigError(
-            f"{setting}: 'cuda' requested but CUDA is unusable: {problem}. Install a "
-            f"driver for CUDA {torch.version.cuda or '13.0'}, or PyTorch's CUDA 12.x wheels of "
-            f"the same version: `{CUDA12_WHEELS}` (README: GPU)"
-        )
+        raise ConfigError(f"{setting}: 'cuda' requested but CUDA is unusable: {problem} "
+                          "(README: GPUs)")
     log.warning("device 'auto': no usable CUDA GPU (%s); this stage runs on the CPU", problem)
     return CPU
 

@@ -134,3 +134,52 @@ def test_fp16_with_grad_scaler_trains_finitely_and_repeats_exactly():
     again, state_again, _ = _fp16_steps()
     assert losses == again
     assert all(torch.equal(state[k], state_again[k]) for k in state)
+
+
+BUILD = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
+
+
+def fake_gpu(monkeypatch, name, capability, arch_list=BUILD):
+    """torch as it answers on a machine whose first GPU is `name`, with this build's kernels."""
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: arch_list)
+
+
+@pytest.mark.parametrize(("name", "capability"), [("Tesla V100-SXM2-32GB", (7, 0)),
+                                                  ("Tesla P100-PCIE-16GB", (6, 0))])
+def test_a_gpu_older_than_the_build_is_told_that_only_the_cuda12_wheels_help(
+        monkeypatch, name, capability):
+    from i2crc_core.device import cuda_problem
+
+    fake_gpu(monkeypatch, name, capability)
+    problem = cuda_problem()
+    assert f"GPU {name} (sm_{capability[0]}{capability[1]}) is older than the kernels" in problem
+    assert "a newer driver does not help" in problem and CUDA12_WHEELS in problem
+    assert "Install a driver" not in problem
+
+
+@pytest.mark.parametrize(("capability", "arch_list"), [
+    ((8, 9), BUILD),                      # L40S: sm_86 binaries run on sm_89
+    ((9, 0), BUILD),
+    ((13, 0), [*BUILD, "compute_120"]),   # newer than the build: PTX compiled by the driver
+])
+def test_gpus_with_binary_or_ptx_kernels_are_usable(monkeypatch, capability, arch_list):
+    from i2crc_core.device import cuda_problem
+
+    fake_gpu(monkeypatch, "NVIDIA GPU", capability, arch_list)
+    assert cuda_problem() is None
+
+
+def test_a_gpu_newer_than_the_build_without_ptx_fails_up_front_in_one_line(monkeypatch):
+    from i2crc_core.device import select_device
+
+    fake_gpu(monkeypatch, "NVIDIA Future", (13, 0))
+    with pytest.raises(ConfigError) as caught:
+        select_device("cuda")
+    message = str(caught.value)
+    assert "GPU NVIDIA Future (sm_130) has none of the kernels of torch" in message
+    assert "a newer PyTorch release built for this architecture is needed" in message
+    assert "\n" not in message

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS = {
     "classifier_train", "classifier_train_large_batch", "cam_compute", "cam_stage",
@@ -47,3 +49,45 @@ def test_tiny_gpu_check_prints_every_measurement_and_a_projection():
     assert projection["total"] > 0
     assert report["pipeline"]["mode"] == "dry-run"
     assert report["pipeline"]["status"] == "ok", report["pipeline"].get("error_tail")
+
+
+def _gpu_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peaks_are_matched_by_exact_model_and_unknown_ones_say_why():
+    gpu_check = _gpu_check_module()
+    expected = {
+        "NVIDIA H100 80GB HBM3": 989, "NVIDIA H100 PCIe": 756, "NVIDIA H100 NVL": 835,
+        "NVIDIA H200": 989, "NVIDIA H200 NVL": 835, "NVIDIA GH200 480GB": 989,
+        "NVIDIA B200": 2250, "NVIDIA A100-SXM4-80GB": 312, "NVIDIA A100 80GB PCIe": 312,
+        "NVIDIA L40S": 362, "NVIDIA L40": 181, "NVIDIA A40": 149.7, "NVIDIA A10": 125,
+        "NVIDIA L4": 121, "Tesla T4": 65, "Tesla V100-SXM2-32GB": 125, "Tesla V100-PCIE-16GB": 112,
+        "NVIDIA GeForce RTX 4090": 165.2,
+    }
+    for name, half in expected.items():
+        peaks, reason = gpu_check.peak_tflops(name)
+        assert reason is None and peaks["bf16/fp16"] == half, name
+    for name, why in (("NVIDIA A10G", "no datasheet peak for NVIDIA A10G"),
+                      ("NVIDIA A100-SXM4-40GB MIG 3g.20gb", "is a MIG slice")):
+        peaks, reason = gpu_check.peak_tflops(name)
+        assert peaks is None and why in reason, name
+
+
+def test_outside_tiny_a_machine_without_a_usable_gpu_is_told_in_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is there: the check would run, for minutes")
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--pipeline", "skip"],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "i2crc error: bench/gpu_check.py (outside --tiny): 'cuda' requested but CUDA is unusable")
