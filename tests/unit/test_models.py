@@ -134,3 +134,26 @@ def test_a_whole_model_is_not_a_small_backbone_state_dict(tmp_path):
     torch.save(build_classifier("small", 3).state_dict(), path)
     with pytest.raises(CheckpointError, match="model_state.pth: is not a small backbone state dict"):
         build_segmenter("small", 3, weights=str(path))
+
+def test_segmenter_logits_are_float32_under_bf16_autocast_and_keep_fp32_argmax():
+    """The backbone may run in bf16; the ASPP sum and upsampling do not: logits near 12 that
+    differ by hundredths would round to steps of 0.0625 in bf16, and argmax ties would go to
+    background. Here every class's logit is 12 plus a small, feature-dependent term."""
+    torch.manual_seed(0)
+    model = build_segmenter("small", 5).eval()
+    with torch.no_grad():
+        for branch in model.head.branches:
+            branch.bias.fill_(12.0 / len(model.head.branches))
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(images)
+    assert mixed.dtype == torch.float32
+    assert (reference - 12.0).abs().max() < 0.5, "logits near 12, as the test intends"
+    agreement = (mixed.argmax(1) == reference.argmax(1)).float().mean().item()
+    assert agreement > 0.99, agreement
+    # What rounding the logits to bf16 would do to the same scores: ties, all settled as
+    # background, where the float32 logits put about half the pixels in object classes.
+    rounded = reference.to(torch.bfloat16).float().argmax(1)
+    assert (rounded == 0).all() and (reference.argmax(1) > 0).float().mean() > 0.3
