@@ -9,9 +9,9 @@ Device (`device: auto | cpu | cuda`):
 3. `cuda` without usable CUDA is a one-line error saying what was found (torch's CUDA version,
    `nvidia-smi` and the driver it reports) and the way out; `auto` runs on the CPU and logs a
    warning naming the same findings, so a GPU job never trains on CPU without a word.
-4. One GPU per job: a job that finds `CUDA_VISIBLE_DEVICES` set (SLURM sets it to the job's
-   allocation) uses the first visible GPU; otherwise it claims a free GPU with a lock file
-   (`gpus.claim_gpu`), held until the process ends.
+4. One GPU per job: a job that sees one GPU (SLURM sets `CUDA_VISIBLE_DEVICES` to the job's
+   allocation) uses it; a job that sees several claims a free one with a lock file keyed on the
+   GPU's UUID (`gpus.claim_gpu`), held until the process ends.
 
 Precision (`precision: auto | bf16 | fp16 | fp32`) of the networks' forward passes:
 `auto` is bf16 on GPUs of compute capability >= 8.0, fp16 below (T4, sm_75: bf16 only runs
@@ -112,11 +112,15 @@ def select_device(name: str, setting: str = "config key 'device'") -> torch.devi
 
 
 def _own_gpu() -> torch.device:
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+    """The job's GPU: the one it sees, or, where it sees several, one claimed by lock (jobs of
+    profiles/local on a multi-GPU machine, or an allocation of several GPUs shared by jobs)."""
+    count = torch.cuda.device_count()
+    if count == 1:
         index = 0
-        log.info("GPU from CUDA_VISIBLE_DEVICES=%s", os.environ["CUDA_VISIBLE_DEVICES"])
+        log.info("the one visible GPU (CUDA_VISIBLE_DEVICES=%s)",
+                 os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
     else:
-        index = claim_gpu(torch.cuda.device_count())
+        index = claim_gpu([str(torch.cuda.get_device_properties(i).uuid) for i in range(count)])
     torch.cuda.set_device(index)
     device = torch.device("cuda", index)
     log.info("running on %s (%s)", device, torch.cuda.get_device_name(device))

@@ -1,12 +1,14 @@
-"""One GPU per job on a multi-GPU machine: claim a free GPU index with a lock file.
+"""One GPU per job on a multi-GPU machine: claim a free GPU with a lock file.
 
 Snakemake starts several GPU jobs at once, and without a scheduler each would pick GPU 0. A job
-claims GPU i by holding an exclusive `flock` on `gpu<i>.lock` for the rest of its life; the OS
-releases it when the process ends, however it ends (SIGKILL and the OOM killer included), so a
-dead job never keeps a GPU. Used only when `CUDA_VISIBLE_DEVICES` is not set (device.py): a
-scheduler that sets it has already given the job its GPU. The lock files are node-local
-(`/tmp` unless `$I2CRC_GPU_LOCK_DIR` says otherwise), as the GPUs are, and shared by the
-jobs of every user of the machine.
+claims a GPU by holding an exclusive `flock` on `gpu-<UUID>.lock` for the rest of its life;
+the OS releases it when the process ends, however it ends (SIGKILL and the OOM killer
+included), so a dead job never keeps a GPU. The lock is keyed on the GPU's UUID, not its
+index: jobs that see the GPUs in another order (another `CUDA_VISIBLE_DEVICES`) still claim
+the same card under the same name. Used whenever a job sees more than one GPU (device.py); a
+job that sees one (a scheduler's allocation) uses it. The lock files are node-local (`/tmp`
+unless `$I2CRC_GPU_LOCK_DIR` says otherwise), as the GPUs are, and shared by the jobs of every
+user of the machine.
 """
 
 import contextlib
@@ -16,14 +18,16 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_DIR = "/tmp/i2crc-gpu-locks"
 
-# index -> descriptor of its lock file; closing it would free the GPU, so it stays open
-_held: dict[int, int] = {}
+# UUID -> (its index, the descriptor of its lock file); closing it would free the GPU, so it
+# stays open
+_held: dict[str, tuple[int, int]] = {}
 
 
 class GpuQueryError(Exception):
@@ -48,32 +52,33 @@ def query_gpus(fields: str) -> list[str]:
     return lines
 
 
-def claim_gpu(count: int, lock_dir=None, *, poll_seconds: float = 5.0) -> int:
-    """A GPU index in range(count), held by this process until it ends; waits while all are
-    taken."""
-    if count < 1:
-        raise ValueError(f"claim_gpu needs at least one GPU, got count={count}")
+def claim_gpu(gpus: Sequence[str], lock_dir=None, *, poll_seconds: float = 5.0) -> int:
+    """The index in `gpus` (the visible GPUs' UUIDs, in CUDA's order) of a GPU held by this
+    process until it ends; waits while all are taken."""
+    if not gpus:
+        raise ValueError("claim_gpu needs at least one GPU, got none")
     if _held:
-        return next(iter(_held))
+        return next(iter(_held.values()))[0]
     directory = Path(lock_dir or os.environ.get("I2CRC_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR)
     with contextlib.suppress(FileExistsError):
         directory.mkdir(parents=True)
         directory.chmod(0o1777)  # past the umask: other users' jobs create their locks here too
-    index = _first_free(directory, count)
+    index = _first_free(directory, gpus)
     if index is None:
         log.warning("all %d GPUs are in use by other jobs; waiting for one to be free "
-                    "(lock files in %s)", count, directory)
+                    "(lock files in %s)", len(gpus), directory)
     while index is None:
         time.sleep(poll_seconds)
-        index = _first_free(directory, count)
+        index = _first_free(directory, gpus)
     return index
 
 
-def _first_free(directory: Path, count: int) -> int | None:
-    return next((i for i in range(count) if _lock(directory / f"gpu{i}.lock", i)), None)
+def _first_free(directory: Path, gpus: Sequence[str]) -> int | None:
+    return next((index for index, uuid in enumerate(gpus)
+                 if _lock(directory / f"gpu-{uuid}.lock", uuid, index)), None)
 
 
-def _lock(path: Path, index: int) -> bool:
+def _lock(path: Path, uuid: str, index: int) -> bool:
     try:
         fd = _open(path)
     except PermissionError:
@@ -83,7 +88,7 @@ def _lock(path: Path, index: int) -> bool:
     except BlockingIOError:
         os.close(fd)
         return False
-    _held[index] = fd
+    _held[uuid] = (index, fd)
     with contextlib.suppress(OSError):  # the PID is only for people looking at the file
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -28,7 +28,7 @@ import logging, os, sys, time
 from i2crc_core.gpus import claim_gpu
 logging.basicConfig(level=logging.INFO)
 {before}
-print(claim_gpu({count}, {lock_dir!r}, poll_seconds=0.05), flush=True)
+print(claim_gpu([f"GPU-{{i}}" for i in range({count})], {lock_dir!r}, poll_seconds=0.05), flush=True)
 {after}
 """
 
@@ -105,7 +105,7 @@ def test_three_jobs_over_two_slots_never_share_one_and_the_third_waits(claimer, 
 
 
 def test_the_slot_of_a_killed_job_is_free_again(claimer, tmp_path):
-    lock = tmp_path / "gpu0.lock"
+    lock = tmp_path / "gpu-GPU-0.lock"
     holder = claimer(1, tmp_path, after="time.sleep(3600)")
     assert holder.stdout.readline() == "0\n"
     assert is_locked(lock)
@@ -124,15 +124,15 @@ def test_the_slot_of_a_killed_job_is_free_again(claimer, tmp_path):
 
 
 def test_a_second_claim_in_the_same_process_returns_the_slot_it_holds(claimer, tmp_path):
-    out, _ = finish(claimer(3, tmp_path, after=f"print(claim_gpu(3, {str(tmp_path)!r}))"))
+    out, _ = finish(claimer(3, tmp_path, after=f"print(claim_gpu(['GPU-0', 'GPU-1', 'GPU-2'], "
+                                               f"{str(tmp_path)!r}))"))
     assert out == "0\n0\n"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["gpu0.lock"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["gpu-GPU-0.lock"]
 
 
-@pytest.mark.parametrize("count", [0, -1])
-def test_no_slots_is_an_error(tmp_path, count):
+def test_no_slots_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="at least one GPU"):
-        claim_gpu(count, tmp_path)
+        claim_gpu([], tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -143,8 +143,8 @@ def test_the_lock_directory_comes_from_the_environment_and_is_open_to_all_users(
     child = claimer(2, None, before="os.umask(0o077)", env={"I2CRC_GPU_LOCK_DIR": str(lock_dir)})
     assert finish(child)[0] == "0\n"
     assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o1777
-    assert stat.S_IMODE((lock_dir / "gpu0.lock").stat().st_mode) == 0o666
-    assert (lock_dir / "gpu0.lock").read_text() == f"{child.pid}\n"
+    assert stat.S_IMODE((lock_dir / "gpu-GPU-0.lock").stat().st_mode) == 0o666
+    assert (lock_dir / "gpu-GPU-0.lock").read_text() == f"{child.pid}\n"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
@@ -155,10 +155,38 @@ def test_another_users_job_shares_the_directory_and_skips_locks_it_cannot_open(c
         lock_dir = Path(base) / "locks"
         holder = claimer(3, lock_dir, after="time.sleep(3600)")
         assert holder.stdout.readline() == "0\n"
-        (lock_dir / "gpu1.lock").touch(mode=0o600)  # a lock file the other user may not open
+        (lock_dir / "gpu-GPU-1.lock").touch(mode=0o600)  # a lock file the other user may not open
         # The child drops root after starting Python, whose files are only root's here.
         become_nobody = f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})"
         other = claimer(3, lock_dir, before=become_nobody)
         assert finish(other)[0] == "2\n"
-        assert (lock_dir / "gpu2.lock").stat().st_uid == NOBODY
-        assert stat.S_IMODE((lock_dir / "gpu2.lock").stat().st_mode) == 0o666
+        assert (lock_dir / "gpu-GPU-2.lock").stat().st_uid == NOBODY
+        assert stat.S_IMODE((lock_dir / "gpu-GPU-2.lock").stat().st_mode) == 0o666
+
+
+class _Properties:
+    def __init__(self, uuid):
+        self.uuid = uuid
+
+
+@pytest.mark.parametrize("visible", [1, 3])
+def test_a_job_claims_by_uuid_whenever_it_sees_more_than_one_gpu(monkeypatch, visible):
+    """device._own_gpu on a machine faked to show `visible` GPUs: one is the job's own (a
+    scheduler's allocation); of several, one is claimed through the lock of its UUID."""
+    import torch
+
+    from i2crc_core import device
+
+    claims = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: _Properties(f"uuid-of-card-{index}"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "fake")
+    monkeypatch.setattr(device, "claim_gpu", lambda uuids: claims.append(uuids) or len(uuids) - 1)
+    chosen = device._own_gpu()
+    if visible == 1:
+        assert chosen == torch.device("cuda", 0) and claims == []
+    else:
+        assert claims == [[f"uuid-of-card-{index}" for index in range(visible)]]
+        assert chosen == torch.device("cuda", visible - 1)
