@@ -268,21 +268,32 @@ def sbatch_requests(output: str) -> list[dict]:
     return requests
 
 
-def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path):
+# GPU time limits (minutes) of the VOC preset, and with the overlay for slower GPUs; the sum
+# over all GPU jobs of a run, in hours.
+VOC_GPU_LIMITS = {
+    (): ({"train_classifier": 60, "extract_cams": 30, "train_segmentation": 60, "predict": 30,
+          "evaluate_classifier": 30}, 13.5),
+    ("config/voc12_slow_gpu.yaml",): ({"train_classifier": 210, "extract_cams": 45,
+                                       "train_segmentation": 180, "predict": 45,
+                                       "evaluate_classifier": 45}, 32.0),
+}
+
+
+@pytest.mark.parametrize("overlays", list(VOC_GPU_LIMITS))
+def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path, overlays):
     """The sbatch requests of the VOC preset (dry run through profiles/slurm): GPU stages on the
     GPU partition with one GPU and hour-scale time limits sized from their FLOPs (README "Sizing
     the jobs"), CAMs in 2 shards per experiment, seconds-long rules run by Snakemake itself."""
     project = make_project(tmp_path / "project")
     result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
-                             "--configfile", "config/voc12.yaml"],
+                             "--configfile", "config/voc12.yaml", *overlays],
                             cwd=project.root, env={**os.environ, "PYTHONPATH": str(project.root)},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-5000:]
     requests = [r for r in sbatch_requests(result.stdout) if r["rule"] != "all"]
     print("\n" + "\n".join(f"{r['rule']:20} {r['wildcards']:40} -p {r['slurm_partition']} "
                            f"--gpus={r['gpu']} -t {r['runtime']} --mem {r['mem_mb']}" for r in requests))
-    expected_gpu_limits = {"train_classifier": 60, "extract_cams": 30, "train_segmentation": 60,
-                           "predict": 30, "evaluate_classifier": 30}
+    expected_gpu_limits, total_hours = VOC_GPU_LIMITS[overlays]
     for request in requests:
         if request["rule"] in GPU_RULES:
             assert request["slurm_partition"] == "gpu" and request["gpu"] == "1", request
@@ -294,7 +305,7 @@ def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path):
     assert len(shards) == 4 and {"scatteritem=1-of-2" in r["wildcards"] for r in shards} == {True, False}
     # Time limits of all GPU jobs together: 13.5 h, of which 2.5 h for the fully supervised row
     # and the classifiers' evaluation (116 h before the sizing, for ~1-2 h of work).
-    assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_RULES) / 60 <= 13.5
+    assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_RULES) / 60 <= total_hours
     bodies = rule_bodies()
     for rule in ("gather_cams", "evaluate_labels", "evaluate_segmentation", "evaluate_cams",
                  "target", 'f"{target}_seeds"', "figure_cams", "figure_training", "figure_examples"):
