@@ -56,3 +56,18 @@ def test_scales_are_summed_at_image_size(model):
                                     align_corners=False)
     torch.testing.assert_close(fused, fused_activation(model, images) + half_activation,
                                atol=1e-5, rtol=1e-5)
+
+
+def test_batched_cams_equal_each_images_own_maps_in_its_class_order():
+    """compute_cams_batch gathers every image's maps at once (one host copy): the same arrays
+    as normalising each image's fused activation for its classes, in the order given."""
+    torch.manual_seed(0)
+    model = build_classifier("small", 4).eval()
+    images = torch.randn(3, 3, 40, 48)
+    class_ids = [[2], [4, 1], [1, 2, 3]]
+    cams = compute_cams_batch(model, images, class_ids, scales=(1.0, 0.5), flip=True)
+    activation = fused_activation(model, images, scales=(1.0, 0.5), flip=True)
+    assert [c.shape for c in cams] == [(1, 40, 48), (2, 40, 48), (3, 40, 48)]
+    for maps, image_activation, ids in zip(cams, activation, class_ids):
+        expected = normalise_cams(image_activation[[c - 1 for c in ids]]).numpy()
+        assert maps.dtype == np.float32 and np.array_equal(maps, expected)
