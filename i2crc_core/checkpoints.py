@@ -137,10 +137,12 @@ def load_model(path, device: torch.device, expected_kind: str | None = None) -> 
 
 
 def save_checkpoint(directory, step: int, run_id: str, state: dict) -> Path:
-    """Save training state after `step` completed chunks; older checkpoints are removed.
+    """Save training state after `step` completed chunks in `directory/<run_id>/`; the run's
+    older checkpoints are removed, never another run's (other settings: kept until deleted
+    by hand).
 
     `state`: name -> object with `state_dict()` / `load_state_dict()`, "model" among them."""
-    directory = Path(directory)
+    directory = Path(directory) / run_id
     path = directory / f"step_{step:06d}.pt"
     _save(
         path,
@@ -161,11 +163,12 @@ def resume(directory, run_id: str, state: dict) -> int:
     """Restore the newest checkpoint of this run into `state` (as for `save_checkpoint`);
     return the number of completed chunks.
 
-    A checkpoint from a run with other settings (another `run_id`), another architecture, or
-    without every part of `state` (an older version's) is not resumed: training starts over,
-    and says so in the log.
+    Only this run's checkpoints (`directory/<run_id>/`) are looked at. One of another
+    architecture, or without every part of `state` (an older version's), is not resumed:
+    training starts over, and says so in the log. A part saved empty (a disabled GradScaler's,
+    when the run changed precision) is left as it is.
     """
-    directory = Path(directory)
+    directory = Path(directory) / run_id
     found = sorted(
         (int(match.group(1)), path)
         for path in directory.glob("step_*.pt")
@@ -184,7 +187,8 @@ def resume(directory, run_id: str, state: dict) -> int:
         return 0
     try:
         for name, part in state.items():
-            part.load_state_dict(payload[name])  # a disabled GradScaler ignores its state
+            if payload[name] != {}:  # a disabled GradScaler ignores a state, an enabled one
+                part.load_state_dict(payload[name])  # needs a non-empty one
     except (RuntimeError, ValueError, KeyError) as error:
         raise CheckpointError(f"{path}: cannot be resumed ({error})") from None
     log.info("resumed from %s (step %d)", path, step)

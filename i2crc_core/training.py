@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +266,28 @@ def start_training(manifest_path, training: dict, *, seed: int, device: str, pre
     return TrainingSetup(training, seed, threads, device, precision, Manifest.load(manifest_path))
 
 
+class PrecisionHistory:
+    """The precisions a training run trained in, in order: one, unless a resumed run went on
+    where the precision resolves otherwise (`auto` on another GPU type after a requeue). It
+    continues there, says so in one log line, and the model's sidecar lists both: the
+    decision is to keep hours of training, and to make the mix visible."""
+
+    def __init__(self, current: str):
+        self.current = current
+        self.used = [current]
+
+    def state_dict(self) -> dict:
+        return {"used": list(self.used)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.used = list(state["used"])
+        if self.used[-1] != self.current:
+            log.warning("the checkpoint was trained in %s; training continues in %s, the "
+                        "precision on this device (the model's sidecar lists both)",
+                        self.used[-1], self.current)
+            self.used.append(self.current)
+
+
 @dataclass
 class Trainer:
     """A training run ready to go: `sampler.set_...`, iterate `loader`, `step(loss)`, and
@@ -279,6 +301,10 @@ class Trainer:
     sampler: ChunkSampler
     loader: UserErrorLoader
     curve: LossCurve
+    precisions: PrecisionHistory = field(init=False)
+
+    def __post_init__(self):
+        self.precisions = PrecisionHistory(self.setup.precision)
 
     @property
     def device(self) -> torch.device:
@@ -298,7 +324,8 @@ class Trainer:
         return self.scheduler.get_last_lr()[0]
 
     def save(self, model_path, *, input_size: int, labels: str, **metadata) -> None:
-        """The trained model file and its sidecar; `labels` says what it learned from."""
+        """The trained model file and its sidecar; `labels` says what it learned from, and
+        `precision` the precisions it trained in (two where a resumed run changed GPU type)."""
         manifest = self.setup.manifest
         trained_on = {"dataset": manifest.root, "split": "train",
                       "images": len(manifest.ids["train"]), "labels": labels}
@@ -307,16 +334,19 @@ class Trainer:
         # run records the process that finished it.
         save_model(model_path, self.model, class_names=["background", *manifest.class_names],
                    input_size=input_size, trained_on=trained_on, training=self.setup.training,
-                   provenance=provenance(device=self.setup.device), **metadata)
+                   precision=self.precisions.used, provenance=provenance(device=self.setup.device),
+                   **metadata)
 
     def train(self, num_chunks: int, run_chunk, checkpoint_dir, *, inputs, **settings) -> None:
         """`run_chunk(chunk)` for every chunk, resumable; checkpoints are keyed on the training
-        settings, seed, precision, `settings`, and the contents of the paths `inputs`."""
+        settings, seed, `settings`, and the contents of the paths `inputs`. Not on the
+        precision: a run requeued onto a GPU where `auto` resolves otherwise continues from its
+        checkpoint (PrecisionHistory) instead of starting over."""
         setup = self.setup
-        run_key = run_id(training=setup.training, seed=setup.seed, precision=setup.precision,
+        run_key = run_id(training=setup.training, seed=setup.seed,
                          inputs=content_digest(*inputs), **settings)
         state = {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
-                 "scaler": self.scaler, "curve": self.curve}
+                 "scaler": self.scaler, "curve": self.curve, "precision": self.precisions}
         self.curve.write()
         try:
             train_in_chunks(num_chunks=num_chunks, run_chunk=run_chunk, state=state,

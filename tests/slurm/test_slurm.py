@@ -206,7 +206,7 @@ def training_job(cluster, uuid: str, out: Path) -> tuple[str, str] | None:
         # the comment ends in the job's wildcard values: <seed>_<experiment>
         experiment = job["Comment"].split("_wildcards_", 1)[1].split("_", 1)[1]
         directory = out / experiment / "classifier"
-        if list(directory.glob("checkpoints/step_*.pt")) and not (directory / "model.pt").exists():
+        if list(directory.glob("checkpoints/*/step_*.pt")) and not (directory / "model.pt").exists():
             return job["JobId"], experiment
     return None
 

@@ -73,8 +73,20 @@ def test_only_the_latest_checkpoint_is_kept_and_resumed(tmp_path):
     state = _state(build_classifier("small", 2))
     save_checkpoint(tmp_path, 1, "run", state)
     save_checkpoint(tmp_path, 2, "run", state)
-    assert [p.name for p in tmp_path.iterdir()] == ["step_000002.pt"]
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["step_000002.pt"]
     assert resume(tmp_path, "run", _state(build_classifier("small", 2))) == 2
+
+
+def test_another_runs_checkpoints_are_never_deleted(tmp_path):
+    """Checkpoints of other settings stay where they are (deleted by hand), and each run
+    resumes its own: a run is not lost because another one ran in between."""
+    state = _state(build_classifier("small", 2))
+    save_checkpoint(tmp_path, 5, "run-a", state)
+    save_checkpoint(tmp_path, 1, "run-b", state)
+    save_checkpoint(tmp_path, 2, "run-b", state)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.pt")) == [
+        "run-a/step_000005.pt", "run-b/step_000002.pt"]
+    assert resume(tmp_path, "run-a", _state(build_classifier("small", 2))) == 5
 
 
 def test_checkpoint_of_other_settings_architecture_or_parts_starts_over(tmp_path):
@@ -87,7 +99,8 @@ def test_checkpoint_of_other_settings_architecture_or_parts_starts_over(tmp_path
 
 
 def test_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
-    (tmp_path / "step_000004.pt").write_bytes(b"broken")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "step_000004.pt").write_bytes(b"broken")
     with pytest.raises(CheckpointError, match="step_000004.pt: not a readable checkpoint.*delete it to restart"):
         resume(tmp_path, "run", _state(build_classifier("small", 2)))
 
@@ -191,14 +204,14 @@ run_stage(sys.argv[4], _train_three_chunks, checkpoint_dir=sys.argv[2])
 
 def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and_reruns(tmp_path):
     uninterrupted = _train_three_chunks(tmp_path / "a")
-    checkpoints = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
-        _train_three_chunks(checkpoints, stop_at=1)
+        _train_three_chunks(tmp_path / "b", stop_at=1)
+    checkpoints = tmp_path / "b" / "k"  # the run's own folder (run key "k")
     first = checkpoints / "step_000001.pt"
     first_bytes = first.read_bytes()
 
     result = subprocess.run(
-        [sys.executable, "-c", _DISK_FULL, str(Path(__file__).parent), str(checkpoints),
+        [sys.executable, "-c", _DISK_FULL, str(Path(__file__).parent), str(tmp_path / "b"),
          str(len(first_bytes) // 2), str(tmp_path / "stage.log")],
         capture_output=True, text=True, timeout=300,
     )
@@ -210,7 +223,33 @@ def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and
         "no half-written checkpoint, and the last complete one is kept"
     assert first.read_bytes() == first_bytes
 
-    resumed = _train_three_chunks(checkpoints)
+    resumed = _train_three_chunks(tmp_path / "b")
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000003.pt"]
     for name, value in uninterrupted.items():
         assert torch.equal(value, resumed[name]), name
+
+
+@pytest.mark.parametrize(("first", "then"), [("bf16", "fp16"), ("fp16", "bf16"), ("bf16", "fp32")])
+def test_a_run_resumed_in_another_precision_continues_and_records_both(tmp_path, caplog, first,
+                                                                        then):
+    """A job requeued onto another GPU type, where `precision: auto` resolves otherwise: the
+    checkpoint is resumed (not hours of training thrown away), one log line says so, and the
+    history that the model's sidecar records lists both precisions."""
+    from i2crc_core.device import grad_scaler
+    from i2crc_core.training import PrecisionHistory
+
+    def state(precision):
+        model = build_classifier("small", 2)
+        return {**_state(model), "scaler": grad_scaler(CPU, precision),
+                "precision": PrecisionHistory(precision)}
+
+    before = state(first)
+    save_checkpoint(tmp_path, 3, "run", before)
+    after = state(then)
+    with caplog.at_level("WARNING", logger="i2crc_core.training"):
+        assert resume(tmp_path, "run", after) == 3
+    assert after["precision"].used == [first, then]
+    assert f"the checkpoint was trained in {first}; training continues in {then}" in caplog.text
+    resumed = after["model"].state_dict()
+    for name, value in before["model"].state_dict().items():
+        assert torch.equal(value, resumed[name]), f"{name}: the weights are the checkpoint's"

@@ -141,6 +141,7 @@ def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, t
     assert sidecar["class_names"] == ["background", "red", "green"]
     assert sidecar["losses"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
     assert sidecar["trained_on"]["images"] == 8 and sidecar["input"]["training_size"] == SIZE
+    assert sidecar["precision"] == ["fp32"], "the precision it resolved to, not the setting"
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["architecture"] == sidecar["architecture"]
 

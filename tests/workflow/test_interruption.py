@@ -67,7 +67,7 @@ def mid_training(out: Path, stage_dir: str):
     def condition():
         for experiment in EXPERIMENTS:
             directory = out / experiment / stage_dir
-            if list(directory.glob("checkpoints/step_*.pt")) and not (directory / "model.pt").exists():
+            if list(directory.glob("checkpoints/*/step_*.pt")) and not (directory / "model.pt").exists():
                 return experiment
         return None
     return condition
