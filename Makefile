@@ -34,8 +34,10 @@ bench: setup
 bench-seeds: setup
 	$(VENV)/bin/python bench/bench_seeds.py
 
-# Speed, memory and MFU of the GPU stages, projected VOC GPU-hours, the tiny pipeline on the GPU.
+# The CUDA test tier, then speed, memory and MFU of the GPU stages, projected VOC GPU-hours, the
+# tiny pipeline on the GPU.
 gpu-check: setup
+	$(VENV)/bin/python -m pytest -m cuda -q
 	$(VENV)/bin/python bench/gpu_check.py
 
 clean:
