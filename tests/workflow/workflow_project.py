@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml", "config",
-                 "profiles"]
+                 "profiles", ".test"]
 
 # The smoke configuration, with results where the tests look for them.
 TINY_CONFIG = {**yaml.safe_load((REPO / ".test" / "config.yaml").read_text()), "output_dir": "results"}
