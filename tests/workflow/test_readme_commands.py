@@ -79,7 +79,7 @@ def test_command_runs_as_written(project, where, command):
     else:
         words[0] = str(VENV_BIN / Path(words[0]).name)
         if words[0].endswith("snakemake") and not {"--unlock", "--report"} & set(words):
-            words.append("--dry-run")
+            words.insert(1, "--dry-run")  # first: after a "--" it would be a target
         result = subprocess.run(words, cwd=project.root, capture_output=True, text=True,
                                 timeout=600, env={"PATH": f"{VENV_BIN}:/usr/bin:/bin",
                                                   "PYTHONPATH": str(project.root),
