@@ -28,10 +28,15 @@ How to read it:
   between the convs reach a few tens of percent; a few percent means the GPU mostly waits.
 - gpu_busy_estimate: stage tflops / compute tflops, the fraction of a stage's time the GPU
   computes; well below 1 means the stage is host-bound.
+- loaders: images/s of the real training loaders (datasets, augmentation, the preset's workers)
+  over the synthetic JPEGs: what a training stage's GPU can be fed at most.
+- marginal_images_per_s (stages): the slope between a run over half the images and one over
+  all, i.e. an image's cost without the run's start-up, which a shard job pays once.
 - projected_gpu_hours: the VOC preset's work (train_aug 10,582 images, val 1,449; per experiment
   one classifier training, CAMs of train_aug, two segmentation trainings, predictions on
-  train_aug and twice on val) at the measured rates in the `auto` precision; training stages at
-  compute rates, i.e. assuming their DataLoader keeps up.
+  train_aug and twice on val) in the `auto` precision; training stages at the lower of their
+  compute and loader rates (`training_bound_by` says which), inference stages at their
+  marginal rates.
 """
 
 import argparse
@@ -63,12 +68,14 @@ from i2crc_core.checkpoints import save_model  # noqa: E402
 from i2crc_core.device import (  # noqa: E402
     autocast, grad_scaler, prepare_model, resolve_precision, select_device,
 )
+from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
 from i2crc_core.errors import I2CRCError  # noqa: E402
-from i2crc_core.fileio import IGNORE, write_image  # noqa: E402
+from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label  # noqa: E402
 from i2crc_core.inference import predict_labels  # noqa: E402
 from i2crc_core.losses import segmentation_loss, total_loss  # noqa: E402
 from i2crc_core.manifest import Manifest  # noqa: E402
 from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
+from i2crc_core.sampling import chunk_loader  # noqa: E402
 from i2crc_core.stages import extract_cams, predict  # noqa: E402
 from i2crc_core.training import make_optimizer, optimisation_step  # noqa: E402
 
@@ -250,6 +257,39 @@ def segmenter_training(meter, precisions, preset, rng) -> dict:
     )}
 
 
+def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
+    """images/s of the real training loaders (datasets, augmentation, chunk_loader with the
+    preset's workers on this device) over the layout's images, after a first batch that
+    starts the workers: what a training stage's GPU can be fed at most."""
+    manifest = Manifest.load(layout["timed"])
+    voc = manifest.layout()
+    ids, labels = manifest.ids["train"], manifest.labels("train")
+    c, s = preset["classifier"], preset["segmentation"]
+    loaders = {
+        "classifier_train": (ClassificationDataset(
+            voc, ids, labels, manifest.num_classes, voc.root / "saliency", w.cls_size,
+            train=True, color_jitter=c["color_jitter"]), w.cls_batches[0], "train_classifier"),
+        "segmenter_train": (SegmentationDataset(
+            voc, ids, voc.mask_dir, manifest.num_classes, crop_size=w.seg_size,
+            scale_range=tuple(s["scale_range"]), flip=s["flip"]), w.seg_batch,
+            "train_segmentation"),
+    }
+    rates = {}
+    for name, (dataset, batch, stage) in loaders.items():
+        workers = min(preset["resources"][stage]["threads"], os.cpu_count())
+        sampler, loader = chunk_loader(dataset, 0, device, workers, batch_size=batch,
+                                       drop_last=True)
+        sampler.set_span(0, len(dataset) * 2)
+        batches = iter(loader)
+        next(batches)  # workers start, first files are read
+        start, count = time.perf_counter(), 0
+        for sample in batches:
+            count += sample["image"].shape[0]
+        rates[name] = {"workers": workers, "batch": batch,
+                       "images_per_s": sig(count / (time.perf_counter() - start))}
+    return rates
+
+
 def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
     """A VOC layout of `count` smooth random JPEGs of mixed sizes and its manifest, plus a
     manifest of its first few images for the warm-up run: {"warmup": path, "timed": path}."""
@@ -264,8 +304,14 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
                     cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC))
         ids.append(image_id)
         labels[image_id] = random_classes(rng, num_classes)
+        # what the training loaders read besides the image: a label map and a saliency map
+        mask = np.full((height, width), labels[image_id][0], np.uint8)
+        mask[: height // 3] = 0
+        write_label(root / "SegmentationClass" / f"{image_id}.png", mask)
+        write_gray(root / "saliency" / f"{image_id}.png", (mask > 0).astype(np.uint8) * 255)
     paths = {}
-    for name, subset in (("warmup", ids[: min(4, count)]), ("timed", ids)):
+    for name, subset in (("warmup", ids[: min(4, count)]), ("half", ids[: count // 2]),
+                         ("timed", ids)):
         paths[name] = root / f"manifest_{name}.json"
         Manifest(
             root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
@@ -275,7 +321,7 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
             image_labels={role: {i: labels[i] for i in subset} for role in ("train", "val")},
         ).save(paths[name])
     pixels = sum(sizes[pick][0] * sizes[pick][1] for pick in picks)
-    return {**paths, "images": count, "pixels": pixels}
+    return {**paths, "images": count, "half_images": count // 2, "pixels": pixels}
 
 
 def inference(meter, precisions, name, model_step, run_stage, layout, settings, threads) -> dict:
@@ -289,17 +335,25 @@ def inference(meter, precisions, name, model_step, run_stage, layout, settings, 
     for precision in precisions:
         compute[precision] = meter.measure(lambda: model_step(precision), w.infer_batch, precision)
         run_stage(layout["warmup"], precision, "warmup")
+        start = time.perf_counter()
+        run_stage(layout["half"], precision, "half")
+        meter.sync()
+        half_seconds = time.perf_counter() - start
         meter.reset_peak_memory()
         start = time.perf_counter()
         run_stage(layout["timed"], precision, "timed")
         meter.sync()
         seconds = time.perf_counter() - start
         torch.set_num_threads(own_threads)
+        # The slope between the two runs: each image's cost without the run's start-up, which
+        # a shard job of thousands of images pays once.
+        marginal = (layout["images"] - layout["half_images"]) / max(seconds - half_seconds, 1e-9)
         # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes
         flops = compute[precision]["gflop_per_image"] * 1e9 * layout["pixels"] / np.prod(w.infer_hw)
         figures = meter.figures(layout["images"], seconds, flops, precision)
         busy = figures["tflops"] / compute[precision]["tflops"]
-        stage[precision] = {"wall_s": sig(seconds), **figures, "gpu_busy_estimate": sig(busy)}
+        stage[precision] = {"wall_s": sig(seconds), **figures, "gpu_busy_estimate": sig(busy),
+                            "marginal_images_per_s": sig(marginal)}
     return {f"{name}_compute": compute, f"{name}_stage": stage}
 
 
@@ -358,19 +412,27 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
                      {"scales": scales}, threads)
 
 
-def projection(preset: dict, experiments: int, measurements: dict, precision: str) -> dict:
-    """GPU-hours of each GPU stage of the VOC preset at the measured images/s."""
+def projection(preset: dict, experiments: int, measurements: dict, loaders: dict,
+               precision: str) -> dict:
+    """GPU-hours of each GPU stage of the VOC preset: training at the lower of its compute
+    rate and its loader's rate, inference at the stages' marginal rate (without start-up)."""
     c, s = preset["classifier"], preset["segmentation"]
-    work = {  # stage: (images per experiment, the measurement giving its rate)
+    rates = {name: min(measurements[name][precision]["images_per_s"],
+                       loaders[name]["images_per_s"]) for name in loaders}
+    rates.update({name: measurements[name][precision]["marginal_images_per_s"]
+                  for name in ("cam_stage", "predict_stage")})
+    work = {  # stage: (images per experiment, the rate it runs at)
         "train_classifier": (c["epochs"] * VOC_TRAIN_IMAGES, "classifier_train"),
         "extract_cams": (VOC_TRAIN_IMAGES, "cam_stage"),
         "train_segmentation": (2 * s["iterations"] * s["batch_size"], "segmenter_train"),
         "predict": (VOC_TRAIN_IMAGES + 2 * VOC_VAL_IMAGES, "predict_stage"),
     }
-    hours = {stage: sig(experiments * images / measurements[name][precision]["images_per_s"] / 3600)
+    hours = {stage: sig(experiments * images / rates[name] / 3600)
              for stage, (images, name) in work.items()}
+    bound = {name: "loader" if loaders[name]["images_per_s"] < measurements[name][precision][
+        "images_per_s"] else "compute" for name in loaders}
     return {"precision": precision, "experiments": experiments, "stages": hours,
-            "total": sig(sum(hours.values()))}
+            "training_bound_by": bound, "total": sig(sum(hours.values()))}
 
 
 def pipeline(mode: str, device: torch.device, workdir: Path) -> dict:
@@ -471,12 +533,15 @@ def main() -> None:
             **segmenter_training(meter, precisions, preset, rng),
             **prediction(meter, precisions, preset, layout, workdir),
         }
+        loaders = loader_rates(preset, layout, device, w)
         measure_seconds = time.perf_counter() - start
         results = {
             "benchmark": "gpu_check", "tiny": args.tiny, "timed_steps": w.steps,
             "environment": environment(device, auto_precision, meter),
             "measurements": measurements,
-            "projected_gpu_hours": projection(preset, experiments, measurements, auto_precision),
+            "loaders": loaders,
+            "projected_gpu_hours": projection(preset, experiments, measurements, loaders,
+                                              auto_precision),
             "measure_wall_s": sig(measure_seconds),
             "pipeline": pipeline(args.pipeline, device, workdir),
             "wall_s": sig(time.perf_counter() - start),

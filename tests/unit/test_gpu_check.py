@@ -42,8 +42,16 @@ def test_tiny_gpu_check_prints_every_measurement_and_a_projection():
         if name.endswith("_stage"):
             assert all(measurement[p]["gpu_busy_estimate"] > 0 for p in precisions), name
 
+    for name in ("cam_stage", "predict_stage"):
+        for precision in precisions:
+            assert report["measurements"][name][precision]["marginal_images_per_s"] > 0, name
+    loaders = report["loaders"]
+    assert set(loaders) == {"classifier_train", "segmenter_train"}
+    assert all(loader["images_per_s"] > 0 and loader["workers"] >= 1 for loader in loaders.values())
+
     projection = report["projected_gpu_hours"]
     assert projection["precision"] == environment["auto_precision"]
+    assert set(projection["training_bound_by"].values()) <= {"loader", "compute"}
     assert set(projection["stages"]) == VOC_STAGES
     assert all(hours > 0 for hours in projection["stages"].values())
     assert projection["total"] > 0

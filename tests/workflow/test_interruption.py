@@ -131,3 +131,13 @@ def test_killed_three_times_resumes_to_identical_results(reference, tmp_path):
             np.testing.assert_array_equal(value, uninterrupted[key])
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads((reference / "summary.json").read_text())
+
+
+def test_a_run_past_its_time_out_is_killed_with_its_jobs(fresh_project):
+    """Project.snakemake (and so gpu_check's pipeline run) kills Snakemake's whole process
+    group at its time-out: no job of the run is left running."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        fresh_project.snakemake(timeout=8)
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", str(fresh_project.root)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"still running: {left.stdout}"

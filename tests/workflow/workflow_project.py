@@ -8,6 +8,7 @@ without touching the repository.
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +43,19 @@ class Project:
         (self.root / "test_config.yaml").write_text(yaml.safe_dump(config))
 
     def snakemake(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+        """Run Snakemake here; past `timeout` its whole process group is killed (its jobs
+        too, which killing Snakemake alone would leave running) and TimeoutExpired raised."""
         env = {**os.environ, "PYTHONPATH": str(self.root), "OMP_NUM_THREADS": "1"}
-        result = subprocess.run(
-            [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "test_config.yaml"],
-            cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout,
-        )
+        command = [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "test_config.yaml"]
+        with subprocess.Popen(command, cwd=self.root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) as run:
+            try:
+                stdout, stderr = run.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.communicate()
+                raise
+        result = subprocess.CompletedProcess(command, run.returncode, stdout, stderr)
         if check and result.returncode != 0:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
