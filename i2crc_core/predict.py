@@ -45,13 +45,20 @@ SIZE_RATIO_WARNING = 4.0
 
 
 class _Files(VocLayout):
-    """Image files named by the user, as a layout whose image ids are output names."""
+    """Image files named by the user, as a layout whose image ids are output names. Each
+    header is read once: the scale check, the size warning and the batching all ask."""
 
     def __init__(self, paths: dict[str, Path]):  # no dataset root: every path is given
         self.paths = paths
+        self._sizes: dict[str, tuple[int, int]] = {}
 
     def image_path(self, image_id: str) -> Path:
         return self.paths[image_id]
+
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        if image_id not in self._sizes:
+            self._sizes[image_id] = super().image_size(image_id)
+        return self._sizes[image_id]
 
 
 def image_files(inputs) -> dict[str, Path]:
@@ -148,7 +155,8 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
     check_out_dir(out_dir)
     sidecar = read_sidecar(model_path)
     files = image_files(inputs)
-    check_scales(scales, _Files(files), list(files), "option --scales")
+    layout = _Files(files)
+    check_scales(scales, layout, list(files), "option --scales")
     device = select_device(device, "option --device")
     model = prepare_model(load_model(model_path, device), device, training=False)
     if sidecar.get("architecture") != architecture_id(model):
@@ -178,10 +186,10 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
                 Image.fromarray(overlay).save(tmp, format="PNG")
 
     print(f"model: {model_summary(sidecar)}", file=sys.stderr)
-    warning = size_warning(sidecar, [_Files(files).image_size(name) for name in files])
+    warning = size_warning(sidecar, [layout.image_size(name) for name in files])
     if warning:
         print(warning, file=sys.stderr)
-    infer_images(_Files(files), list(files), infer, write, device=device,
+    infer_images(layout, list(files), infer, write, device=device,
                  precision=resolve_precision("auto", device),
                  threads=min(MAX_LOADER_WORKERS, os.cpu_count() or 1), desc="predict",
                  mininterval=0.1)
