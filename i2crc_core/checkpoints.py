@@ -19,7 +19,6 @@ A write that fails (disk full, quota) is one `StorageError` line (fileio.atomic_
 leaves no file behind; an older checkpoint is removed only once the newer one is complete.
 """
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from . import torchfile
 from .datasets import IMAGENET_MEAN, IMAGENET_STD
 from .errors import CheckpointError
-from .fileio import atomic_path
+from .fileio import atomic_path, write_json
 from .models import Segmenter, architecture_id, build_from_architecture_id
 
 log = logging.getLogger(__name__)
@@ -110,9 +109,7 @@ def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=Non
                                  trained_on=trained_on, **metadata)
     if provenance is not None:
         description["provenance"] = provenance
-    with atomic_path(sidecar_path(path)) as tmp:
-        tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
+    write_json(sidecar_path(path), description)
     _save(path, {"architecture": architecture_id(model), "model": model.state_dict(), **metadata})
 
 

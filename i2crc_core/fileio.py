@@ -179,9 +179,14 @@ _GRAY_16BIT_MODES = ("I;16", "I;16B", "I;16L")
 
 
 def write_json(path, data) -> None:
-    """`data` as indented JSON at `path`, written atomically."""
+    """`data` as indented UTF-8 JSON at `path`, written atomically."""
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_text(path, text: str) -> None:
+    """`text` as UTF-8 at `path`, written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_gray(path) -> np.ndarray:

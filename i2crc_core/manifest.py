@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .layout import VocLayout
 from .errors import DatasetError
-from .fileio import atomic_path
+from .fileio import write_json
 
 ROLES = ("train", "val")
 
@@ -70,8 +70,7 @@ class LabelSplit:
 
 
 def _save(record, path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(asdict(record), ensure_ascii=False, indent=1), encoding="utf-8")
+    write_json(path, asdict(record))
 
 
 def _load(cls, path, what: str):

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import SaliencyError
 from .fileio import IGNORE, read_gray
+from .metrics import ConfusionMatrix
 
 OPENCV_METHODS = ("spectral_residual", "fine_grained")
 # The simulated detector's sizes in pixels are given at this image size (synthetic.py's).
@@ -27,6 +28,8 @@ REFERENCE_SIZE = 128
 MISS_RESIDUAL = 0.3
 # Missed regions and false blobs are ellipses with axis ratios from 1 to this.
 MAX_AXIS_RATIO = 2.0
+# Quality (Table VI) binarises a map here: salient = at least half the full value.
+SALIENT = 0.5
 
 
 def image_rng(seed: int, image_id: str) -> np.random.Generator:
@@ -173,33 +176,38 @@ def simulate_detector(
     return np.round(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def saliency_miou(
-    saliency_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray], threshold: float = 0.5
-) -> float:
+class SaliencyScore:
     """Binary (object vs background) mIoU of saliency maps against label masks, over a set.
 
-    Intersections and unions are accumulated over all images (as a confusion matrix is), then
-    the IoUs of foreground and background are averaged (over those present in the truth). Maps may be uint8 (0..255) or float in
-    [0, 1]; a pixel is salient when its value / 255 (or value) is >= `threshold`. Ignore (255)
-    pixels of the mask are left out. The paper's Table VI reports this number.
+    The paper's Table VI number. A pixel is salient when its value / 255 (uint8 maps) or its
+    value (float maps in [0, 1]) is >= `threshold`; the truth is "any object". Counts are
+    accumulated over all images in one 2 x 2 confusion matrix, ignore (255) pixels of the mask
+    left out, and the mIoU averages the classes present in the truth (`metrics`).
     """
-    intersection = np.zeros(2, dtype=np.int64)
-    union = np.zeros(2, dtype=np.int64)
-    in_truth = np.zeros(2, dtype=np.int64)
-    for saliency, mask in zip(saliency_maps, masks, strict=True):
-        saliency = np.asarray(saliency)
-        mask = np.asarray(mask)
-        if saliency.shape != mask.shape:
-            raise ValueError(f"saliency map {saliency.shape} and mask {mask.shape} differ in size")
-        scaled = saliency / 255.0 if saliency.dtype == np.uint8 else saliency
-        valid = mask != IGNORE
-        predicted = (scaled >= threshold)[valid]
-        truth = (mask > 0)[valid]
-        for index, (p, t) in enumerate(((~predicted, ~truth), (predicted, truth))):
-            intersection[index] += np.count_nonzero(p & t)
-            union[index] += np.count_nonzero(p | t)
-            in_truth[index] += np.count_nonzero(t)
-    present = in_truth > 0
-    if not present.any():
-        return float("nan")
-    return float(np.mean(intersection[present] / union[present]))
+
+    def __init__(self, threshold: float = SALIENT):
+        self.threshold = threshold
+        self.confusion = ConfusionMatrix(2)
+
+    def update(self, saliency_map: np.ndarray, mask: np.ndarray) -> None:
+        saliency_map, mask = np.asarray(saliency_map), np.asarray(mask)
+        if saliency_map.shape != mask.shape:
+            raise ValueError(
+                f"saliency map {saliency_map.shape} and mask {mask.shape} differ in size"
+            )
+        scaled = saliency_map / 255.0 if saliency_map.dtype == np.uint8 else saliency_map
+        truth = np.where(mask == IGNORE, IGNORE, mask > 0).astype(np.uint8)
+        self.confusion.update(truth, (scaled >= self.threshold).astype(np.uint8))
+
+    def miou(self) -> float:
+        return self.confusion.miou()
+
+
+def saliency_miou(
+    saliency_maps: Iterable[np.ndarray], masks: Iterable[np.ndarray], threshold: float = SALIENT
+) -> float:
+    """`SaliencyScore` of a whole set of maps at once."""
+    score = SaliencyScore(threshold)
+    for saliency_map, mask in zip(saliency_maps, masks, strict=True):
+        score.update(saliency_map, mask)
+    return score.miou()

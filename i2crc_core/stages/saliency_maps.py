@@ -1,10 +1,9 @@
 """Stage: one saliency map per training image, and the maps' quality against the truth.
 
-Quality is the binary (object vs background) mIoU of the map thresholded at 0.5, over all
-training images and over the simple (single-class) ones, as in the paper's Table VI.
+Quality is `saliency.SaliencyScore` (the paper's Table VI) over all training images and over
+the simple (single-class) ones.
 """
 
-import json
 import logging
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from tqdm import tqdm
 
 from .. import saliency
 from ..errors import ConfigError
-from ..fileio import IGNORE, atomic_path, read_image, read_label, write_gray
+from ..fileio import read_image, read_label, write_gray, write_json
 from ..manifest import Manifest
-from ..metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +31,18 @@ def _saliency_map(source, image_id, mask, layout, folder, simulated, seed):
     raise ConfigError(f"config key 'saliency.source': unknown source '{source}'")
 
 
-def _binary(mask: np.ndarray, saliency_map: np.ndarray):
-    truth = np.where(mask == IGNORE, IGNORE, mask > 0).astype(np.uint8)
-    return truth, (saliency_map >= 128).astype(np.uint8)
-
-
 def run(*, manifest_path, out_dir, quality_path, source, folder, simulated, seed):
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     labels = manifest.labels("train")
-    every, simple = ConfusionMatrix(2), ConfusionMatrix(2)
+    every, simple = saliency.SaliencyScore(), saliency.SaliencyScore()
     for image_id in tqdm(manifest.ids["train"], desc="saliency", mininterval=5):
         mask = read_label(layout.mask_path(image_id), manifest.num_classes)
         saliency_map = _saliency_map(source, image_id, mask, layout, folder, simulated, seed)
         write_gray(Path(out_dir) / f"{image_id}.png", saliency_map)
-        truth, predicted = _binary(mask, saliency_map)
-        every.update(truth, predicted)
+        every.update(saliency_map, mask)
         if len(labels[image_id]) == 1:
-            simple.update(truth, predicted)
+            simple.update(saliency_map, mask)
     quality = {
         "source": source,
         "miou_all": float(every.miou()),
@@ -58,5 +50,4 @@ def run(*, manifest_path, out_dir, quality_path, source, folder, simulated, seed
         "images": len(manifest.ids["train"]),
     }
     log.info("saliency quality: %s", quality)
-    with atomic_path(quality_path) as tmp:
-        tmp.write_text(json.dumps(quality, indent=1))
+    write_json(quality_path, quality)

@@ -19,7 +19,8 @@ import logging
 from collections import defaultdict
 
 from ..config import FULL_SUPERVISION
-from ..fileio import atomic_path
+from .. import markdown
+from ..fileio import write_json, write_text
 from ..manifest import Manifest
 from ..provenance import collect
 
@@ -78,14 +79,9 @@ def _percent_cell(column: str, value) -> str:
 
 
 def markdown_table(rows: dict[str, dict], columns: list[str]) -> str:
-    lines = [
-        "| experiment | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_percent_cell(c, row.get(c)) for c in columns)
-                     + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[name, *(_percent_cell(c, row.get(c)) for c in columns)]
+             for name, row in rows.items()]
+    return "\n".join(markdown.table(["experiment", *columns], cells)) + "\n"
 
 
 def per_class_rows(metrics_by_experiment: dict, class_names: list[str]) -> list[list[str]]:
@@ -100,8 +96,7 @@ def per_class_rows(metrics_by_experiment: dict, class_names: list[str]) -> list[
 
 
 def _write_tsv(path, rows: list[list[str]]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join("\t".join(row) + "\n" for row in rows))
+    write_text(path, "".join("\t".join(row) + "\n" for row in rows))
 
 
 def label_images(metrics_by_experiment: dict) -> list[dict]:
@@ -210,11 +205,9 @@ def run(*, metric_paths, sidecar_paths, saliency_path, manifest_path, experiment
         "experiments": rows,
         "provenance": provenance,
     }
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
-    with atomic_path(markdown_path) as tmp:
-        tmp.write_text(markdown_summary(saliency, manifest, scored, markdown_table(rows, columns),
-                                        provenance))
+    write_json(json_path, summary)
+    write_text(markdown_path, markdown_summary(saliency, manifest, scored,
+                                               markdown_table(rows, columns), provenance))
     _write_tsv(
         table_path,
         [["experiment", *columns]]

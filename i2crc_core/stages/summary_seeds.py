@@ -23,8 +23,9 @@ from pathlib import Path
 
 from scipy import stats as scipy_stats
 
+from .. import markdown
 from ..config import FULL_SUPERVISION
-from ..fileio import atomic_path
+from ..fileio import write_json, write_text
 
 BASELINE = "baseline"
 
@@ -98,12 +99,10 @@ def _grid(table: dict, experiments: list[str], cell) -> list[str]:
     """Experiments as columns, metrics as rows; `cell(stats)` gives a cell, None for —."""
     columns = dict.fromkeys(c for experiment in experiments for c in table[experiment]
                             if cell(table[experiment][c]) is not None)
-    lines = ["| metric | " + " | ".join(experiments) + " |", "|---|" + "---:|" * len(experiments)]
-    for column in columns:
-        cells = [cell(table[experiment][column]) if column in table[experiment] else None
-                 for experiment in experiments]
-        lines.append(f"| {column} | " + " | ".join(c or "—" for c in cells) + " |")
-    return lines
+    rows = [[column, *((cell(table[experiment][column]) if column in table[experiment] else None)
+                       or "—" for experiment in experiments)]
+            for column in columns]
+    return markdown.table(["metric", *experiments], rows)
 
 
 def aggregate_markdown(table: dict[str, dict[str, dict]], seeds: list[int]) -> str:
@@ -126,9 +125,6 @@ def aggregate_markdown(table: dict[str, dict[str, dict]], seeds: list[int]) -> s
 def run(*, summary_paths: list, seeds: list[int], json_path, markdown_path):
     summaries = {seed: json.loads(Path(path).read_text()) for seed, path in zip(seeds, summary_paths)}
     table = aggregate_runs(summaries)
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps({"seeds": seeds, "aggregate": table,
-                                   "per_seed": {str(seed): s for seed, s in summaries.items()}},
-                                  indent=1))
-    with atomic_path(markdown_path) as tmp:
-        tmp.write_text("# I2CRC results over seeds\n\n" + aggregate_markdown(table, seeds))
+    write_json(json_path, {"seeds": seeds, "aggregate": table,
+                           "per_seed": {str(seed): s for seed, s in summaries.items()}})
+    write_text(markdown_path, "# I2CRC results over seeds\n\n" + aggregate_markdown(table, seeds))
