@@ -92,7 +92,7 @@ def train_and_score(stage: str, factor: float, config: dict, manifest: Path, sal
     elif stage == "classifier":
         settings = scaled(config["classifier"], factor, "epochs")
         train_classifier.run(training=settings, saliency_dir=saliency, weights=backbone,
-                             losses=BASELINE, **common)
+                             loss_weights=BASELINE, **common)
     else:
         settings = scaled(config["segmentation"], factor, "iterations")
         train_segmentation.run(training=settings, label_dir=Manifest.load(manifest).layout().mask_dir,

@@ -7,7 +7,7 @@ mismatch deep inside PyTorch.
 Format: a `torch.save`d dict of plain data only, read back with `weights_only=True`, so a file
 from someone else can never run code when loaded (a pickled payload is refused). A model file
 (`model.pt`) holds "architecture" (e.g. "segmenter/resnet101/classes=20/aspp=6-12-18-24"),
-"model" (the state dict) and the training settings ("training", "losses"); a checkpoint adds
+"model" (the state dict) and the training settings ("training", "loss_weights"); a checkpoint adds
 "run_id", "step" and the state dict of every part of the training state (model, optimizer,
 scheduler, scaler, loss curve).
 

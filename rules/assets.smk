@@ -1,19 +1,13 @@
-# Downloads run where Snakemake runs (the login node on a cluster): compute nodes often have
-# no internet.
-localrules:
-    fetch_saliency,
-    imagenet_weights,
-
-
 rule fetch_saliency:
     output:
         maps=directory(f"{OUT}/saliency/fetched"),
     log:
-        f"{OUT}/logs/fetch_saliency.log",
+        log_file("fetch_saliency", OUT),
     benchmark:
-        f"{OUT}/benchmarks/fetch_saliency.tsv"
+        benchmark_file("fetch_saliency", OUT)
+    localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("saliency")
     resources:
         **resources_of("saliency"),
@@ -33,11 +27,12 @@ rule imagenet_weights:
     output:
         link=f"{OUT}/weights/{{backbone}}_imagenet.pth",
     log:
-        f"{OUT}/logs/imagenet_weights/{{backbone}}.log",
+        log_file("imagenet_weights/{backbone}", OUT),
     benchmark:
-        f"{OUT}/benchmarks/imagenet_weights/{{backbone}}.tsv"
+        benchmark_file("imagenet_weights/{backbone}", OUT)
+    localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("dataset")
     resources:
         **resources_of("dataset"),
@@ -56,18 +51,16 @@ if DATASET["fetch"]:
             f"dataset.kind 'voc' (got '{DATASET['kind']}')"
         )
 
-    localrules:
-        fetch_voc,
-
     rule fetch_voc:
         output:
             root=directory(DATASET["root"]),
         log:
-            f"{OUT}/logs/fetch_voc.log",
+            log_file("fetch_voc", OUT),
         benchmark:
-            f"{OUT}/benchmarks/fetch_voc.tsv"
+            benchmark_file("fetch_voc", OUT)
+        localrule: True
         conda:
-            "../envs/i2crc.yaml"
+            CONDA_ENV
         threads: threads_of("dataset")
         resources:
             **resources_of("dataset"),

@@ -9,11 +9,11 @@ rule extract_cams:
     output:
         CAM_SHARD,
     log:
-        f"{RUN}/logs/extract_cams/{{experiment}}/{{scatteritem}}.log",
+        log_file("extract_cams/{experiment}/{scatteritem}"),
     benchmark:
-        f"{RUN}/benchmarks/extract_cams/{{experiment}}/{{scatteritem}}.tsv"
+        benchmark_file("extract_cams/{experiment}/{scatteritem}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("extract_cams")
     resources:
         **resources_of("extract_cams"),
@@ -32,13 +32,12 @@ rule gather_cams:
     output:
         f"{RUN}/{{experiment}}/cams/cams.h5",
     log:
-        f"{RUN}/logs/gather_cams/{{experiment}}.log",
+        log_file("gather_cams/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/gather_cams/{{experiment}}.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
+        benchmark_file("gather_cams/{experiment}")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("labels")
     resources:
         **resources_of("labels"),

@@ -8,11 +8,11 @@ rule train_classifier:
         sidecar=f"{RUN}/{{experiment}}/classifier/model.json",
         losses=f"{RUN}/{{experiment}}/classifier/losses.tsv",
     log:
-        f"{RUN}/logs/train_classifier/{{experiment}}.log",
+        log_file("train_classifier/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/train_classifier/{{experiment}}.tsv"
+        benchmark_file("train_classifier/{experiment}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("train_classifier")
     resources:
         **resources_of("train_classifier"),
@@ -22,7 +22,7 @@ rule train_classifier:
         checkpoints=f"{RUN}/{{experiment}}/classifier/checkpoints",
         training=training_settings("classifier"),
         weights=weights_param("classifier"),
-        losses=losses,
+        loss_weights=loss_weights,
         seed=seed_param,
         precision=config["precision"],
         code=code("train_classifier"),

@@ -38,20 +38,23 @@ SEEDS = config["seeds"]
 # What a seed decides lives under RUN (one DAG for all seeds); downloads, ImageNet weights and a
 # real dataset do not depend on it and live under OUT, once.
 RUN = f"{OUT}/seed{{seed}}"
-EXPERIMENTS = config["experiments"]
 # Paper Table VIII: one λ varied at a time around experiments.i2crc's. A point equal to a
 # configured experiment is that experiment (λ_bg = 0 is cad_no_bg, λ_csd = 0 is cad), trained
 # once; the others are named by Snakemake's Paramspace (e.g.
 # lambda_bg-0.025_lambda_csd-0.1_lambda_ob-0.0075) and run like any experiment.
 SWEEP_POINTS = [
-    {**EXPERIMENTS["i2crc"], name: value}
+    {**config["experiments"]["i2crc"], name: value}
     for name, values in config["lambda_sweep"].items()
     for value in values
 ]
 LAMBDA_SWEEP = Paramspace(
     pd.DataFrame(
-        [weights for weights in SWEEP_POINTS if weights not in EXPERIMENTS.values()],
-        columns=list(EXPERIMENTS["i2crc"]),
+        [
+            weights
+            for weights in SWEEP_POINTS
+            if weights not in config["experiments"].values()
+        ],
+        columns=list(config["experiments"]["i2crc"]),
     ).drop_duplicates(),
     filename_params="*",
     param_sep="-",
@@ -61,13 +64,14 @@ SWEEP_EXPERIMENTS = [
     "i2crc",
     *(
         experiment
-        for experiment, weights in EXPERIMENTS.items()
+        for experiment, weights in config["experiments"].items()
         if weights in SWEEP_POINTS and experiment != "i2crc"
     ),
     *LAMBDA_SWEEP.instance_patterns,
 ]
+# Every experiment by name: the configured ones and the sweep's points, as loss weights.
 EXPERIMENTS = {
-    **EXPERIMENTS,
+    **config["experiments"],
     **dict(
         zip(LAMBDA_SWEEP.instance_patterns, LAMBDA_SWEEP.dataframe.to_dict("records"))
     ),
@@ -112,6 +116,24 @@ wildcard_constraints:
     backbone="vgg16|resnet101",
 
 
+# Local rules (`localrule: True`) run where Snakemake runs, never as cluster jobs: downloads
+# (compute nodes often have no internet) and jobs of seconds to a minute (which would wait in a
+# queue longer than they work).
+
+# Every rule's jobs run in this environment where Snakemake deploys one (--sdm conda).
+CONDA_ENV = "../envs/i2crc.yaml"
+
+
+def log_file(job, root=RUN):
+    """A job's log: <root>/logs/<job>.log, <job> being the rule's name and its wildcards."""
+    return f"{root}/logs/{job}.log"
+
+
+def benchmark_file(job, root=RUN):
+    """A job's Snakemake benchmark, named as its log: <root>/benchmarks/<job>.tsv."""
+    return f"{root}/benchmarks/{job}.tsv"
+
+
 def code(script):
     """Fingerprint of the library code that workflow_scripts/<script>.py reaches: editing a
     module reruns the rules whose scripts import it. Pass the rule's own script name."""
@@ -147,7 +169,7 @@ def weights_param(section):
     return lambda wildcards, input: input.weights or config[section]["weights"]
 
 
-def losses(wildcards):
+def loss_weights(wildcards):
     return EXPERIMENTS[wildcards.experiment]
 
 

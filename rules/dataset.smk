@@ -8,11 +8,11 @@ rule generate_synthetic:
     output:
         directory(SYNTHETIC_ROOT),
     log:
-        f"{DATA}/logs/generate_synthetic.log",
+        log_file("generate_synthetic", DATA),
     benchmark:
-        f"{DATA}/benchmarks/generate_synthetic.tsv"
+        benchmark_file("generate_synthetic", DATA)
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("dataset")
     resources:
         **resources_of("dataset"),
@@ -40,11 +40,11 @@ rule prepare_dataset:
         train_labels=f"{DATA}/dataset/image_labels_train.txt",
         val_labels=f"{DATA}/dataset/image_labels_val.txt",
     log:
-        f"{DATA}/logs/prepare_dataset.log",
+        log_file("prepare_dataset", DATA),
     benchmark:
-        f"{DATA}/benchmarks/prepare_dataset.tsv"
+        benchmark_file("prepare_dataset", DATA)
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("dataset")
     resources:
         **resources_of("dataset"),
@@ -84,13 +84,12 @@ rule label_split:
     output:
         LABEL_SPLIT,
     log:
-        f"{DATA}/logs/label_split.log",
+        log_file("label_split", DATA),
     benchmark:
-        f"{DATA}/benchmarks/label_split.tsv"
-    # Reads one split list: run where Snakemake runs, never as a cluster job.
+        benchmark_file("label_split", DATA)
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),

@@ -6,14 +6,12 @@ rule evaluate_labels:
     output:
         f"{RUN}/{{experiment}}/metrics/labels_{{labels}}.json",
     log:
-        f"{RUN}/logs/evaluate_labels/{{experiment}}/{{labels}}.log",
+        log_file("evaluate_labels/{experiment}/{labels}"),
     benchmark:
-        f"{RUN}/benchmarks/evaluate_labels/{{experiment}}/{{labels}}.tsv"
-    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
-    # cluster job that would wait in the queue longer than it works.
+        benchmark_file("evaluate_labels/{experiment}/{labels}")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -24,29 +22,20 @@ rule evaluate_labels:
         "../workflow_scripts/evaluate_labels.py"
 
 
-rule evaluate_segmentation:
+# Validation predictions, scored by the same script as the training labels.
+use rule evaluate_labels as evaluate_segmentation with:
     input:
         manifest=MANIFEST,
         labels=f"{RUN}/{{experiment}}/segmentation/{{labels}}/pred_val",
     output:
         f"{RUN}/{{experiment}}/metrics/segmentation_{{labels}}.json",
     log:
-        f"{RUN}/logs/evaluate_segmentation/{{experiment}}/{{labels}}.log",
+        log_file("evaluate_segmentation/{experiment}/{labels}"),
     benchmark:
-        f"{RUN}/benchmarks/evaluate_segmentation/{{experiment}}/{{labels}}.tsv"
-    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
-    # cluster job that would wait in the queue longer than it works.
-    localrule: True
-    conda:
-        "../envs/i2crc.yaml"
-    threads: threads_of("evaluate")
-    resources:
-        **resources_of("evaluate"),
+        benchmark_file("evaluate_segmentation/{experiment}/{labels}")
     params:
         split="val",
         code=code("evaluate_labels"),
-    script:
-        "../workflow_scripts/evaluate_labels.py"
 
 
 rule evaluate_cams:
@@ -57,14 +46,12 @@ rule evaluate_cams:
     output:
         f"{RUN}/{{experiment}}/metrics/cams.json",
     log:
-        f"{RUN}/logs/evaluate_cams/{{experiment}}.log",
+        log_file("evaluate_cams/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/evaluate_cams/{{experiment}}.tsv"
-    # Seconds to a minute of single-threaded reading: run where Snakemake runs, not as a
-    # cluster job that would wait in the queue longer than it works.
+        benchmark_file("evaluate_cams/{experiment}")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -83,11 +70,11 @@ rule evaluate_classifier:
     output:
         f"{RUN}/{{experiment}}/metrics/classification.json",
     log:
-        f"{RUN}/logs/evaluate_classifier/{{experiment}}.log",
+        log_file("evaluate_classifier/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/evaluate_classifier/{{experiment}}.tsv"
+        benchmark_file("evaluate_classifier/{experiment}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("predict")
     resources:
         **resources_of("predict"),

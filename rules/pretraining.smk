@@ -10,11 +10,11 @@ rule pretrain:
         losses=f"{RUN}/pretraining/losses.tsv",
         backbone=PRETRAINED_BACKBONE,
     log:
-        f"{RUN}/logs/pretrain.log",
+        log_file("pretrain"),
     benchmark:
-        f"{RUN}/benchmarks/pretrain.tsv"
+        benchmark_file("pretrain")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("pretrain")
     resources:
         **resources_of("pretrain"),

@@ -6,11 +6,11 @@ rule pseudo_labels:
     output:
         directory(LABEL_SOURCES["pseudo"]),
     log:
-        f"{RUN}/logs/pseudo_labels/{{experiment}}.log",
+        log_file("pseudo_labels/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/pseudo_labels/{{experiment}}.tsv"
+        benchmark_file("pseudo_labels/{experiment}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("labels")
     resources:
         **resources_of("labels"),

@@ -6,11 +6,11 @@ rule refine_labels:
     output:
         directory(LABEL_SOURCES["refined"]),
     log:
-        f"{RUN}/logs/refine_labels/{{experiment}}.log",
+        log_file("refine_labels/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/refine_labels/{{experiment}}.tsv"
+        benchmark_file("refine_labels/{experiment}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("labels")
     resources:
         **resources_of("labels"),

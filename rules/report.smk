@@ -99,13 +99,12 @@ for target, (experiments, metrics, sidecars, category) in SUMMARIES.items():
                 category=category,
             ),
         log:
-            f"{RUN}/logs/{target}.log",
+            log_file(target),
         benchmark:
-            f"{RUN}/benchmarks/{target}.tsv"
-        # Seconds of work: run where Snakemake runs, never as a cluster job.
+            benchmark_file(target)
         localrule: True
         conda:
-            "../envs/i2crc.yaml"
+            CONDA_ENV
         threads: threads_of("evaluate")
         resources:
             **resources_of("evaluate"),
@@ -127,13 +126,12 @@ for target, (experiments, metrics, sidecars, category) in SUMMARIES.items():
                 f"{OUT}/{target}.md", caption="report/seeds.rst", category=category
             ),
         log:
-            f"{OUT}/logs/{target}_seeds.log",
+            log_file(f"{target}_seeds", OUT),
         benchmark:
-            f"{OUT}/benchmarks/{target}_seeds.tsv"
-        # Seconds of work: run where Snakemake runs, never as a cluster job.
+            benchmark_file(f"{target}_seeds", OUT)
         localrule: True
         conda:
-            "../envs/i2crc.yaml"
+            CONDA_ENV
         threads: threads_of("evaluate")
         resources:
             **resources_of("evaluate"),
@@ -164,13 +162,12 @@ rule ablation_tables:
             for kind in ("tsv", "md", "png")
         },
     log:
-        f"{OUT}/logs/ablation_tables.log",
+        log_file("ablation_tables", OUT),
     benchmark:
-        f"{OUT}/benchmarks/ablation_tables.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
+        benchmark_file("ablation_tables", OUT)
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -194,13 +191,12 @@ rule sweep_table:
             category="Paper tables",
         ),
     log:
-        f"{OUT}/logs/sweep_table.log",
+        log_file("sweep_table", OUT),
     benchmark:
-        f"{OUT}/benchmarks/sweep_table.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
+        benchmark_file("sweep_table", OUT)
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -230,13 +226,12 @@ rule figure_cams:
             category="Figures",
         ),
     log:
-        f"{RUN}/logs/figure_cams.log",
+        log_file("figure_cams"),
     benchmark:
-        f"{RUN}/benchmarks/figure_cams.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
+        benchmark_file("figure_cams")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -284,13 +279,12 @@ rule figure_training:
             category="Figures",
         ),
     log:
-        f"{RUN}/logs/figure_training.log",
+        log_file("figure_training"),
     benchmark:
-        f"{RUN}/benchmarks/figure_training.tsv"
-    # Seconds of work: run where Snakemake runs, never as a cluster job.
+        benchmark_file("figure_training")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),
@@ -317,14 +311,12 @@ rule figure_examples:
             labels={"figure": "examples", "experiment": "{experiment}"},
         ),
     log:
-        f"{RUN}/logs/figure_examples/{{experiment}}.log",
+        log_file("figure_examples/{experiment}"),
     benchmark:
-        f"{RUN}/benchmarks/figure_examples/{{experiment}}.tsv"
-    # Seconds of work (a few images through the segmenter on the CPU): run where Snakemake
-    # runs, never as a cluster job.
+        benchmark_file("figure_examples/{experiment}")
     localrule: True
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("evaluate")
     resources:
         **resources_of("evaluate"),

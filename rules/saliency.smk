@@ -9,11 +9,11 @@ rule saliency:
         maps=directory(SALIENCY_MAPS),
         quality=f"{SALIENCY_ROOT}/saliency/quality.json",
     log:
-        f"{SALIENCY_ROOT}/logs/saliency.log",
+        log_file("saliency", SALIENCY_ROOT),
     benchmark:
-        f"{SALIENCY_ROOT}/benchmarks/saliency.tsv"
+        benchmark_file("saliency", SALIENCY_ROOT)
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("saliency")
     resources:
         **resources_of("saliency"),

@@ -8,11 +8,11 @@ rule train_segmentation:
         sidecar=f"{RUN}/{{experiment}}/segmentation/{{labels}}/model.json",
         losses=f"{RUN}/{{experiment}}/segmentation/{{labels}}/losses.tsv",
     log:
-        f"{RUN}/logs/train_segmentation/{{experiment}}/{{labels}}.log",
+        log_file("train_segmentation/{experiment}/{labels}"),
     benchmark:
-        f"{RUN}/benchmarks/train_segmentation/{{experiment}}/{{labels}}.tsv"
+        benchmark_file("train_segmentation/{experiment}/{labels}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("train_segmentation")
     resources:
         **resources_of("train_segmentation"),
@@ -37,11 +37,11 @@ rule predict:
     output:
         directory(f"{RUN}/{{experiment}}/segmentation/{{labels}}/pred_{{split}}"),
     log:
-        f"{RUN}/logs/predict/{{experiment}}/{{labels}}_{{split}}.log",
+        log_file("predict/{experiment}/{labels}_{split}"),
     benchmark:
-        f"{RUN}/benchmarks/predict/{{experiment}}/{{labels}}_{{split}}.tsv"
+        benchmark_file("predict/{experiment}/{labels}_{split}")
     conda:
-        "../envs/i2crc.yaml"
+        CONDA_ENV
     threads: threads_of("predict")
     resources:
         **resources_of("predict"),

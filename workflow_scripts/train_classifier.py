@@ -11,7 +11,7 @@ run_stage(
     checkpoint_dir=snakemake.params.checkpoints,
     training=snakemake.params.training,
     weights=snakemake.params.weights,
-    losses=snakemake.params.losses,
+    loss_weights=snakemake.params.loss_weights,
     seed=snakemake.params.seed,
     device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,

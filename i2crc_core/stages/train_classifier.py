@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, training,
-        weights, losses, seed, device, precision, threads):
+        weights, loss_weights, seed, device, precision, threads):
     """`weights`: a local ImageNet state-dict file for the backbone, or None."""
     setup = start_training(manifest_path, training, seed=seed, device=device,
                            precision=precision, threads=threads)
@@ -44,7 +44,7 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
                 attention = trainer.model(trainer.to_device(batch["image"]))
             labels = trainer.to_device(batch["label"])
             saliency = trainer.to_device(batch["saliency"])
-            loss, parts = total_loss(attention, labels, saliency, **losses)
+            loss, parts = total_loss(attention, labels, saliency, **loss_weights)
             epoch_attention.add(attention_stats(attention, labels, saliency))
             trainer.step(loss)
             epoch_losses.add(parts)
@@ -54,7 +54,7 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
         log.info("epoch %d/%d losses %s attention %s", epoch + 1, training["epochs"], means,
                  attention_means)
 
-    trainer.train(training["epochs"], run_epoch, checkpoint_dir, losses=losses,
+    trainer.train(training["epochs"], run_epoch, checkpoint_dir, loss_weights=loss_weights,
                   inputs=(manifest_path, saliency_dir))
-    trainer.save(model_path, input_size=training["input_size"], losses=losses,
+    trainer.save(model_path, input_size=training["input_size"], loss_weights=loss_weights,
                  labels=f"image-level labels and the saliency maps in {saliency_dir}")

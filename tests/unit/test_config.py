@@ -15,8 +15,20 @@ def test_defaults_fill_an_empty_config():
     assert config["resources"]["evaluate"]["gpu"] == 0
 
 
-def test_config_yaml_states_exactly_the_schema_defaults():
-    assert validate_config(yaml.safe_load((REPO / "config.yaml").read_text())) == validate_config({})
+def _key_paths(mapping: dict, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in mapping.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= _key_paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def test_config_yaml_names_every_key_at_the_schema_default():
+    written = yaml.safe_load((REPO / "config.yaml").read_text())
+    defaults = validate_config({})
+    assert sorted(_key_paths(defaults) - _key_paths(written)) == []
+    assert validate_config(written) == defaults
 
 
 def test_partial_section_keeps_other_defaults():

@@ -52,7 +52,7 @@ def _classifier(dataset, out):
     train_classifier.run(manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
                          model_path=out / "model.pt", curve_path=out / "losses.tsv",
                          checkpoint_dir=out / "checkpoints", training=CLASSIFIER, weights=None,
-                         losses={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+                         loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
                          seed=0, device="cpu", precision="fp32", threads=1)
 
 
@@ -139,7 +139,7 @@ def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, t
     sidecar = json.loads((tmp_path / "model.json").read_text())
     assert sidecar["architecture"] == "classifier/small/classes=2"
     assert sidecar["class_names"] == ["background", "red", "green"]
-    assert sidecar["losses"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
+    assert sidecar["loss_weights"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
     assert sidecar["trained_on"]["images"] == 8 and sidecar["input"]["training_size"] == SIZE
     assert sidecar["precision"] == ["fp32"], "the precision it resolved to, not the setting"
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
@@ -174,7 +174,7 @@ def test_a_batch_larger_than_the_training_set_is_a_config_error_before_training(
             manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
             model_path=tmp_path / "model.pt", curve_path=tmp_path / "losses.tsv",
             checkpoint_dir=tmp_path / "checkpoints", training={**CLASSIFIER, "batch_size": 16},
-            weights=None, losses={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+            weights=None, loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
             seed=0, device="cpu", precision="fp32", threads=1)
     assert str(error.value) == message.format("classifier")
     pretraining = {key: CLASSIFIER[key] for key in CLASSIFIER if key not in ("backbone", "weights")}
