@@ -18,15 +18,18 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --profile profiles/local
 
+# CI runs exactly this (.ci/run); the 15 slowest tests are listed at the end.
 test: setup
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --durations=15
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -m "not slow and not slurm"
+	$(VENV)/bin/python -m pytest -m "not pipeline and not rerun and not slurm"
 
 lint: setup
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	for name in pseudo_labels metrics camstore; do $(VENV)/bin/python bench/bench_$$name.py; done

@@ -14,7 +14,7 @@ from test_presets import write_dataset
 from voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
 from workflow_project import deep_update, make_project
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's file name for VGG16_Weights.IMAGENET1K_V1
 

@@ -6,7 +6,7 @@ import pytest
 from test_presets import write_dataset
 from workflow_project import RUN0, deep_update, make_project
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 
 @pytest.mark.parametrize(

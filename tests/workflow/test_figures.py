@@ -9,7 +9,7 @@ from PIL import Image
 
 from workflow_project import RUN0
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 
 def test_every_model_has_its_loss_curve_and_sidecar(finished_project):

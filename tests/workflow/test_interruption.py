@@ -21,7 +21,7 @@ import pytest
 
 from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 # Long enough training that a kill lands between two checkpoints.
 SLOWER = {

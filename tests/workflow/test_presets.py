@@ -11,7 +11,7 @@ import yaml
 from i2crc_core.fileio import write_gray, write_image, write_label
 from workflow_project import TINY_CONFIG, deep_update, make_project
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 
 def write_dataset(root, *, num_classes, mask_dir, split_dir, splits, sizes):

@@ -17,7 +17,7 @@ import pytest
 
 from workflow_project import REPO, Project
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.pipeline
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 VENV_BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ from PIL import Image
 import rerun_matrix
 from workflow_project import Project, deep_update
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.rerun
 
 UPSTREAM = {"generate_synthetic", "prepare_dataset", "saliency"}
 
