@@ -157,6 +157,12 @@ def validate_config(config: dict) -> dict:
     return config
 
 
+def schema_default(key: str):
+    """The schema's default of the top-level `key` as the schema writes it, its mappings' keys
+    in the schema's order (`defaults` sorts them), without validating a config."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())["properties"][key]["default"]
+
+
 def defaults() -> dict:
     """Every key at its schema default: the values for calling the library outside the
     pipeline, e.g. `pseudo_label(cams, ids, saliency, **defaults()["pseudo_labels"])`."""

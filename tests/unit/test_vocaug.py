@@ -11,7 +11,7 @@ from PIL import Image
 
 from i2crc_core.config import SCHEMA_PATH
 from i2crc_core.errors import FetchError
-from i2crc_core.fetch import ChecksumMismatch
+from i2crc_core.downloads import ChecksumMismatch
 from i2crc_core.vocaug import fetch_voc_aug, sbd_mask, train_aug_ids
 from voc_sbd_archives import (
     NOT_IN_VOC_IMAGES,
