@@ -41,7 +41,7 @@ bench-seeds: setup
 # tiny pipeline on the GPU.
 gpu-check: setup
 	$(VENV)/bin/python -m pytest -m cuda -q
-	$(VENV)/bin/python bench/gpu_check.py
+	$(VENV)/bin/python -m bench.gpu_check
 
 clean:
 	rm -rf results .snakemake

@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from i2crc_core.config import validate_config  # noqa: E402
+from i2crc_core.config import deep_update, validate_config  # noqa: E402
 from i2crc_core.manifest import Manifest  # noqa: E402
 from i2crc_core.plotting import save_png  # noqa: E402
 from i2crc_core.stages import evaluate, evaluate_classifier, predict, pretrain, train_classifier, train_segmentation  # noqa: E402
@@ -44,18 +44,10 @@ BASELINE = {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": 0.0}
 FIGURE = REPO / "docs" / "figures" / "convergence.png"
 
 
-def _merge(base: dict, overlay: dict) -> dict:
-    merged = dict(base)
-    for key, value in overlay.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(
-            base.get(key), dict) else value
-    return merged
-
-
 def load_config(configfile) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if configfile:
-        config = _merge(config, yaml.safe_load(Path(configfile).read_text()))
+        config = deep_update(config, yaml.safe_load(Path(configfile).read_text()))
     return validate_config(config)
 
 

@@ -1,6 +1,8 @@
-"""The GPU check (`make gpu-check`): speed, memory and MFU of every GPU stage on VOC-sized
-synthetic inputs, the GPU-hours they project for the VOC preset, and the tiny test pipeline run
-end to end on the GPU. Needs no dataset; a few minutes on one H100. Prints one JSON object.
+"""The GPU check (`make gpu-check`, or `python -m bench.gpu_check` from the repository root,
+which it needs on the path for `tests.helpers`): speed, memory and MFU of every GPU stage on
+VOC-sized synthetic inputs, the GPU-hours they project for the VOC preset, and the tiny test
+pipeline run end to end on the GPU. Needs no dataset; a few minutes on one H100. Prints one
+JSON object.
 
 Measured with the hyper-parameters of config/voc12.yaml, each in the precision `auto` resolves
 to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in fp32 only on the CPU:
@@ -58,10 +60,11 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "workflow"))
+if __spec__ is None:  # run as a file: the repository root is not on the path
+    sys.exit("i2crc error: bench/gpu_check.py: run it from the repository root as "
+             "`python -m bench.gpu_check` (or `make gpu-check`)")
 
-from workflow_project import make_project  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
@@ -78,6 +81,7 @@ from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
 from i2crc_core.sampling import chunk_loader  # noqa: E402
 from i2crc_core.stages import extract_cams, predict  # noqa: E402
 from i2crc_core.training import make_optimizer, optimisation_step  # noqa: E402
+from tests.helpers.workflow_project import make_project  # noqa: E402
 
 VOC_TRAIN_IMAGES, VOC_VAL_IMAGES = 10_582, 1_449
 STAGE_BATCH = 16  # images per batch of the CAM and predict stages

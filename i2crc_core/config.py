@@ -157,6 +157,24 @@ def validate_config(config: dict) -> dict:
     return config
 
 
+def deep_update(base: dict, changes: dict) -> dict:
+    """`changes` laid over `base`, as a config file over the ones before it: a mapping merges
+    key by key into the mapping it replaces, anything else replaces. A new mapping; neither
+    argument changes (a mapping of `changes` is copied)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        current = base.get(key)
+        merged[key] = (deep_update(current if isinstance(current, dict) else {}, value)
+                       if isinstance(value, dict) else value)
+    return merged
+
+
+def schema_default(key: str):
+    """The schema's default of the top-level `key` as the schema writes it, its mappings' keys
+    in the schema's order (`defaults` sorts them), without validating a config."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())["properties"][key]["default"]
+
+
 def defaults() -> dict:
     """Every key at its schema default: the values for calling the library outside the
     pipeline, e.g. `pseudo_label(cams, ids, saliency, **defaults()["pseudo_labels"])`."""

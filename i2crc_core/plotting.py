@@ -1,16 +1,19 @@
 """Matplotlib for the report's figures: the file backend, chosen before pyplot is first
-imported (cluster nodes have no display), and the one way a figure is written."""
+imported (cluster nodes have no display), the one way a figure is written, and the one way a
+CAM is drawn over its image (the figures stage and the predict CLI's `--cams`)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
 
 from .fileio import atomic_path  # noqa: E402
 
-__all__ = ["plt", "save_png"]
+__all__ = ["cam_overlay", "plt", "save_png"]
 
 DPI = 100
+CAM_COLOURS = matplotlib.colormaps["jet"]
 
 
 def save_png(figure, path) -> None:
@@ -20,3 +23,9 @@ def save_png(figure, path) -> None:
             figure.savefig(tmp, format="png", dpi=DPI)
     finally:
         plt.close(figure)
+
+
+def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the image half-blended with a CAM (H, W) in [0, 1] in the jet map."""
+    colours = CAM_COLOURS(np.clip(cam, 0.0, 1.0))[..., :3] * 255.0
+    return (0.5 * image + 0.5 * colours).round().astype(np.uint8)

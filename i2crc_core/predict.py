@@ -35,7 +35,7 @@ from .fileio import atomic_path, read_image, write_label
 from .inference import check_scales, infer_images, predict_labels
 from .layout import VocLayout
 from .models import architecture_id
-from .stages.figures import cam_overlay
+from .plotting import cam_overlay
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_LOADER_WORKERS = 4

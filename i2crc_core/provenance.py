@@ -1,4 +1,6 @@
-"""Provenance: what the running process is — code, package versions, device — as plain JSON.
+"""Provenance: what the running process is — code, package versions, device — as plain JSON,
+and how the summary reports it (`provenance_rows` for provenance.tsv, `provenance_footer` for
+summary.md).
 
 Recorded at run time (a training stage in its model's sidecar, the summary in summary.json),
 never passed as a rule param: a new commit or a package upgrade must not rerun anything, but
@@ -16,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from importlib import metadata
 from pathlib import Path
 
@@ -127,3 +130,55 @@ def collect(*, config: dict | None = None, device=None) -> dict:
         record["config_sha256"] = config_digest(config)
     return {**record, "git": git_state(), "packages": package_versions(),
             "device": device_info(device)}
+
+
+def provenance_rows(provenance: dict) -> list[list[str]]:
+    """One row per recorded fact: scope (summary or a model), dotted key, value."""
+    def flat(prefix, value):
+        if isinstance(value, dict):
+            return [row for key, item in value.items() for row in flat(f"{prefix}.{key}", item)]
+        return [[prefix, str(value)]]
+
+    rows = [["scope", "key", "value"]]
+    for scope, record in [("summary", provenance["summary"]), *provenance["models"].items()]:
+        rows += [[scope, *row] for key, value in record.items() for row in flat(key, value)]
+    return rows
+
+
+def _git_text(git: dict) -> str:
+    state = {True: "uncommitted changes", False: "clean"}.get(git["dirty"], "tree state unknown")
+    return f"commit `{git['commit']}` ({state})"
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 thread', '2,048 threads': a count as the reports write it."""
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _device_text(device: dict) -> str:
+    text = f"CPU {device['cpu']}"
+    if "cpu_capability" in device:  # recorded where torch ran, i.e. by training
+        text += f" ({device['cpu_capability']}, {counted(device['threads'], 'thread')})"
+    if device.get("type") == "cuda":
+        text = f"GPU {device['gpu']} (CUDA {device['cuda']}, driver {device['driver']}), {text}"
+    return text
+
+
+def provenance_footer(provenance: dict) -> str:
+    """summary.md's footer: the summary's provenance, then each distinct training provenance
+    with the models it trained."""
+    summary = provenance["summary"]
+    packages = ", ".join(f"{name} {version}" for name, version in summary["packages"].items())
+    lines = ["## Provenance", "",
+             f"- config sha256 `{summary['config_sha256']}`; summary made at "
+             f"{_git_text(summary['git'])} on {_device_text(summary['device'])} with {packages}"]
+    groups = defaultdict(list)
+    for model, record in provenance["models"].items():
+        groups[json.dumps(record, sort_keys=True)].append(model)
+    for text, models in groups.items():
+        record = json.loads(text)
+        same = "same packages" if record["packages"] == summary["packages"] else ", ".join(
+            f"{name} {version}" for name, version in record["packages"].items())
+        lines.append(f"- trained on {_device_text(record['device'])} at "
+                     f"{_git_text(record['git'])}, {same}: {', '.join(models)}")
+    return "\n".join(lines) + "\n"

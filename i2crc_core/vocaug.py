@@ -1,8 +1,9 @@
 """PASCAL VOC 2012 + SBD, downloaded and built into the usual ``SegmentationClassAug`` setup.
 
 `fetch_voc_aug` downloads the VOC 2012 trainval tar and SBD's ``benchmark.tgz`` with
-`fetch.download` (resumed, checksum-pinned), extracts them with `fetch.extract_archive`, and
-builds, inside one staging folder that replaces the dataset root only when everything is done:
+`downloads.download` (resumed, checksum-pinned), extracts them with `archives.extract_archive`,
+and builds, inside one staging folder that replaces the dataset root only when everything is
+done:
 
 * the VOC 2012 tree (``VOCdevkit/VOC2012``: JPEGImages, SegmentationClass, ImageSets, ...);
 * ``SegmentationClassAug/{id}.png``: one VOC palette PNG for every image that VOC's segmentation
@@ -31,8 +32,9 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
+from .archives import extract_archive
+from .downloads import download, url_filename
 from .errors import DatasetError, FetchError
-from .fetch import download, extract_archive, url_filename
 from .fileio import atomic_directory, write_label
 from .layout import read_split
 

@@ -4,7 +4,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..fetch import fetch_saliency
+from ..saliency_archive import fetch_saliency
 from ..weights import imagenet_weights_file
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,8 @@
 example figure per experiment in the paper's style (image to ground truth, stage by stage)."""
 
 
-from ..plotting import plt, save_png  # first: it chooses matplotlib's backend
+from ..plotting import cam_overlay, plt, save_png  # first: it chooses matplotlib's backend
 
-import matplotlib
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -23,7 +22,6 @@ from ..training import read_curve
 
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
-CAM_COLOURS = matplotlib.colormaps["jet"]
 CELL_INCHES = 2.0
 LEGEND_INCHES = 0.5
 # Space between rows of pictures, as a fraction of a row's height: tight_layout leaves none
@@ -35,12 +33,6 @@ ATTENTION_LINES = [("att_in_mean", "mean inside", "-", "o", 1.0),
                    ("att_out_mean", "mean outside", "--", "o", 1.0),
                    ("att_in_max", "max inside", "-", "^", 0.45),
                    ("att_out_max", "max outside", "--", "^", 0.45)]
-
-
-def cam_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3): the image half-blended with a CAM (H, W) in [0, 1] in the jet map."""
-    colours = CAM_COLOURS(np.clip(cam, 0.0, 1.0))[..., :3] * 255.0
-    return (0.5 * image + 0.5 * colours).round().astype(np.uint8)
 
 
 def label_palette(class_names) -> np.ndarray:

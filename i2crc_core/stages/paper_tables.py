@@ -1,5 +1,6 @@
 """Stage: the paper's Tables IV, V and VIII from the results over seeds, each as a TSV, a
-Markdown table with the paper's numbers beside ours, and a plot for the HTML report.
+Markdown table with the paper's numbers (paper_reference.py) beside ours, and a plot for the
+HTML report (drawn by summary_plots.py).
 
 The input is the aggregate JSON of stages/summary_seeds.py: per experiment and summary column
 the mean, sample standard deviation, seed values and n (seeds with a value), as fractions, and
@@ -27,36 +28,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..config import FULL_SUPERVISION
 from ..fileio import atomic_path
-from ..plotting import plt, save_png
+from ..paper_reference import PAPER_LAMBDAS, PAPER_TABLE_IV, PAPER_TABLE_V, PAPER_TABLE_VIII
+from ..summary_plots import BarPanel, LinePanel, bars_figure, lines_figure
 from .summary_seeds import paired_cell
-
-# The paper's numbers (percent; docs/method.md §8), in code only here.
-# Table IV: ResNet-101 segmentation mIoU on VOC val per row, for +CAD+CSD also "+LR" (retrained
-# on refined labels) and "+retrain" (on unrefined predictions); CAD w/o L_bg from §IV-D's text.
-PAPER_TABLE_IV = {
-    "baseline": {"seg_val_round1": 63.5},
-    "cad": {"seg_val_round1": 65.4},
-    "csd": {"seg_val_round1": 43.3},
-    "i2crc": {"seg_val_round1": 68.0, "seg_val_retrain_refined": 69.3,
-              "seg_val_retrain_unrefined": 67.2},
-    "cad_no_bg": {"seg_val_round1": 61.5},
-}
-# Table V: I2CRC's pseudo masks on VOC train without / with refinement, against IRN's
-# convention (ignored pixels count as background).
-PAPER_TABLE_V = {"i2crc": {"pseudo_train_miou_ignore_as_bg": 70.7,
-                           "refined_train_miou_ignore_as_bg": 76.1}}
-# Table VIII: round-1 segmentation mIoU on VOC val with one λ changed from the paper's defaults
-# (at the defaults it is Table IV's +CAD+CSD).
-PAPER_LAMBDAS = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
-PAPER_TABLE_VIII = {
-    "lambda_ob": {0.0075: 66.8, 0.015: 67.6, 0.02: 66.3},
-    "lambda_bg": {0.02: 67.3, 0.03: 67.6, 0.035: 67.5, 0.04: 65.9},
-    "lambda_csd": {0.075: 66.9, 0.15: 67.7},
-}
 
 # Table IV's rows in the paper's order: our experiment -> the paper's name for it.
 ROWS = {"baseline": "baseline", "cad": "+CAD", "csd": "+CSD", "i2crc": "+CAD+CSD",
@@ -288,72 +264,34 @@ def tsv(table: Table) -> str:
     return "".join("\t".join(line) + "\n" for line in lines)
 
 
-def _percent(stats: list[dict | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Means and sample sds in percent, NaN (nothing drawn) without a value."""
-    means = np.array([np.nan if s is None else 100 * s["mean"] for s in stats])
-    sds = np.array([np.nan if s is None else 100 * s["std"] for s in stats])
-    return means, sds
-
-
-def _bars(axes, groups: list[str], series: dict[str, list]) -> None:
-    """Grouped bars: a group per entry of `groups`, a bar per series, sd as error bars."""
-    width = 0.8 / len(series)
-    for index, (label, stats) in enumerate(series.items()):
-        means, sds = _percent(stats)
-        offset = (index - (len(series) - 1) / 2) * width
-        axes.bar(np.arange(len(groups)) + offset, means, width, yerr=sds, capsize=3, label=label)
-    axes.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
-    axes.set_ylabel("mIoU (%)")
-    axes.grid(axis="y", alpha=0.3)
-
-
-def _finish(figure, title: str, path) -> None:
-    """With the first panel's legend below the panels, where it hides no bar."""
-    handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
-                  frameon=False)
-    figure.suptitle(title)
-    save_png(figure, path)
-
-
 def ablation_figure(table: Table, path) -> None:
-    figure, axes = plt.subplots(figsize=(11, 5), layout="constrained")
-    _bars(axes, [row.keys[0] for row in table.rows],
-          {table.columns[column]: [row.stats[column] for row in table.rows]
-           for column in TABLE_IV_PLOTTED})
-    _finish(figure, "Table IV analogue: ablation (mean ± sample sd over seeds)", path)
+    series = {table.columns[column]: [row.stats[column] for row in table.rows]
+              for column in TABLE_IV_PLOTTED}
+    bars_figure([BarPanel(None, [row.keys[0] for row in table.rows], series)],
+                "Table IV analogue: ablation (mean ± sample sd over seeds)", path, figsize=(11, 5))
 
 
 def refinement_figure(table: Table, path) -> None:
     mious = {name: pair for name, pair in CONVENTIONS.items() if name != "ignored fraction"}
-    figure, panels = plt.subplots(1, len(mious), figsize=(11, 4.5), sharey=True, layout="constrained")
-    for panel, (convention, pair) in zip(panels, mious.items()):
-        _bars(panel, [row.keys[0] for row in table.rows],
-              {labels: [row.stats[column] for row in table.rows]
-               for column, labels in zip(pair, ("before refinement (pseudo)",
-                                                 "after refinement (refined)"))})
-        panel.set_title(f"pseudo masks on train, {convention}", fontsize=10)
-    _finish(figure, "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
-            path)
+    panels = [BarPanel(f"pseudo masks on train, {convention}", [row.keys[0] for row in table.rows],
+                       {labels: [row.stats[column] for row in table.rows]
+                        for column, labels in zip(pair, ("before refinement (pseudo)",
+                                                         "after refinement (refined)"))})
+              for convention, pair in mious.items()]
+    bars_figure(panels, "Table V analogue: pseudo masks before vs after refinement "
+                "(mean ± sample sd)", path, figsize=(11, 4.5))
 
 
 def sweep_figure(table: Table, centre: dict, path) -> None:
-    names = list(dict.fromkeys(row.keys[0] for row in table.rows))
-    figure, panels = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), sharey=True,
-                                  squeeze=False, layout="constrained")
-    for panel, name in zip(panels[0], names):
+    panels = []
+    for name in dict.fromkeys(row.keys[0] for row in table.rows):
         rows = [row for row in table.rows if row.keys[0] == name]
-        values = [row.keys[1] for row in rows]
-        for column in ("seg_val_round1", "cam_only_miou"):
-            means, sds = _percent([row.stats[column] for row in rows])
-            panel.errorbar(values, means, yerr=sds, marker="o", capsize=3,
-                           label=table.columns[column])
-        panel.axvline(centre[name], color="grey", linestyle=":", label=CENTRE)
-        panel.set_title(name, fontsize=10)
-        panel.set_xlabel(f"{name} (others at {CENTRE}'s)")
-        panel.grid(alpha=0.3)
-    panels[0, 0].set_ylabel("mIoU (%)")
-    _finish(figure, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)", path)
+        series = {table.columns[column]: [row.stats[column] for row in rows]
+                  for column in ("seg_val_round1", "cam_only_miou")}
+        panels.append(LinePanel(name, f"{name} (others at {CENTRE}'s)",
+                                [row.keys[1] for row in rows], series, centre[name]))
+    lines_figure(panels, CENTRE, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)",
+                 path)
 
 
 def _write(table: Table, paths: dict) -> None:

@@ -11,7 +11,8 @@ threshold (chosen with the ground truth) and at the fixed `evaluation.cam_thresh
 
 Provenance: what produced the numbers — the config digest, commit, package versions and device
 of the summary's process, and of each training process as its model's sidecar recorded it —
-goes to summary.json, provenance.tsv (the report) and a footer of summary.md.
+goes to summary.json, provenance.tsv (the report) and a footer of summary.md, both written as
+provenance.py words them.
 """
 
 import json
@@ -22,7 +23,7 @@ from ..config import FULL_SUPERVISION
 from .. import markdown
 from ..fileio import write_json, write_text
 from ..manifest import Manifest
-from ..provenance import collect
+from ..provenance import collect, counted, provenance_footer, provenance_rows
 
 log = logging.getLogger(__name__)
 
@@ -108,68 +109,17 @@ def label_images(metrics_by_experiment: dict) -> list[dict]:
     return [{"split_list": name, "images": images} for name, images in sorted(scored)]
 
 
-def provenance_rows(provenance: dict) -> list[list[str]]:
-    """One row per recorded fact: scope (summary or a model), dotted key, value."""
-    def flat(prefix, value):
-        if isinstance(value, dict):
-            return [row for key, item in value.items() for row in flat(f"{prefix}.{key}", item)]
-        return [[prefix, str(value)]]
-
-    rows = [["scope", "key", "value"]]
-    for scope, record in [("summary", provenance["summary"]), *provenance["models"].items()]:
-        rows += [[scope, *row] for key, value in record.items() for row in flat(key, value)]
-    return rows
-
-
-def _git_text(git: dict) -> str:
-    state = {True: "uncommitted changes", False: "clean"}.get(git["dirty"], "tree state unknown")
-    return f"commit `{git['commit']}` ({state})"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
-
-
-def _device_text(device: dict) -> str:
-    text = f"CPU {device['cpu']}"
-    if "cpu_capability" in device:  # recorded where torch ran, i.e. by training
-        text += f" ({device['cpu_capability']}, {_count(device['threads'], 'thread')})"
-    if device.get("type") == "cuda":
-        text = f"GPU {device['gpu']} (CUDA {device['cuda']}, driver {device['driver']}), {text}"
-    return text
-
-
-def provenance_footer(provenance: dict) -> str:
-    """summary.md's footer: the summary's provenance, then each distinct training provenance
-    with the models it trained."""
-    summary = provenance["summary"]
-    packages = ", ".join(f"{name} {version}" for name, version in summary["packages"].items())
-    lines = ["## Provenance", "",
-             f"- config sha256 `{summary['config_sha256']}`; summary made at "
-             f"{_git_text(summary['git'])} on {_device_text(summary['device'])} with {packages}"]
-    groups = defaultdict(list)
-    for model, record in provenance["models"].items():
-        groups[json.dumps(record, sort_keys=True)].append(model)
-    for text, models in groups.items():
-        record = json.loads(text)
-        same = "same packages" if record["packages"] == summary["packages"] else ", ".join(
-            f"{name} {version}" for name, version in record["packages"].items())
-        lines.append(f"- trained on {_device_text(record['device'])} at "
-                     f"{_git_text(record['git'])}, {same}: {', '.join(models)}")
-    return "\n".join(lines) + "\n"
-
-
 def markdown_summary(saliency: dict, manifest: Manifest, scored: list[dict], table: str,
                      provenance: dict) -> str:
     scored_text = "; ".join(f"split list `{item['split_list']}`, {item['images']:,} of "
-                            f"{_count(len(manifest.ids['train']), 'training image')}"
+                            f"{counted(len(manifest.ids['train']), 'training image')}"
                             for item in scored)
     return (
         "# I2CRC results\n\n"
         f"Saliency maps ({saliency['source']}): mIoU {100 * saliency['miou_all']:.1f} % on all "
         f"training images, {100 * saliency['miou_simple']:.1f} % on simple ones.\n\n"
         f"CAM-only, pseudo and refined labels scored on {scored_text}; segmentation on "
-        f"`{manifest.split_name('val')}`, {_count(len(manifest.ids['val']), 'image')}. CAM-only "
+        f"`{manifest.split_name('val')}`, {counted(len(manifest.ids['val']), 'image')}. CAM-only "
         "at the best background threshold (chosen with the ground truth) and at the fixed one "
         "(`evaluation.cam_threshold`). mIoU, mAP and fractions in percent; thresholds as CAM "
         "values.\n\n"

@@ -21,18 +21,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from cluster import Cluster, can_run
+from tests.helpers.workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes, rule_bodies
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "tests" / "workflow"))
-
-from cluster import Cluster, can_run  # noqa: E402
-from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes, rule_bodies  # noqa: E402
 
 PROFILES = ["--profile", str(REPO / "profiles" / "slurm"), "--profile", str(HERE / "profile")]
 GPU_STAGES = ("pretrain", "train_classifier", "extract_cams", "train_segmentation", "predict")

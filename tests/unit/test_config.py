@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from i2crc_core.config import validate_config
+from i2crc_core.config import deep_update, validate_config
 from i2crc_core.errors import ConfigError
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
@@ -130,3 +130,16 @@ def test_typing_keeps_what_the_schema_must_judge(config, message):
     with pytest.raises(ConfigError) as raised:
         validate_config(config)
     assert message in str(raised.value)
+
+
+def test_deep_update_merges_mappings_and_replaces_the_rest():
+    base = {"classifier": {"epochs": 3, "lr": 0.1}, "seeds": [0, 1], "saliency": None}
+    changes = {"classifier": {"epochs": 5}, "seeds": [2], "saliency": {"source": "url"},
+               "dataset": {"kind": "voc"}}
+    merged = deep_update(base, changes)
+    assert merged == {"classifier": {"epochs": 5, "lr": 0.1}, "seeds": [2],
+                      "saliency": {"source": "url"}, "dataset": {"kind": "voc"}}
+    # neither argument changes, and the result shares no mapping of `changes`
+    assert base == {"classifier": {"epochs": 3, "lr": 0.1}, "seeds": [0, 1], "saliency": None}
+    merged["dataset"]["kind"] = "coco"
+    assert changes["dataset"] == {"kind": "voc"}

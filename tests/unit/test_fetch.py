@@ -1,4 +1,5 @@
-"""Saliency asset fetching: resumable verified downloads and safe archive extraction.
+"""Fetching assets: resumable verified downloads (downloads.py), safe archive extraction
+(archives.py), and both for a saliency-map archive (saliency_archive.py).
 
 Everything runs against a local HTTP server on 127.0.0.1 (no network) and tmp_path.
 """
@@ -17,9 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2crc_core import fetch
+from i2crc_core import downloads
+from i2crc_core.archives import extract_archive
+from i2crc_core.downloads import ChecksumMismatch, download
 from i2crc_core.errors import ConfigError, FetchError
-from i2crc_core.fetch import ChecksumMismatch, download, extract_archive, fetch_saliency
+from i2crc_core.saliency_archive import fetch_saliency
 
 # --------------------------------------------------------------------------------------------
 # A local server: serves bytes from a dict, honours Range, and misbehaves on request.
@@ -112,7 +115,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _no_backoff_wait(monkeypatch):
-    monkeypatch.setattr(fetch, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(downloads, "_sleep", lambda seconds: None)
 
 
 def _payload(size=300_000, seed=0):
@@ -195,7 +198,7 @@ def test_server_error_gives_up_after_retries(server, tmp_path):
 
 def test_backoff_doubles(server, tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr(fetch, "_sleep", waits.append)
+    monkeypatch.setattr(downloads, "_sleep", waits.append)
     url = server.add("/maps.bin", b"data", always=502)
     with pytest.raises(FetchError):
         download(url, tmp_path / "maps.bin", retries=3, backoff=0.5)
@@ -574,13 +577,13 @@ FILE_ID = "1aBc-D_e2FgHiJkLmNoPqRsTuVwXyZ012"
     ],
 )
 def test_drive_file_id(url, expected):
-    assert fetch.drive_file_id(url) == expected
+    assert downloads.drive_file_id(url) == expected
 
 
 def test_drive_folder_link_is_refused():
     url = f"https://drive.google.com/drive/folders/{FILE_ID}"
     with pytest.raises(FetchError, match="not to a single file") as caught:
-        fetch.drive_file_id(url)
+        downloads.drive_file_id(url)
     assert url in str(caught.value)
 
 

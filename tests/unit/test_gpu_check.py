@@ -1,8 +1,8 @@
-"""bench/gpu_check.py (`make gpu-check`) in its tiny mode: the same code paths as on a GPU,
-small backbones and 64-px inputs, the test pipeline only dry-run; a few seconds on a CPU."""
+"""bench/gpu_check.py (`make gpu-check`, `python -m bench.gpu_check`) in its tiny mode: the
+same code paths as on a GPU, small backbones and 64-px inputs, the test pipeline only dry-run;
+a few seconds on a CPU."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +18,9 @@ VOC_STAGES = {"train_classifier", "extract_cams", "train_segmentation", "predict
 
 
 def test_tiny_gpu_check_prints_every_measurement_and_a_projection():
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--tiny", "--pipeline", "dry-run"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "bench.gpu_check", "--tiny", "--pipeline", "dry-run"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
@@ -59,17 +58,8 @@ def test_tiny_gpu_check_prints_every_measurement_and_a_projection():
     assert report["pipeline"]["status"] == "ok", report["pipeline"].get("error_tail")
 
 
-def _gpu_check_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "bench" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_peaks_are_matched_by_exact_model_and_unknown_ones_say_why():
-    gpu_check = _gpu_check_module()
+    from bench import gpu_check
     expected = {
         "NVIDIA H100 80GB HBM3": 989, "NVIDIA H100 PCIe": 756, "NVIDIA H100 NVL": 835,
         "NVIDIA H200": 989, "NVIDIA H200 NVL": 835, "NVIDIA GH200 480GB": 989,
@@ -92,9 +82,8 @@ def test_outside_tiny_a_machine_without_a_usable_gpu_is_told_in_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is there: the check would run, for minutes")
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--pipeline", "skip"],
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--pipeline", "skip"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(

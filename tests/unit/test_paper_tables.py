@@ -4,6 +4,8 @@ import json
 
 from PIL import Image
 
+from i2crc_core.config import defaults
+from i2crc_core.paper_reference import PAPER_LAMBDAS
 from i2crc_core.stages import paper_tables
 from i2crc_core.stages.summary_seeds import aggregate_runs
 
@@ -192,6 +194,13 @@ def test_the_paper_sweep_value_needs_the_other_lambdas_at_the_papers_defaults():
     assert paper_tables.paper_sweep("lambda_bg", {**CENTRE, "lambda_bg": 0.02}) == {
         "seg_val_round1": 67.3}
     assert paper_tables.paper_sweep("lambda_bg", {**CENTRE, "lambda_bg": 0.02, "lambda_ob": 0.0}) == {}
+
+
+def test_the_papers_lambdas_are_the_i2crc_experiments_defaults():
+    """One home, the schema: the paper's λs (§IV-A) in Eq. 8's order, which orders Table VIII."""
+    assert list(PAPER_LAMBDAS.items()) == [("lambda_ob", 0.01), ("lambda_bg", 0.025),
+                                           ("lambda_csd", 0.1)]
+    assert PAPER_LAMBDAS == defaults()["experiments"]["i2crc"]
 
 
 def test_run_writes_every_table_and_plot(tmp_path):

@@ -11,9 +11,9 @@ from PIL import Image
 
 from i2crc_core.config import SCHEMA_PATH
 from i2crc_core.errors import FetchError
-from i2crc_core.fetch import ChecksumMismatch
+from i2crc_core.downloads import ChecksumMismatch
 from i2crc_core.vocaug import fetch_voc_aug, sbd_mask, train_aug_ids
-from voc_sbd_archives import (
+from tests.helpers.voc_sbd_archives import (
     NOT_IN_VOC_IMAGES,
     SBD_SPLITS,
     TRAIN_AUG,
@@ -23,7 +23,7 @@ from voc_sbd_archives import (
     write_sbd_tgz,
     write_voc_tar,
 )
-from voc_sbd_archives import sbd_mask as sbd_truth
+from tests.helpers.voc_sbd_archives import sbd_mask as sbd_truth
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflow_project import Project, make_project
+from tests.helpers.workflow_project import Project, make_project
 
 
 @pytest.fixture(scope="session")

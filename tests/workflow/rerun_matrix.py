@@ -5,9 +5,10 @@ A row names the rules whose jobs are invalidated by the change itself (their par
 input set changed; everything downstream of them follows), the number of jobs the dry run
 would execute, and how many of those train a model. README's "What a change reruns" table is
 the reference that tests/workflow/test_rerun.py compares with; where all keys under a prefix
-agree the table has one `prefix.*` row. To print the table for the current code:
+agree the table has one `prefix.*` row. To print the table for the current code, from the
+repository root (`-m` puts it on the path, for `tests.helpers`):
 
-    python tests/workflow/rerun_matrix.py [folder to keep the finished project in]
+    python -m tests.workflow.rerun_matrix [folder to keep the finished project in]
 """
 
 import os
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from workflow_project import REPO, SNAKEMAKE, Project, deep_update, make_project
+from i2crc_core.config import deep_update
+from tests.helpers.workflow_project import REPO, SNAKEMAKE, Project, make_project
 
 TRAINING_RULES = ("pretrain", "train_classifier", "train_segmentation")
 README_MARKERS = ("<!-- rerun-matrix:start -->", "<!-- rerun-matrix:end -->")

@@ -10,9 +10,10 @@ import zipfile
 import pytest
 import yaml
 
+from i2crc_core.config import deep_update
 from test_presets import write_dataset
-from voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
-from workflow_project import deep_update, make_project
+from tests.helpers.voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
+from tests.helpers.workflow_project import make_project
 
 pytestmark = pytest.mark.pipeline
 

@@ -3,8 +3,9 @@ non-zero exit, and no output that Snakemake would take as finished."""
 
 import pytest
 
+from i2crc_core.config import deep_update
 from test_presets import write_dataset
-from workflow_project import RUN0, deep_update, make_project
+from tests.helpers.workflow_project import RUN0, make_project
 
 pytestmark = pytest.mark.pipeline
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from workflow_project import REPO
+from tests.helpers.workflow_project import REPO
 
 
 def test_convergence_bench_scores_each_stage_at_each_budget(tmp_path):

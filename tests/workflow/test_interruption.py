@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes
+from tests.helpers.workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes
 
 pytestmark = pytest.mark.pipeline
 

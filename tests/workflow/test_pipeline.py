@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from workflow_project import RUN0
+from tests.helpers.workflow_project import RUN0
 
 pytestmark = pytest.mark.pipeline
 

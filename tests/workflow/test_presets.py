@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from i2crc_core.config import deep_update
 from i2crc_core.fileio import write_gray, write_image, write_label
-from workflow_project import TINY_CONFIG, deep_update, make_project
+from tests.helpers.workflow_project import TINY_CONFIG, make_project
 
 pytestmark = pytest.mark.pipeline
 

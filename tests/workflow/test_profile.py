@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from workflow_project import REPO, SNAKEMAKE
+from tests.helpers.workflow_project import REPO, SNAKEMAKE
 
 SNAKEFILE = """
 rule job:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_project import REPO, Project
+from tests.helpers.workflow_project import REPO, Project
 
 pytestmark = pytest.mark.pipeline
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import rerun_matrix
-from workflow_project import Project, deep_update
+from i2crc_core.config import deep_update
+from tests.helpers.workflow_project import Project
 
 pytestmark = pytest.mark.rerun
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from workflow_project import rule_bodies
+from tests.helpers.workflow_project import rule_bodies
 
 RULES = rule_bodies()
 SCRIPTED = {name: body for name, body in RULES.items() if "script:" in body}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from i2crc_core.config import deep_update
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml", "config",
@@ -24,13 +26,6 @@ PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs",
 TINY_CONFIG = {**yaml.safe_load((REPO / ".test" / "config.yaml").read_text()), "output_dir": "results"}
 # What seed 0 decides (everything of the synthetic benchmark but downloads) lives here.
 RUN0 = "results/seed0"
-
-
-def deep_update(base: dict, changes: dict) -> dict:
-    merged = dict(base)
-    for key, value in changes.items():
-        merged[key] = deep_update(base.get(key, {}), value) if isinstance(value, dict) else value
-    return merged
 
 
 class Project:
