@@ -1,4 +1,4 @@
-# Two entry points (see README): `make run` (set up + the whole pipeline on the built-in
+# Two entry points (README §"The two commands"): `make run` (set up + the whole pipeline on the built-in
 # benchmark) and `make test` (set up + the test suite). Both create .venv on first use.
 PYTHON ?= python3.11
 VENV := .venv

@@ -9,8 +9,8 @@ or removing one of those files changes the param, which reruns that rule and eve
 downstream of it.
 
 Only metadata is read (one `stat` per file, plus the split lists for the ids), so Snakemake's
-start-up stays short even for VOC's ~24,000 images and masks (README "Rerun semantics"
-gives the cost). Touching a file without changing it also reruns: the safe side of the trade.
+start-up stays short even for VOC's ~24,000 images and masks
+(docs/reproducibility.md §"Rerun semantics" gives the cost). Touching a file without changing it also reruns: the safe side of the trade.
 """
 
 import hashlib

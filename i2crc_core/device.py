@@ -106,7 +106,7 @@ def select_device(name: str, setting: str = "config key 'device'") -> torch.devi
         return _own_gpu()
     if name == "cuda":
         raise ConfigError(f"{setting}: 'cuda' requested but CUDA is unusable: {problem} "
-                          "(README: GPUs)")
+                          '(docs/gpu.md §"Drivers and wheels")')
     log.warning("device 'auto': no usable CUDA GPU (%s); this stage runs on the CPU", problem)
     return CPU
 

@@ -5,7 +5,7 @@ soft, in [0, 1], and every channel of the attention map F takes part (ref code).
 y·(p̄ − p) over the C channels, as the ref code does: 1/C of Eq. 7's dot product, so λ_csd acts
 as λ_csd / C (docs/method.md §3). All terms are computed in float32 whatever the autocast dtype
 of F. `attention_stats` measures F inside and outside the saliency, logged beside the losses
-(README, "Watching training").
+(docs/pipeline.md §"Watching training").
 """
 
 import torch

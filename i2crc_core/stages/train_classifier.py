@@ -37,7 +37,8 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
         trainer.sampler.set_epoch(epoch)
         epoch_losses = LossLog(LOSS_PARTS, trainer.device,
                                lambda i: f"epoch {epoch + 1}, iteration {i + 1}")
-        # what the constraints do to the attention inside and outside the saliency (README)
+        # what the constraints do to the attention inside and outside the saliency
+        # (docs/pipeline.md §"Watching training")
         epoch_attention = ImageMeans(ATTENTION_STATS, trainer.device)
         for batch in tqdm(trainer.loader, desc=f"epoch {epoch + 1}", mininterval=10):
             with trainer.autocast():

@@ -133,7 +133,7 @@ def _train(checkpoint_dir, precision, stop_at=None):
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_a_resume_on_the_gpu_continues_to_the_uninterrupted_result(tmp_path, precision):
     """Within a tolerance, not bit for bit: cuDNN may pick other kernels after a restart and
-    the upsampling's backward uses atomics (README "GPUs", determinism)."""
+    the upsampling's backward uses atomics (docs/reproducibility.md §"On a GPU")."""
     uninterrupted = _train(tmp_path / "a", precision)
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "b", precision, stop_at=1)

@@ -280,8 +280,8 @@ VOC_GPU_LIMITS = {
 @pytest.mark.parametrize("overlays", list(VOC_GPU_LIMITS))
 def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path, overlays):
     """The sbatch requests of the VOC preset (dry run through profiles/slurm): GPU stages on the
-    GPU partition with one GPU and hour-scale time limits sized from their FLOPs (README "Sizing
-    the jobs"), CAMs in 2 shards per experiment, seconds-long rules run by Snakemake itself."""
+    GPU partition with one GPU and hour-scale time limits sized from their FLOPs
+    (docs/cluster.md §"Sizing the jobs"), CAMs in 2 shards per experiment, seconds-long rules run by Snakemake itself."""
     project = make_project(tmp_path / "project")
     result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
                              "--configfile", "config/voc12.yaml", *overlays],

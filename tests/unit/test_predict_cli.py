@@ -176,5 +176,5 @@ def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(work, tmp_pa
                  "--out", str(tmp_path / "o"), "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("i2crc error: option --device: 'cuda' requested but CUDA is unusable: "
-                          "no GPU here (simulated) (README: GPUs)")
+                          'no GPU here (simulated) (docs/gpu.md §"Drivers and wheels")')
     assert err.count("\n") == 1 and "config key" not in err

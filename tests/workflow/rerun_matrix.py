@@ -3,10 +3,11 @@ project when only that key changes, read from a dry run.
 
 A row names the rules whose jobs are invalidated by the change itself (their params, code or
 input set changed; everything downstream of them follows), the number of jobs the dry run
-would execute, and how many of those train a model. README's "What a change reruns" table is
-the reference that tests/workflow/test_rerun.py compares with; where all keys under a prefix
-agree the table has one `prefix.*` row. To print the table for the current code, from the
-repository root (`-m` puts it on the path, for `tests.helpers`):
+would execute, and how many of those train a model. The table in
+docs/reproducibility.md §"Rerun semantics" is the reference that tests/workflow/test_rerun.py
+compares with; where all keys under a prefix agree the table has one `prefix.*` row. To print
+the table for the current code, from the repository root (`-m` puts it on the path, for
+`tests.helpers`):
 
     python -m tests.workflow.rerun_matrix [folder to keep the finished project in]
 """
@@ -187,7 +188,7 @@ def markdown(matrix: dict[str, Outcome]) -> str:
 
 
 def readme_table(markers=README_MARKERS) -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs/reproducibility.md").read_text()
     start, end = markers
     return text.split(start)[1].split(end)[0].strip()
 

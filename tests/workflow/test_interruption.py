@@ -28,7 +28,8 @@ SLOWER = {
     "classifier": {"epochs": 8, "lr_decay_epochs": [6]},
     "segmentation": {"iterations": 16, "checkpoint_every": 2},
     # The interrupted runs go one job at a time (--cores 1), which would cap the pretraining's
-    # 2 threads at 1, and another thread count sums in another order (README "Determinism").
+    # 2 threads at 1, and another thread count sums in another order
+    # (docs/reproducibility.md §"Determinism").
     "resources": {"pretrain": {"threads": 1}},
 }
 EXPERIMENTS = ("baseline", "i2crc")

@@ -26,7 +26,7 @@ def project(finished_project, tmp_path) -> Project:
 def test_every_config_key_reruns_what_the_readme_table_says(finished_project):
     table = rerun_matrix.markdown(rerun_matrix.compute(finished_project))
     assert table == rerun_matrix.readme_table(), (
-        "README's rerun matrix differs from what the dry runs schedule now:\n" + table)
+        "docs/reproducibility.md's rerun matrix differs from what the dry runs schedule now:\n" + table)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_every_data_edit_reruns_what_the_readme_table_says(data_project):
     assert data_project.planned_jobs() == {}, "an untouched dataset reruns nothing"
     table = rerun_matrix.data_markdown(rerun_matrix.data_rows(data_project))
     assert table == rerun_matrix.readme_table(rerun_matrix.DATA_README_MARKERS), (
-        "README's data rerun table differs from what the dry runs schedule now:\n" + table)
+        "docs/reproducibility.md's data rerun table differs from what the dry runs schedule now:\n" + table)
 
 
 def test_a_mask_given_a_new_class_and_a_split_list_given_an_id_rerun_the_dataset(data_project,
