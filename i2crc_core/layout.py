@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
-from .fileio import atomic_path, read_label
+from .fileio import read_label, write_text
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -112,8 +112,7 @@ def write_image_labels(path, labels: dict[str, Sequence[int]]) -> None:
             raise DatasetError(f"{path}: image id {image_id!r} contains a tab or newline")
         separator = "\t" if any(ch.isspace() for ch in image_id) else " "
         lines.append(image_id + separator + " ".join(str(int(c) - 1) for c in sorted(classes)))
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 # VOC2012's own folders, which the synthetic benchmark writes too.

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import FULL_SUPERVISION
-from ..fileio import atomic_path
+from .. import markdown as md
+from ..fileio import write_text
 from ..paper_reference import PAPER_LAMBDAS, PAPER_TABLE_IV, PAPER_TABLE_V, PAPER_TABLE_VIII
 from ..summary_plots import BarPanel, LinePanel, bars_figure, lines_figure
 from .summary_seeds import paired_cell
@@ -204,12 +205,12 @@ def _paired_markdown(table: Table) -> str:
     compared = [row for row in table.rows if any(map(_paired, row.stats.values()))]
     if not compared:
         return ""
-    lines = ["| " + " | ".join([*table.keys, *table.columns.values()]) + " |",
-             "|" + "---|" * len(table.keys) + "---:|" * len(table.columns)]
+    rows = []
     for row in compared:
         differences = [_paired(row.stats[column]) for column in table.columns]
-        cells = ["—" if paired is None else paired_cell(paired) for paired in differences]
-        lines.append("| " + " | ".join([*map(str, row.keys), *cells]) + " |")
+        rows.append([*map(str, row.keys),
+                     *("—" if paired is None else paired_cell(paired) for paired in differences)])
+    lines = md.table([*table.keys, *table.columns.values()], rows, labels=len(table.keys))
     return ("\nPaired difference to the baseline (percentage points): mean [95 % paired "
             "t-interval] (n seeds).\n\n" + "\n".join(lines) + "\n")
 
@@ -226,9 +227,7 @@ def markdown(table: Table) -> str:
             headers.append("paper")
             for row, line in zip(table.rows, cells):
                 line.append(_paper_cell(row.paper.get(column)))
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "---|" * len(table.keys) + "---:|" * (len(headers) - len(table.keys))]
-    lines += ["| " + " | ".join(line) + " |" for line in cells]
+    lines = md.table(headers, cells, labels=len(table.keys))
     return (table.caption + "\n\n" + "\n".join(lines) + "\n"
             + (_paired_markdown(table) if table.paired else ""))
 
@@ -295,10 +294,8 @@ def sweep_figure(table: Table, centre: dict, path) -> None:
 
 
 def _write(table: Table, paths: dict) -> None:
-    with atomic_path(paths["tsv"]) as tmp:
-        tmp.write_text(tsv(table))
-    with atomic_path(paths["md"]) as tmp:
-        tmp.write_text(markdown(table))
+    write_text(paths["tsv"], tsv(table))
+    write_text(paths["md"], markdown(table))
 
 
 def run_ablation(*, summary_path, dataset: str, out_paths: dict):
