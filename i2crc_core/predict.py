@@ -153,7 +153,7 @@ def check_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"option --out: cannot write in the folder {existing}")
 
 
-def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf=False):
+def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf):
     bad = [scale for scale in scales if not (math.isfinite(scale) and scale > 0)]
     if bad:
         raise ConfigError(f"option --scales: {bad[0]} is not a positive finite number")
