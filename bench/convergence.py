@@ -95,8 +95,8 @@ def train_and_score(stage: str, factor: float, config: dict, manifest: Path, sal
     if stage == "full":
         with tempfile.TemporaryDirectory() as predictions:
             predict.run(manifest_path=manifest, model_path=folder / "model.pt", split="val",
-                        out_dir=predictions, scales=[1.0], device="cpu", precision="fp32",
-                        threads=threads)
+                        out_dir=predictions, scales=[1.0], crf=None, device="cpu",
+                        precision="fp32", threads=threads)
             evaluate.labels(manifest_path=manifest, label_dir=predictions, split="val",
                             out_path=metrics)
         value = json.loads(metrics.read_text())["miou_ignore_excluded"]

@@ -12,7 +12,8 @@ to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in fp32 only o
 - segmenter_train: DeepLab-v2 ResNet-101 training steps, 321 px crops, batch 10;
 - predict_compute: predict_labels at scales 1, 0.75, 0.5, 16 images of 500x375;
 - cam_stage / predict_stage: the real extract_cams / predict stage (run()) on synthetic JPEGs
-  of mixed VOC sizes, after a warm-up run on a few images.
+  of mixed VOC sizes, after a warm-up run on a few images; the predict stage with the preset's
+  dense CRF (segmentation.crf, CPU work in the preset's `threads` processes).
 
 How to read it:
 - images_per_s: compute measurements time `steps` steps after a warm-up, inputs already on the
@@ -68,6 +69,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
+from i2crc_core.config import defaults as schema_defaults  # noqa: E402
+from i2crc_core.crf import settings as crf_settings  # noqa: E402
 from i2crc_core.device import (  # noqa: E402
     autocast, grad_scaler, prepare_model, resolve_precision, select_device,
 )
@@ -400,6 +403,8 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
     model = saved_model(model, model_path, device)
     images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
     threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
+    crf = crf_settings({**schema_defaults()["segmentation"]["crf"],
+                        **preset["segmentation"].get("crf", {})})
 
     def model_step(precision):
         with autocast(device, precision):
@@ -408,8 +413,8 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
     def run_stage(manifest_path, precision, tag):
         predict.run(
             manifest_path=manifest_path, model_path=model_path, split="val",
-            out_dir=workdir / f"pred_{precision}_{tag}", scales=scales, device=device.type,
-            precision=precision, threads=threads,
+            out_dir=workdir / f"pred_{precision}_{tag}", scales=scales, crf=crf,
+            device=device.type, precision=precision, threads=threads,
         )
 
     return inference(meter, precisions, "predict", model_step, run_stage, layout,

@@ -15,7 +15,8 @@ Why this shape (the GPU must not wait for the host):
   queue keeps at most PENDING_OUTPUTS images' outputs in memory.
 
 Segmentation logits of several scales are fused by their maximum (ref code: scales 1, 0.75,
-0.5); each scale is one forward over the whole batch.
+0.5); each scale is one forward over the whole batch. An optional dense CRF (crf.py) then
+refines the fused logits' softmax at full image size with the images' colours.
 """
 
 import math
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .datasets import ImageDataset
+from .datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
 from .device import autocast
 from .errors import ConfigError
 from .loading import UserErrorLoader
@@ -147,13 +148,26 @@ def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
 
 
+def image_colours(images: torch.Tensor) -> np.ndarray:
+    """RGB uint8 (N, H, W, 3) of ImageNet-normalised images (N, 3, H, W): the inverse of
+    datasets.normalize, exact for every 8-bit value (its float32 error is far below half a
+    level)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    levels = ((images.float().cpu() * std + mean) * 255).round().clamp(0, 255)
+    return levels.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
 @torch.inference_mode()
-def predict_labels(model, images: torch.Tensor, scales=(1.0,)) -> np.ndarray:
-    """Labels uint8 (N, H, W) of same-size images (N, 3, H, W)."""
+def predict_labels(model, images: torch.Tensor, scales=(1.0,), crf=None) -> np.ndarray:
+    """Labels uint8 (N, H, W) of same-size images (N, 3, H, W): the argmax of the scales'
+    fused logits, or with `crf` (a crf.DenseCRF) the argmax of the CRF on their softmax."""
     size = images.shape[-2:]
     fused = None
     for scale in scales:
         scaled = rescale(images, scale)
         logits = F.interpolate(model(scaled).float(), size=size, mode="bilinear", align_corners=False)
         fused = logits if fused is None else torch.maximum(fused, logits)
-    return fused.argmax(dim=1).to(torch.uint8).cpu().numpy()
+    if crf is None:
+        return fused.argmax(dim=1).to(torch.uint8).cpu().numpy()
+    return crf(fused.softmax(dim=1).cpu().numpy(), image_colours(images))

@@ -1,10 +1,13 @@
 """Use a trained model on any images, outside the pipeline.
 
     python -m i2crc_core.predict --model results/seed0/i2crc/segmentation/refined/model.pt \
-        photos/ extra.jpg --out predictions [--device auto|cpu|cuda] [--scales 1.0 0.75] [--cams]
+        photos/ extra.jpg --out predictions [--device auto|cpu|cuda] [--scales 1.0 0.75] [--cams] \
+        [--crf]
 
 A segmenter writes `<out>/<name>.png`: its labels as a VOC palette PNG (0 background, c =
-class c of the sidecar's `class_names`), logits of several scales fused by their maximum. A
+class c of the sidecar's `class_names`), logits of several scales fused by their maximum, with
+`--crf` refined by the dense CRF at the config schema's `segmentation.crf` parameters (needs
+`pip install -e '.[crf]'`). A
 classifier writes the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the
 classes whose score q_c is positive, background where their largest CAM is below
 `--bg-threshold`), and with `--cams` also `<out>/<name>_cam.png`, the image under its largest
@@ -21,6 +24,7 @@ import logging
 import math
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,8 @@ from PIL import Image
 
 from .cams import compute_cams_batch
 from .checkpoints import load_model, sidecar_path
+from .config import defaults
+from .crf import DenseCRF, require_pydensecrf, settings
 from .device import prepare_model, resolve_precision, select_device
 from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
 from .fileio import atomic_path, read_image, write_label
@@ -147,7 +153,7 @@ def check_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"option --out: cannot write in the folder {existing}")
 
 
-def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
+def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf):
     bad = [scale for scale in scales if not (math.isfinite(scale) and scale > 0)]
     if bad:
         raise ConfigError(f"option --scales: {bad[0]} is not a positive finite number")
@@ -167,10 +173,17 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
     segmenter = sidecar["kind"] == "segmenter"
     if cams and segmenter:
         raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")
+    if crf and not segmenter:
+        raise CheckpointError(f"{model_path}: --crf needs a segmenter model, this is a classifier")
+    if crf:
+        require_pydensecrf("option --crf")
+    workers = min(MAX_LOADER_WORKERS, os.cpu_count() or 1)
+    refine = DenseCRF(settings({**defaults()["segmentation"]["crf"], "enabled": True}),
+                      workers=workers) if crf else None
 
     def infer(images):
         if segmenter:
-            return predict_labels(model, images, scales)
+            return predict_labels(model, images, scales, refine)
         class_ids = present_classes(model, images)
         return zip(compute_cams_batch(model, images, class_ids, scales=scales), class_ids)
 
@@ -189,10 +202,10 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold):
     warning = size_warning(sidecar, [layout.image_size(name) for name in files])
     if warning:
         print(warning, file=sys.stderr)
-    infer_images(layout, list(files), infer, write, device=device,
-                 precision=resolve_precision("auto", device),
-                 threads=min(MAX_LOADER_WORKERS, os.cpu_count() or 1), desc="predict",
-                 mininterval=0.1)
+    with refine or nullcontext():
+        infer_images(layout, list(files), infer, write, device=device,
+                     precision=resolve_precision("auto", device), threads=workers,
+                     desc="predict", mininterval=0.1)
     print(f"{len(files)} images -> {out_dir}", file=sys.stderr)
 
 
@@ -207,6 +220,9 @@ def parse_args(argv):
                         help="inference scales, fused by max (default: 1.0)")
     parser.add_argument("--cams", action="store_true",
                         help="classifier only: also write <name>_cam.png CAM overlays")
+    parser.add_argument("--crf", action="store_true",
+                        help="segmenter only: refine the labels with the dense CRF "
+                             "(pip install -e '.[crf]')")
     parser.add_argument("--bg-threshold", type=float, default=0.3,
                         help="classifier only: background below this CAM value (default: 0.3)")
     return parser.parse_args(argv)
@@ -217,7 +233,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         run(model_path=args.model, inputs=args.inputs, out_dir=args.out, device=args.device,
-            scales=args.scales, cams=args.cams, bg_threshold=args.bg_threshold)
+            scales=args.scales, cams=args.cams, bg_threshold=args.bg_threshold, crf=args.crf)
     except I2CRCError as error:
         print(f"i2crc error: {error}", file=sys.stderr)
         return 1

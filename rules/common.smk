@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 from i2crc_core.config import FULL_SUPERVISION, validate_config
+from i2crc_core.crf import settings as crf_settings
 from i2crc_core.data_fingerprint import dataset_fingerprint, folder_fingerprint
 from i2crc_core.errors import ConfigError, SchedulerError
 from i2crc_core.fingerprint import script_fingerprint
@@ -38,6 +39,9 @@ SEEDS = config["seeds"]
 # What a seed decides lives under RUN (one DAG for all seeds); downloads, ImageNet weights and a
 # real dataset do not depend on it and live under OUT, once.
 RUN = f"{OUT}/seed{{seed}}"
+# The dense CRF's settings where segmentation predictions are made, None when it is off: the
+# parameters of a disabled CRF rerun nothing.
+CRF = crf_settings(config["segmentation"]["crf"])
 # Paper Table VIII: one λ varied at a time around experiments.i2crc's. A point equal to a
 # configured experiment is that experiment (λ_bg = 0 is cad_no_bg, λ_csd = 0 is cad), trained
 # once; the others are named by Snakemake's Paramspace (e.g.

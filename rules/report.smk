@@ -323,6 +323,7 @@ rule figure_examples:
     params:
         num_images=config["evaluation"]["figure_images"],
         scales=config["segmentation"]["inference_scales"],
+        crf=CRF,
         code=code("figure_examples"),
     script:
         "../workflow_scripts/figure_examples.py"

@@ -20,7 +20,7 @@ rule train_segmentation:
         checkpoints=f"{RUN}/{{experiment}}/segmentation/{{labels}}/checkpoints",
         label_dir=label_dir,
         training=training_settings(
-            "segmentation", operational=["checkpoint_every", "inference_scales"]
+            "segmentation", operational=["checkpoint_every", "inference_scales", "crf"]
         ),
         weights=weights_param("segmentation"),
         seed=seed_param,
@@ -47,6 +47,7 @@ rule predict:
         **resources_of("predict"),
     params:
         scales=config["segmentation"]["inference_scales"],
+        crf=CRF,
         precision=config["precision"],
         code=code("predict"),
     script:

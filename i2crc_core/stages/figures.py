@@ -11,6 +11,7 @@ import numpy as np
 
 from ..camstore import CamStore
 from ..checkpoints import load_model
+from ..crf import DenseCRF, require_pydensecrf
 from ..datasets import ImageDataset
 from ..device import CPU
 from ..fileio import IGNORE, read_gray, read_image, read_label, voc_palette
@@ -147,16 +148,21 @@ def _attention_row(curves: dict, panels: list, colours: dict) -> None:
 
 
 def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refined_dir,
-                    model_path, scales, num_images: int, out_path):
+                    model_path, scales, crf, num_images: int, out_path):
     """One experiment, rows: the first `num_images` training images; columns: image,
-    saliency, CAM, pseudo label, refined label, the retrained model's prediction, truth."""
+    saliency, CAM, pseudo label, refined label, the retrained model's prediction (after the
+    dense CRF when `crf` holds its settings, as the predict stage makes it), truth."""
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     ids = manifest.ids["train"][:num_images]
     check_scales(scales, layout, ids, "config key 'segmentation.inference_scales'")
+    if crf is not None:
+        require_pydensecrf("config key 'segmentation.crf.enabled'")
+    refine = DenseCRF(crf) if crf is not None else None
     model = load_model(model_path, CPU, expected_kind="segmenter")
     titles = [f"({letter}) {title}" for letter, title in zip("abcdefg", [
-        "image", "saliency", "CAM", "pseudo label", "refined label", "prediction (round 2)",
+        "image", "saliency", "CAM", "pseudo label", "refined label",
+        "prediction (round 2, CRF)" if crf is not None else "prediction (round 2)",
         "ground truth"])]
     height = CELL_INCHES * len(ids) + LEGEND_INCHES
     figure, axes = plt.subplots(len(ids), len(titles), squeeze=False,
@@ -171,7 +177,7 @@ def examples_figure(*, manifest_path, saliency_dir, cams_path, pseudo_dir, refin
             labels = [read_label(f"{folder}/{image_id}.png", manifest.num_classes)
                       for folder in (pseudo_dir, refined_dir)]
             prediction = predict_labels(model, ImageDataset(layout, [image_id])[0]["image"][None],
-                                        scales)[0]
+                                        scales, refine)[0]
             truth = read_label(layout.mask_path(image_id), manifest.num_classes)
             pictures = [image, np.repeat(saliency[..., None], 3, axis=2),
                         cam_overlay(image, cams.max(axis=0)), *labels, prediction, truth]

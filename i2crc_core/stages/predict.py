@@ -1,32 +1,38 @@
-"""Stage: segmentation predictions (palette PNGs) for the images of one split."""
+"""Stage: segmentation predictions (palette PNGs) for the images of one split, refined by the
+dense CRF (crf.py) when `crf` holds its settings."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from ..checkpoints import load_model
+from ..crf import DenseCRF, require_pydensecrf
 from ..device import prepare_model, resolve_precision, select_device
 from ..fileio import write_label
 from ..inference import check_scales, infer_images, predict_labels
 from ..manifest import Manifest
 
 
-def run(*, manifest_path, model_path, split, out_dir, scales, device, precision, threads):
+def run(*, manifest_path, model_path, split, out_dir, scales, crf, device, precision, threads):
     torch.set_num_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
     layout, ids = manifest.layout(), manifest.ids[split]
     check_scales(scales, layout, ids, "config key 'segmentation.inference_scales'")
+    if crf is not None:
+        require_pydensecrf("config key 'segmentation.crf.enabled'")
     model = prepare_model(load_model(model_path, device, expected_kind="segmenter"), device,
                           training=False)
-    infer_images(
-        layout,
-        ids,
-        lambda images: predict_labels(model, images, scales),
-        lambda image_id, label: write_label(Path(out_dir) / f"{image_id}.png", label),
-        device=device,
-        precision=precision,
-        threads=threads,
-        desc=f"predict {split}",
-    )
+    with DenseCRF(crf, workers=threads) if crf is not None else nullcontext() as refine:
+        infer_images(
+            layout,
+            ids,
+            lambda images: predict_labels(model, images, scales, refine),
+            lambda image_id, label: write_label(Path(out_dir) / f"{image_id}.png", label),
+            device=device,
+            precision=precision,
+            threads=threads,
+            desc=f"predict {split}",
+        )

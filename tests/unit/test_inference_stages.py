@@ -82,8 +82,8 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
 def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout):
     root, manifest, _, segmenter = layout
     predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt", split="val",
-                out_dir=tmp_path / "pred", scales=[1.0, 0.75], device="cpu", precision="fp32",
-                threads=2)
+                out_dir=tmp_path / "pred", scales=[1.0, 0.75], crf=None, device="cpu",
+                precision="fp32", threads=2)
     for image_id in manifest.ids["val"]:
         expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
         assert np.array_equal(read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected)
@@ -102,8 +102,8 @@ def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error
     # 6 pixels: the small backbone would still run, VGG-16's poolings would fail
     with pytest.raises(ConfigError) as raised:
         predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt",
-                    split="val", out_dir=tmp_path / "pred", scales=[0.15, 1.0], device="cpu",
-                    precision="fp32", threads=1)
+                    split="val", out_dir=tmp_path / "pred", scales=[0.15, 1.0], crf=None,
+                    device="cpu", precision="fp32", threads=1)
     assert str(raised.value).startswith("config key 'segmentation.inference_scales': scale 0.15 "
                                         f"makes the 40-pixel side of {image_path} 6 pixels")
     assert list(tmp_path.iterdir()) == []

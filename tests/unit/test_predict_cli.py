@@ -117,7 +117,8 @@ def test_an_unreadable_image(work, tmp_path, capsys):
     assert f"{tmp_path / 'broken.jpg'}: image file is unreadable or corrupt" in err
 
 
-def test_an_empty_folder_a_missing_input_and_cams_of_a_segmenter(work, tmp_path, capsys):
+def test_an_empty_folder_a_missing_input_cams_of_a_segmenter_and_crf_of_a_classifier(work, tmp_path,
+                                                                                     capsys):
     (tmp_path / "empty").mkdir()
     model = work / "seg" / "model.pt"
     assert "empty: folder has no images" in _error(capsys, "--model", model, tmp_path / "empty",
@@ -126,6 +127,9 @@ def test_an_empty_folder_a_missing_input_and_cams_of_a_segmenter(work, tmp_path,
         capsys, "--model", model, tmp_path / "nothing.jpg", "--out", tmp_path / "o")
     assert "--cams needs a classifier model" in _error(
         capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams")
+    assert "--crf needs a segmenter model, this is a classifier" in _error(
+        capsys, "--model", work / "cls" / "model.pt", work / "images", "--out", tmp_path / "o",
+        "--crf")
     assert not (tmp_path / "o").exists()
 
 

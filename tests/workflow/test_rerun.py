@@ -67,6 +67,21 @@ def test_the_matrix_reads_what_a_dry_run_would_rerun(project):
     assert outcome.training_jobs == 2 and outcome.jobs > 2, "round 2 retrains, its metrics follow"
 
 
+def test_the_crf_switch_reruns_what_inference_scales_do_and_its_parameters_nothing_while_off(
+        project):
+    """segmentation.crf (not in config.yaml, so not in the README's matrix): turning it on
+    reruns prediction and what follows, as a change of inference scales does; the parameters
+    of a disabled CRF rerun nothing."""
+    def outcome(change, name):
+        return rerun_matrix.dry_run(project, deep_update(project.config, change), name)
+
+    switched = outcome({"segmentation": {"crf": {"enabled": True}}}, "crf_on")
+    scales = outcome({"segmentation": {"inference_scales": [1.0, 0.5]}}, "scales")
+    assert switched == scales and "predict" in switched.invalidated
+    assert "train_classifier" not in switched.invalidated and switched.training_jobs == 2
+    assert outcome({"segmentation": {"crf": {"bi_w": 5, "iter_max": 3}}}, "crf_off").jobs == 0
+
+
 def test_library_edit_reruns_exactly_the_stages_that_import_it(project):
     module = project.root / "i2crc_core" / "refine.py"
     module.write_text(module.read_text() + "\n# an edit that changes the code fingerprint\n")
