@@ -9,9 +9,11 @@ A training sample is made in two halves. `__getitem__` (in the DataLoader worker
 resizes, crops and flips in uint8 and draws every random choice; the dataset's `finish(batch,
 device)` (in the training process, on the training device) does the float work: the colour
 jitter with the parameters drawn for each sample, then the ImageNet normalisation in float32.
-uint8 crops are a quarter of the float bytes to collate and copy, and the jitter's float HSV
-round trip (~11 ms per 256² image on a CPU core) runs on the GPU. On the CPU, batches are bit for
-bit those of the datasets that did it all in `__getitem__` (tests/unit/test_datasets.py):
+uint8 crops are a quarter of the float bytes to collate and copy, the colour jitter (~5 ms of
+the ~9 ms a worker spent on a 256² sample) runs on the GPU, and the segmenter
+normalises its crop, not the whole rescaled image: a worker makes ~3x the samples
+(bench/bench_loader.py). On the CPU, batches are bit for bit those of the datasets that did it
+all in `__getitem__` (tests/unit/test_datasets.py):
 - the jitter's parameters are drawn by torchvision's `ColorJitter.make_params` at the same point
   of the sample's random stream, and `finish` applies them with `ColorJitter.transform`, the same
   kernels on the same uint8 image, before the flip as before;
@@ -250,12 +252,12 @@ class SegmentationDataset(Dataset):
         label_crop[:rows, :cols] = label[top : top + rows, left : left + cols]
         content = [0, rows, 0, cols]
         if self.train and self.flip and torch.rand(()) < 0.5:
-            image_crop, label_crop = image_crop[:, ::-1], label_crop[:, ::-1]
+            image_crop, label_crop = cv2.flip(image_crop, 1), cv2.flip(label_crop, 1)
             content = [0, rows, crop - cols, crop]
         return {
             "id": image_id,
-            "image": torch.from_numpy(np.ascontiguousarray(image_crop)).permute(2, 0, 1),
-            "label": torch.from_numpy(np.ascontiguousarray(label_crop)),
+            "image": torch.from_numpy(image_crop).permute(2, 0, 1),
+            "label": torch.from_numpy(label_crop),
             "content": torch.tensor(content),
         }
 

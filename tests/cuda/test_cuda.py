@@ -180,3 +180,12 @@ def test_batches_finished_on_the_gpu_match_the_cpus(tmp_path):
             assert torch.equal(image == 0, on_cpu["image"] == 0)
         for key in set(on_cpu) - {"image"}:
             assert torch.equal(on_gpu[key].cpu(), on_cpu[key]), (name, key)
+
+
+def test_seeding_a_sample_leaves_the_training_process_gpu_generator_alone():
+    """Without workers (one thread on CUDA) samples load in the training process, where a
+    per-sample seed must not reseed the GPU's random stream."""
+    torch.cuda.manual_seed(5)
+    state = torch.cuda.get_rng_state()
+    assert SeededSamples(["a", "b"])[(1, 123)] == "b"
+    assert torch.equal(torch.cuda.get_rng_state(), state)
