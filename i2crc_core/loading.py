@@ -6,10 +6,10 @@ end the job in a 17-line "one-line" error. `UserErrorLoader` carries an `I2CRCEr
 the worker as a value and raises it, unchanged, in the stage's process. Other exceptions are
 bugs and keep their traceback.
 
-Each worker runs OpenCV on one thread. The workers are the loader's parallelism (as many as the
-stage has threads, less the stage's own process), and OpenCV's default pool of one thread per
-core in every one of them would oversubscribe the job's cores. (torch already runs one thread
-in a DataLoader worker.)
+Each worker runs OpenCV on one thread. The workers are the loader's parallelism, one per
+thread of the job (device.py), and OpenCV's default pool of one thread per core in every one of
+them would oversubscribe the job's cores. (torch already runs one thread in a DataLoader
+worker.)
 """
 
 from collections.abc import Iterator
