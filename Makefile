@@ -32,7 +32,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	for name in pseudo_labels metrics camstore; do $(VENV)/bin/python bench/bench_$$name.py; done
+	for name in pseudo_labels metrics camstore loader; do $(VENV)/bin/python bench/bench_$$name.py; done
 
 bench-seeds: setup
 	$(VENV)/bin/python bench/bench_seeds.py

@@ -31,8 +31,9 @@ How to read it:
   between the convs reach a few tens of percent; a few percent means the GPU mostly waits.
 - gpu_busy_estimate: stage tflops / compute tflops, the fraction of a stage's time the GPU
   computes; well below 1 means the stage is host-bound.
-- loaders: images/s of the real training loaders (datasets, augmentation, the preset's workers)
-  over the synthetic JPEGs: what a training stage's GPU can be fed at most.
+- loaders: images/s of the real training loaders (datasets, augmentation, the preset's threads:
+  threads - 1 workers on CUDA; the batches finished on the device) over the synthetic JPEGs:
+  what a training stage's GPU can be fed at most.
 - marginal_images_per_s (stages): the slope between a run over half the images and one over
   all, i.e. an image's cost without the run's start-up, which a shard job pays once.
 - projected_gpu_hours: the VOC preset's work (train_aug 10,582 images, val 1,449; per experiment
@@ -266,7 +267,8 @@ def segmenter_training(meter, precisions, preset, rng) -> dict:
 
 def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
     """images/s of the real training loaders (datasets, augmentation, chunk_loader with the
-    preset's workers on this device) over the layout's images, after a first batch that
+    preset's threads on this device, each batch finished on the device by `dataset.finish` in
+    this process, as the training loop does) over the layout's images, after a first batch that
     starts the workers: what a training stage's GPU can be fed at most."""
     manifest = Manifest.load(layout["timed"])
     voc = manifest.layout()
@@ -283,16 +285,18 @@ def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
     }
     rates = {}
     for name, (dataset, batch, stage) in loaders.items():
-        workers = min(preset["resources"][stage]["threads"], os.cpu_count())
-        sampler, loader = chunk_loader(dataset, 0, device, workers, batch_size=batch,
+        threads = min(preset["resources"][stage]["threads"], os.cpu_count())
+        sampler, loader = chunk_loader(dataset, 0, device, threads, batch_size=batch,
                                        drop_last=True)
         sampler.set_span(0, len(dataset) * 2)
         batches = iter(loader)
         next(batches)  # workers start, first files are read
         start, count = time.perf_counter(), 0
         for sample in batches:
-            count += sample["image"].shape[0]
-        rates[name] = {"workers": workers, "batch": batch,
+            count += dataset.finish(sample, device)["image"].shape[0]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rates[name] = {"threads": threads, "workers": loader.loader.num_workers, "batch": batch,
                        "images_per_s": sig(count / (time.perf_counter() - start))}
     return rates
 

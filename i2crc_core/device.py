@@ -13,6 +13,14 @@ Device (`device: auto | cpu | cuda`):
    allocation) uses it; a job that sees several claims a free one with a lock file keyed on the
    GPU's UUID (`gpus.claim_gpu`), held until the process ends.
 
+Threads (`resources.<stage>.threads`) of a training stage:
+- on CUDA, one torch thread in the stage's process, which only launches kernels (and finishes
+  each batch on the GPU, datasets.py), and threads - 1 DataLoader workers that load the samples,
+  kept alive between epochs, with pinned memory for non-blocking copies; with one thread the
+  process loads them itself;
+- on the CPU, all of them compute in the stage's process, which also loads the samples: workers
+  would take cores from the training's threads.
+
 Precision (`precision: auto | bf16 | fp16 | fp32`) of the networks' forward passes:
 `auto` is bf16 on GPUs of compute capability >= 8.0, fp16 below (T4, sm_75: bf16 only runs
 emulated there, although `torch.cuda.is_bf16_supported()` says True), fp32 on the CPU. fp16
@@ -169,9 +177,14 @@ def prepare_model(model: torch.nn.Module, device: torch.device, *, training: boo
     return model
 
 
-def loader_options(device: torch.device, workers: int) -> dict:
-    """DataLoader options: on CUDA `workers` processes (kept alive between epochs) and pinned
-    memory for non-blocking copies; on CPU none, so the compute threads keep the cores."""
+def main_process_threads(device: torch.device, threads: int) -> int:
+    """torch threads of a training stage's process with `threads` (module docstring)."""
+    return 1 if device.type == "cuda" else threads
+
+
+def loader_options(device: torch.device, threads: int) -> dict:
+    """DataLoader options of a training stage with `threads` (module docstring)."""
     if device.type == "cuda":
+        workers = threads - 1
         return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
     return {}

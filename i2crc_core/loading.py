@@ -5,10 +5,16 @@ a worker's exception with the worker's traceback pasted into its message: a corr
 end the job in a 17-line "one-line" error. `UserErrorLoader` carries an `I2CRCError` out of
 the worker as a value and raises it, unchanged, in the stage's process. Other exceptions are
 bugs and keep their traceback.
+
+Each worker runs OpenCV on one thread. The workers are the loader's parallelism, one per
+thread of the job (device.py), and OpenCV's default pool of one thread per core in every one of
+them would oversubscribe the job's cores. (torch already runs one thread in a DataLoader
+worker.)
 """
 
 from collections.abc import Iterator
 
+import cv2
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import default_collate as _default_collate
 
@@ -40,12 +46,16 @@ class _Collate:
         return errors[0] if errors else self.collate(samples)
 
 
+def _one_opencv_thread(worker_id: int) -> None:
+    cv2.setNumThreads(1)
+
+
 class UserErrorLoader:
     """Iterates like `DataLoader(dataset, **options)`, raising user errors as themselves."""
 
     def __init__(self, dataset, *, collate_fn=_default_collate, **options):
         self.loader = DataLoader(_UserErrorsAsValues(dataset), collate_fn=_Collate(collate_fn),
-                                 **options)
+                                 worker_init_fn=_one_opencv_thread, **options)
 
     def __len__(self) -> int:
         return len(self.loader)

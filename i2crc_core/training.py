@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,14 @@ import numpy as np
 import torch
 
 from .checkpoints import resume, save_checkpoint, save_model
-from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device
+from .device import (
+    autocast,
+    grad_scaler,
+    main_process_threads,
+    prepare_model,
+    resolve_precision,
+    select_device,
+)
 from .errors import ConfigError, TrainingError
 from .fileio import atomic_path, content_digest
 from .loading import UserErrorLoader
@@ -231,7 +239,8 @@ class TrainingSetup:
     def trainer(self, build_model, dataset, *, section: str, scheduler, curve: LossCurve,
                 drop_last: bool = False) -> "Trainer":
         """The model `build_model()` builds under the run's seed, on the device, with its
-        optimiser, `scheduler(optimizer)`, loss scaler, and a chunk loader over `dataset`.
+        optimiser, `scheduler(optimizer)`, loss scaler, and a chunk loader over `dataset`,
+        whose batches `dataset.finish(batch, device)` finishes on the device.
         `section`: the config section of the training settings, named in errors. With
         `drop_last` (epochs that drop their last partial batch) a batch size larger than the
         dataset, which would train without a single step, raises ConfigError."""
@@ -255,13 +264,14 @@ class TrainingSetup:
         sampler, loader = chunk_loader(dataset, self.seed, self.device, self.threads,
                                        batch_size=batch_size, drop_last=drop_last)
         return Trainer(self, model, optimizer, scheduler(optimizer),
-                       grad_scaler(self.device, self.precision), sampler, loader, curve)
+                       grad_scaler(self.device, self.precision), sampler, loader, dataset.finish,
+                       curve)
 
 
 def start_training(manifest_path, training: dict, *, seed: int, device: str, precision: str,
                    threads: int) -> TrainingSetup:
-    torch.set_num_threads(threads)
     device = select_device(device)
+    torch.set_num_threads(main_process_threads(device, threads))
     precision = resolve_precision(precision, device)
     return TrainingSetup(training, seed, threads, device, precision, Manifest.load(manifest_path))
 
@@ -290,7 +300,7 @@ class PrecisionHistory:
 
 @dataclass
 class Trainer:
-    """A training run ready to go: `sampler.set_...`, iterate `loader`, `step(loss)`, and
+    """A training run ready to go: `sampler.set_...`, iterate `batches()`, `step(loss)`, and
     `train(...)` to run every chunk with checkpoints."""
 
     setup: TrainingSetup
@@ -300,6 +310,7 @@ class Trainer:
     scaler: torch.amp.GradScaler
     sampler: ChunkSampler
     loader: UserErrorLoader
+    finish: Callable[[dict, torch.device], dict]
     curve: LossCurve
     precisions: PrecisionHistory = field(init=False)
 
@@ -310,8 +321,10 @@ class Trainer:
     def device(self) -> torch.device:
         return self.setup.device
 
-    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(self.setup.device, non_blocking=True)
+    def batches(self) -> Iterator[dict]:
+        """The loader's batches of the chunk, finished on the device (`len(loader)` of them)."""
+        for batch in self.loader:
+            yield self.finish(batch, self.setup.device)
 
     def autocast(self):
         return autocast(self.setup.device, self.setup.precision)

@@ -43,10 +43,11 @@ def run(*, manifest_path, model_path, backbone_path, curve_path, checkpoint_dir,
     def run_epoch(epoch):
         trainer.sampler.set_epoch(epoch)
         losses = LossLog(("cls",), trainer.device, lambda i: f"epoch {epoch + 1}, iteration {i + 1}")
-        for batch in tqdm(trainer.loader, desc=f"epoch {epoch + 1}", mininterval=10):
+        for batch in tqdm(trainer.batches(), total=len(trainer.loader), desc=f"epoch {epoch + 1}",
+                          mininterval=10):
             with trainer.autocast():
-                attention = trainer.model(trainer.to_device(batch["image"]))
-            loss = classification_loss(attention, trainer.to_device(batch["label"]))
+                attention = trainer.model(batch["image"])
+            loss = classification_loss(attention, batch["label"])
             trainer.step(loss)
             losses.add(loss)
         means = losses.means()

@@ -40,11 +40,11 @@ def run(*, manifest_path, saliency_dir, model_path, curve_path, checkpoint_dir, 
         # what the constraints do to the attention inside and outside the saliency
         # (docs/pipeline.md §"Watching training")
         epoch_attention = ImageMeans(ATTENTION_STATS, trainer.device)
-        for batch in tqdm(trainer.loader, desc=f"epoch {epoch + 1}", mininterval=10):
+        for batch in tqdm(trainer.batches(), total=len(trainer.loader), desc=f"epoch {epoch + 1}",
+                          mininterval=10):
             with trainer.autocast():
-                attention = trainer.model(trainer.to_device(batch["image"]))
-            labels = trainer.to_device(batch["label"])
-            saliency = trainer.to_device(batch["saliency"])
+                attention = trainer.model(batch["image"])
+            labels, saliency = batch["label"], batch["saliency"]
             loss, parts = total_loss(attention, labels, saliency, **loss_weights)
             epoch_attention.add(attention_stats(attention, labels, saliency))
             trainer.step(loss)

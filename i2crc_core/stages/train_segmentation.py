@@ -43,11 +43,11 @@ def run(*, manifest_path, label_dir, model_path, curve_path, checkpoint_dir, che
         losses = LossLog(("loss",), trainer.device, lambda i: f"iteration {first + i + 1}",
                          length=iterations, on_read=lambda steps, means: trainer.curve.add(
                              iteration=first + steps, loss=means["loss"], lr=trainer.lr()))
-        for batch in tqdm(trainer.loader, desc=f"iterations {first + 1}-{first + iterations}",
-                          mininterval=10):
+        for batch in tqdm(trainer.batches(), total=len(trainer.loader),
+                          desc=f"iterations {first + 1}-{first + iterations}", mininterval=10):
             with trainer.autocast():
-                logits = trainer.model(trainer.to_device(batch["image"]))
-            loss = segmentation_loss(logits, trainer.to_device(batch["label"]), IGNORE)
+                logits = trainer.model(batch["image"])
+            loss = segmentation_loss(logits, batch["label"], IGNORE)
             trainer.step(loss)
             losses.add(loss)  # before the scheduler's step: a row's lr is its last iteration's
             trainer.scheduler.step()

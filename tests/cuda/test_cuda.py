@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 import torch
 
+from torch.utils.data import default_collate
+
 from i2crc_core.cams import compute_cams_batch
+from i2crc_core.datasets import IMAGENET_STD, ClassificationDataset, SegmentationDataset
 from i2crc_core.device import autocast, cuda_problem, grad_scaler, prepare_model
+from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label
 from i2crc_core.inference import predict_labels
 from i2crc_core.losses import segmentation_loss, total_loss
+from i2crc_core.layout import VocLayout
 from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.sampling import SeededSamples
 from i2crc_core.training import PrecisionHistory, optimisation_step, train_in_chunks
 
 pytestmark = [
@@ -140,3 +146,46 @@ def test_a_resume_on_the_gpu_continues_to_the_uninterrupted_result(tmp_path, pre
     resumed = _train(tmp_path / "b", precision)
     for name, value in uninterrupted.items():
         torch.testing.assert_close(resumed[name], value, atol=1e-2, rtol=1e-2, msg=name)
+
+
+def test_batches_finished_on_the_gpu_match_the_cpus(tmp_path):
+    """The jitter's kernels on the GPU round (FMA, a reciprocal for a division by a scalar)
+    otherwise than on the CPU, so a uint8 level may differ here and there; the crops, flips,
+    labels and the zero padding are the same."""
+    rng = np.random.default_rng(0)
+    ids = [f"n{index}" for index in range(4)]
+    for image_id, (height, width) in zip(ids, [(75, 100), (100, 75), (66, 100), (40, 30)]):
+        write_image(tmp_path / "JPEGImages" / f"{image_id}.jpg",
+                    rng.integers(0, 256, (height, width, 3), np.uint8))
+        write_label(tmp_path / "labels" / f"{image_id}.png",
+                    rng.choice(np.array([0, 1, IGNORE], np.uint8), (height, width)))
+        write_gray(tmp_path / "saliency" / f"{image_id}.png",
+                   rng.integers(0, 256, (height, width), np.uint8))
+    layout = VocLayout(tmp_path)
+    level = 1 / 255 / min(IMAGENET_STD)
+    datasets = {
+        "classifier": ClassificationDataset(layout, ids, {i: (1,) for i in ids}, 2,
+                                            tmp_path / "saliency", 64, train=True),
+        "segmenter": SegmentationDataset(layout, ids, tmp_path / "labels", 2, crop_size=64),
+    }
+    for name, dataset in datasets.items():
+        batch = default_collate([SeededSamples(dataset)[(index % 4, index)] for index in range(8)])
+        on_cpu = dataset.finish(batch, torch.device("cpu"))
+        on_gpu = dataset.finish(batch, GPU)
+        assert on_gpu["image"].device == GPU and on_gpu["image"].dtype == torch.float32
+        image = on_gpu["image"].cpu()
+        torch.testing.assert_close(image, on_cpu["image"], rtol=0, atol=3 * level, msg=name)
+        assert ((image - on_cpu["image"]).abs() < level / 2).float().mean() > 0.98, name
+        if name == "segmenter":  # the padding, and only the padding, exactly zero
+            assert torch.equal(image == 0, on_cpu["image"] == 0)
+        for key in set(on_cpu) - {"image"}:
+            assert torch.equal(on_gpu[key].cpu(), on_cpu[key]), (name, key)
+
+
+def test_seeding_a_sample_leaves_the_training_process_gpu_generator_alone():
+    """Without workers (one thread on CUDA) samples load in the training process, where a
+    per-sample seed must not reseed the GPU's random stream."""
+    torch.cuda.manual_seed(5)
+    state = torch.cuda.get_rng_state()
+    assert SeededSamples(["a", "b"])[(1, 123)] == "b"
+    assert torch.equal(torch.cuda.get_rng_state(), state)

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
+from torchvision.transforms import v2
 
 from i2crc_core.datasets import (
     IMAGENET_MEAN,
@@ -23,10 +26,25 @@ from i2crc_core.layout import (
     write_image_labels,
 )
 from i2crc_core.errors import DatasetError, SaliencyError
-from i2crc_core.fileio import IGNORE, read_image, write_gray, write_image, write_label
+from i2crc_core.fileio import (
+    IGNORE,
+    read_image,
+    read_label,
+    write_gray,
+    write_image,
+    write_label,
+)
+from i2crc_core.saliency import load_saliency
+from i2crc_core.sampling import SeededSamples
 
 C = 5
 ODD_ID = "a b é"
+CPU = torch.device("cpu")
+
+
+def _finished(dataset, samples):
+    """Samples of a training dataset collated and finished on the CPU, as training sees them."""
+    return dataset.finish(default_collate(list(samples)), CPU)
 
 
 def _image(height, width, seed):
@@ -317,16 +335,22 @@ def test_classification_sample_shapes_and_dtypes(tmp_path, layout):
     assert len(dataset) == len(SAMPLES)
     sample = dataset[1]
     assert sample["id"] == "img_1"
-    assert sample["image"].shape == (3, 16, 16) and sample["image"].dtype == torch.float32
+    assert sample["image"].shape == (3, 16, 16) and sample["image"].dtype == torch.uint8
     assert sample["label"].shape == (C,) and sample["label"].dtype == torch.float32
     assert sample["label"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
     assert sample["saliency"].shape == (1, 16, 16) and sample["saliency"].dtype == torch.float32
     assert 0.0 <= float(sample["saliency"].min()) and float(sample["saliency"].max()) <= 1.0
-    # Without train: no flip, the salient third stays on the left.
+    # Without train: no flip, no jitter; the salient third stays on the left.
+    assert not sample["flip"] and sample["jitter_factors"].isnan().all()
     assert sample["saliency"][0, :, 0].min() == 1.0
     assert sample["saliency"][0, :, -1].max() == 0.0
     # Eval samples are identical on every access.
     torch.testing.assert_close(dataset[1]["image"], sample["image"])
+    batch = _finished(dataset, [sample, dataset[2]])
+    assert set(batch) == {"image", "label", "saliency"}
+    assert batch["image"].shape == (2, 3, 16, 16) and batch["image"].dtype == torch.float32
+    torch.testing.assert_close(batch["image"][0], normalize(sample["image"]), rtol=0, atol=0)
+    assert torch.equal(batch["saliency"][0], sample["saliency"])
 
 
 def test_classification_saliency_of_another_size_is_resized(tmp_path, layout):
@@ -373,12 +397,14 @@ def test_classification_without_saliency_draws_the_same_images(tmp_path, layout)
         torch.manual_seed(index)
         reference = with_saliency[index]
         assert "saliency" not in sample
-        torch.testing.assert_close(sample["image"], reference["image"])
+        finished = _finished(without, [sample])
+        assert "saliency" not in finished
+        assert torch.equal(finished["image"], _finished(with_saliency, [reference])["image"])
         assert torch.equal(sample["label"], reference["label"])
 
 
 def _stack(dataset, key):
-    return torch.stack([dataset[i][key] for i in range(len(dataset))])
+    return _finished(dataset, [dataset[i] for i in range(len(dataset))])[key]
 
 
 def test_classification_augmentation_is_deterministic_under_manual_seed(tmp_path, layout):
@@ -402,15 +428,18 @@ def test_classification_flip_hits_image_and_saliency_together(tmp_path, layout):
     plain = _cls_dataset(tmp_path, layout, train=False)
     reference = plain[2]
     outcomes = set()
+    reference_image = _finished(plain, [reference])["image"][0]
     for seed in range(12):
         torch.manual_seed(seed)
         sample = augmented[2]
+        image = _finished(augmented, [sample])["image"][0]
         flipped = torch.equal(sample["saliency"], reference["saliency"].flip(-1))
         if flipped:
-            torch.testing.assert_close(sample["image"], reference["image"].flip(-1))
+            torch.testing.assert_close(image, reference_image.flip(-1))
         else:
             torch.testing.assert_close(sample["saliency"], reference["saliency"])
-            torch.testing.assert_close(sample["image"], reference["image"])
+            torch.testing.assert_close(image, reference_image)
+        assert bool(sample["flip"]) == flipped
         outcomes.add(flipped)
     assert outcomes == {True, False}
 
@@ -439,16 +468,19 @@ def test_segmentation_eval_pads_with_ignore_and_zero(tmp_path):
     dataset = SegmentationDataset(layout, ids, label_dir, C, crop_size=40, train=False)
     assert len(dataset) == 3
     sample = dataset[0]
-    assert sample["image"].shape == (3, 40, 40) and sample["image"].dtype == torch.float32
-    assert sample["label"].shape == (40, 40) and sample["label"].dtype == torch.int64
-    label = sample["label"].numpy()
+    assert sample["image"].shape == (3, 40, 40) and sample["image"].dtype == torch.uint8
+    assert sample["label"].shape == (40, 40) and sample["label"].dtype == torch.uint8
+    assert sample["content"].tolist() == [0, 20, 0, 30]
+    batch = _finished(dataset, [sample])
+    image, label = batch["image"][0], batch["label"][0]
+    assert image.shape == (3, 40, 40) and image.dtype == torch.float32
+    assert label.shape == (40, 40) and label.dtype == torch.int64
+    label = label.numpy()
     np.testing.assert_array_equal(label[:20, :30], labels["s0"])
     assert (label[20:, :] == IGNORE).all() and (label[:, 30:] == IGNORE).all()
-    assert float(sample["image"][:, 20:, :].abs().max()) == 0.0
-    assert float(sample["image"][:, :, 30:].abs().max()) == 0.0
-    torch.testing.assert_close(
-        sample["image"][:, :20, :30], normalize(read_image(layout.image_path("s0")))
-    )
+    assert float(image[:, 20:, :].abs().max()) == 0.0
+    assert float(image[:, :, 30:].abs().max()) == 0.0
+    torch.testing.assert_close(image[:, :20, :30], normalize(read_image(layout.image_path("s0"))))
 
 
 def test_segmentation_eval_centre_crops_larger_images(tmp_path):
@@ -470,7 +502,7 @@ def test_segmentation_train_shapes_values_and_determinism(tmp_path, size):
         samples = [dataset[i] for i in range(len(dataset))]
         for sample in samples:
             assert sample["image"].shape == (3, 24, 24)
-            assert sample["label"].shape == (24, 24) and sample["label"].dtype == torch.int64
+            assert sample["label"].shape == (24, 24) and sample["label"].dtype == torch.uint8
             # Nearest resize invents no values; padding only adds ignore.
             values = set(np.unique(sample["label"].numpy()).tolist())
             assert values <= set(np.unique(labels[sample["id"]]).tolist()) | {IGNORE}
@@ -567,3 +599,112 @@ def test_cached_epochs_give_the_samples_of_uncached_ones(layout, tmp_path, kind)
             if name != "id":
                 assert torch.equal(a[name], b[name]), (key, name)
     assert len(cached.decoded._arrays) == 2 * len(SAMPLES), "the image and its label or map"
+
+
+# ---------------------------------------------------------------- finishing on the device
+# The datasets used to do the float work in __getitem__: jitter the uint8 image with
+# v2.ColorJitter, flip, normalise (classifier); normalise the scaled image, pad it with zero,
+# crop, flip (segmentation). The multi-seed results were trained on those batches; the
+# references below recompute them with the same ops, so a CPU run still trains on them bit for
+# bit when the uint8 samples are finished on the device.
+
+
+def _reference_normalize(image_chw):
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (image_chw.float() / 255.0 - mean) / std
+
+
+def _noise_root(tmp_path, sizes):
+    """JPEGs of noise (every jitter op changes them, contrast by a non-trivial mean), with
+    label maps and saliency maps."""
+    rng = np.random.default_rng(7)
+    ids = [f"n{index}" for index in range(len(sizes))]
+    layout = make_root(tmp_path / "noise", {image_id: (1,) for image_id in ids})
+    for image_id, (height, width) in zip(ids, sizes):
+        write_image(layout.image_path(image_id), rng.integers(0, 256, (height, width, 3), np.uint8))
+        write_label(tmp_path / "labels" / f"{image_id}.png",
+                    rng.choice(np.array([0, 2, IGNORE], np.uint8), (height, width)))
+        write_gray(tmp_path / "saliency" / f"{image_id}.png",
+                   rng.integers(0, 256, (height, width), np.uint8))
+    return layout, ids
+
+
+def _reference_classification(layout, saliency_dir, image_id, size, color_jitter):
+    image = read_image(layout.image_path(image_id))
+    image = torch.from_numpy(cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR))
+    saliency = load_saliency(saliency_dir / f"{image_id}.png", image.shape[:2])
+    saliency = torch.from_numpy(cv2.resize(saliency, (size, size), interpolation=cv2.INTER_LINEAR))
+    image = v2.ColorJitter(*color_jitter)(image.permute(2, 0, 1).contiguous())
+    if torch.rand(()) < 0.5:
+        image, saliency = image.flip(-1), saliency.flip(-1)
+    return _reference_normalize(image), saliency[None].clamp(0.0, 1.0)
+
+
+@pytest.mark.parametrize("color_jitter", [(0.3, 0.3, 0.3, 0.1), (0.0, 0.0, 0.0, 0.0)])
+def test_finished_classifier_batches_are_those_jittered_in_the_loader_before(tmp_path,
+                                                                            color_jitter):
+    layout, ids = _noise_root(tmp_path, [(30, 40), (41, 23), (32, 32)])
+    dataset = ClassificationDataset(layout, ids, {i: (1,) for i in ids}, C,
+                                    tmp_path / "saliency", 24, train=True,
+                                    color_jitter=color_jitter)
+    keys = [(index % len(ids), 1000 + index) for index in range(10)]
+    batch = _finished(dataset, [SeededSamples(dataset)[key] for key in keys])
+    flips = set()
+    for row, (index, seed) in enumerate(keys):
+        torch.manual_seed(seed)
+        image, saliency = _reference_classification(layout, tmp_path / "saliency", ids[index],
+                                                    24, color_jitter)
+        assert torch.equal(batch["image"][row], image), (row, color_jitter)
+        assert torch.equal(batch["saliency"][row], saliency), row
+        flips.add(bool(SeededSamples(dataset)[(index, seed)]["flip"]))
+    assert flips == {True, False}
+    plain = ClassificationDataset(layout, ids, {i: (1,) for i in ids}, C, tmp_path / "saliency",
+                                  24, train=False)
+    unaugmented = _finished(plain, [plain[index] for index, _ in keys])["image"]
+    assert not torch.equal(batch["image"], unaugmented), "augmentation changed nothing"
+
+
+def _reference_segmentation(layout, label_dir, image_id, crop, scale_range, train):
+    image = read_image(layout.image_path(image_id))
+    label = read_label(label_dir / f"{image_id}.png", C)
+    if train:
+        scale = scale_range[0] + (scale_range[1] - scale_range[0]) * float(torch.rand(()))
+        height, width = (max(1, round(side * scale)) for side in label.shape)
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+    pad = (0, max(0, crop - label.shape[1]), 0, max(0, crop - label.shape[0]))
+    image = _reference_normalize(torch.from_numpy(image).permute(2, 0, 1))
+    image = torch.nn.functional.pad(image, pad, value=0.0)
+    label = torch.nn.functional.pad(torch.from_numpy(label.astype(np.int64)), pad, value=IGNORE)
+    height, width = label.shape
+    if train:
+        top = int(torch.randint(height - crop + 1, ()))
+        left = int(torch.randint(width - crop + 1, ()))
+    else:
+        top, left = (height - crop) // 2, (width - crop) // 2
+    image = image[:, top : top + crop, left : left + crop]
+    label = label[top : top + crop, left : left + crop]
+    if train and torch.rand(()) < 0.5:
+        image, label = image.flip(-1), label.flip(-1)
+    return image, label
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_finished_segmentation_batches_are_those_normalised_before_the_crop(tmp_path, train):
+    """Scales 0.5-1.5 of 30x40 images against a 32 crop: some crops are padded (on the left too,
+    when flipped), others cut; the padding must come out exactly +0.0, as it was padded."""
+    layout, ids = _noise_root(tmp_path, [(30, 40), (41, 23), (32, 32)])
+    dataset = SegmentationDataset(layout, ids, tmp_path / "labels", C, crop_size=32,
+                                  scale_range=(0.5, 1.5), flip=True, train=train)
+    keys = [(index % len(ids), 50 + index) for index in range(12)]
+    batch = _finished(dataset, [SeededSamples(dataset)[key] for key in keys])
+    padded = 0
+    for row, (index, seed) in enumerate(keys):
+        torch.manual_seed(seed)
+        image, label = _reference_segmentation(layout, tmp_path / "labels", ids[index], 32,
+                                               (0.5, 1.5), train)
+        assert torch.equal(batch["image"][row], image), row
+        assert torch.equal(batch["image"][row].signbit(), image.signbit()), row
+        assert torch.equal(batch["label"][row], label), row
+        padded += int((image == 0).all(0).any())
+    assert padded, "no crop was padded"

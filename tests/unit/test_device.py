@@ -15,6 +15,7 @@ from i2crc_core.device import (
     autocast,
     grad_scaler,
     loader_options,
+    main_process_threads,
     precision_policy,
     prepare_model,
     select_device,
@@ -101,9 +102,14 @@ def test_cpu_path_changes_nothing():
     assert not grad_scaler(CPU, "bf16").is_enabled()
 
 
-def test_gpu_loader_options_pin_memory_and_keep_workers():
-    assert loader_options(torch.device("cuda"), 3) == {
-        "num_workers": 3, "pin_memory": True, "persistent_workers": True,
+def test_gpu_training_threads_are_one_in_the_process_and_the_rest_workers():
+    gpu = torch.device("cuda")
+    assert main_process_threads(gpu, 8) == 1 and main_process_threads(CPU, 8) == 8
+    assert loader_options(gpu, 8) == {
+        "num_workers": 7, "pin_memory": True, "persistent_workers": True,
+    }
+    assert loader_options(gpu, 1) == {
+        "num_workers": 0, "pin_memory": True, "persistent_workers": False,
     }
 
 
