@@ -107,7 +107,7 @@ def test_the_examples_figure_shows_each_stages_labels(finished_project, monkeypa
     figures.examples_figure(
         manifest_path=out / "dataset" / "manifest.json", saliency_dir=out / "saliency" / "maps",
         cams_path=run / "cams" / "cams.h5", pseudo_dir=run / "labels" / "pseudo",
-        refined_dir=run / "labels" / "refined", model_path=model_path, scales=[1.0],
+        refined_dir=run / "labels" / "refined", model_path=model_path, scales=[1.0], crf=None,
         num_images=2, out_path=None)
     axes = drawn[0].get_axes()
     model = load_model(model_path, CPU, expected_kind="segmenter")

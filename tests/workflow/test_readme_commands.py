@@ -25,6 +25,7 @@ NOT_RUN = {
     "sudo python3 tests/slurm/cluster.py": "stands up a SLURM cluster (tests/slurm does)",
     ".venv/bin/python -m pytest": "runs the test suite itself",
     ".venv/bin/pip install": "needs the internet (download.pytorch.org)",
+    ".venv/bin/python bench/bench_crf.py": "reads a finished 5-seed benchmark run (hours)",
 }
 # Files the commands name as the user's own: an empty site overlay, photos to predict.
 USER_FILES = ("my_site.yaml", "photos/", "extra.jpg")
