@@ -8,7 +8,8 @@ settings (scales 1, 0.75, 0.5 with flip). "before" is the earlier loop, kept her
 the main process, batches (up to 16) of *consecutive* equal-size images only, HDF5 writes
 inside the loop. "after" is the stage (`extract_cams.run`) on the CPU: size-ordered batches
 within the CPU's pixel budget (one image of these sizes), writes in a writer thread (on CUDA it
-batches 16 VOC images and decodes in `threads` worker processes instead). Prints one JSON object with images/s of
+batches 16 VOC images and decodes in `threads` worker processes instead). Prints one JSON object
+with images/s of
 both, the batch counts, and the largest difference between the two stores (float16 storage).
 """
 
@@ -25,8 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from i2crc_core.camstore import CamStore, CamStoreWriter
 from i2crc_core.cams import compute_cams_batch
+from i2crc_core.camstore import CamStore, CamStoreWriter
 from i2crc_core.checkpoints import load_model, save_model
 from i2crc_core.datasets import ImageDataset
 from i2crc_core.fileio import write_image
@@ -48,15 +49,25 @@ def make_layout(root: Path, count: int) -> tuple[Path, list[tuple[int, int]]]:
     for image_id, pick in zip(ids, picks):
         height, width = SIZES[pick]
         coarse = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
-        write_image(root / "JPEGImages" / f"{image_id}.jpg",
-                    cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC))
-    labels = {i: sorted(int(c) + 1 for c in rng.choice(NUM_CLASSES, rng.integers(1, 4), replace=False))
-              for i in ids}
+        write_image(
+            root / "JPEGImages" / f"{image_id}.jpg",
+            cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC),
+        )
+    labels = {
+        i: sorted(int(c) + 1 for c in rng.choice(NUM_CLASSES, rng.integers(1, 4), replace=False))
+        for i in ids
+    }
     manifest = root / "manifest.json"
-    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
-             class_names=[f"c{c}" for c in range(NUM_CLASSES)], ids={"train": ids, "val": ids},
-             image_labels={"train": labels, "val": labels}).save(manifest)
+    Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=NUM_CLASSES,
+        class_names=[f"c{c}" for c in range(NUM_CLASSES)],
+        ids={"train": ids, "val": ids},
+        image_labels={"train": labels, "val": labels},
+    ).save(manifest)
     return manifest, [SIZES[p] for p in picks]
 
 
@@ -83,9 +94,17 @@ def before(manifest_path, model_path, out_path) -> int:
 
 
 def after(manifest_path, model_path, out_path, threads: int) -> None:
-    extract_cams.run(manifest_path=manifest_path, model_path=model_path, out_path=out_path,
-                     shard="1-of-1", scales=SCALES, flip=FLIP, device="cpu", precision="fp32",
-                     threads=threads)
+    extract_cams.run(
+        manifest_path=manifest_path,
+        model_path=model_path,
+        out_path=out_path,
+        shard="1-of-1",
+        scales=SCALES,
+        flip=FLIP,
+        device="cpu",
+        precision="fp32",
+        threads=threads,
+    )
 
 
 def timed(function, *args) -> tuple[float, object]:
@@ -117,14 +136,24 @@ def main() -> None:
         one_seconds, _ = timed(after, manifest, model_path, root / "after1.h5", 1)
         result = {
             "benchmark": "cam_extraction",
-            "images": args.images, "sizes": len(set(sizes)), "scales": SCALES, "flip": FLIP,
-            "backbone": "small", "cpu_threads": args.threads, "cpu_count": os.cpu_count(),
+            "images": args.images,
+            "sizes": len(set(sizes)),
+            "scales": SCALES,
+            "flip": FLIP,
+            "backbone": "small",
+            "cpu_threads": args.threads,
+            "cpu_count": os.cpu_count(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "before": {"images_per_s": round(args.images / old_seconds, 2), "batches": old_batches,
-                       "seconds": round(old_seconds, 2)},
-            "after": {"images_per_s": round(args.images / new_seconds, 2),
-                      "batches": len(size_ordered_batches(sizes, BATCH_PIXELS["cpu"])),
-                      "seconds": round(new_seconds, 2), },
+            "before": {
+                "images_per_s": round(args.images / old_seconds, 2),
+                "batches": old_batches,
+                "seconds": round(old_seconds, 2),
+            },
+            "after": {
+                "images_per_s": round(args.images / new_seconds, 2),
+                "batches": len(size_ordered_batches(sizes, BATCH_PIXELS["cpu"])),
+                "seconds": round(new_seconds, 2),
+            },
             "after_1_thread": {"images_per_s": round(args.images / one_seconds, 2)},
             "speedup": round(old_seconds / new_seconds, 2),
             "max_abs_difference": max_difference(root / "before.h5", root / "after.h5"),

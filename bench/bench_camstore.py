@@ -20,8 +20,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import _synthetic_maps as maps  # noqa: E402
+import numpy as np  # noqa: E402
 
 from i2crc_core.camstore import CamStore, CamStoreWriter, merge_cam_stores  # noqa: E402
 
@@ -70,8 +70,12 @@ def read_times(path) -> dict:
 
 
 def main() -> None:
-    results = {"benchmark": "camstore", "images": NUM_IMAGES,
-               "size_hw": [maps.HEIGHT, maps.WIDTH], "classes_per_image": "1-3"}
+    results = {
+        "benchmark": "camstore",
+        "images": NUM_IMAGES,
+        "size_hw": [maps.HEIGHT, maps.WIDTH],
+        "classes_per_image": "1-3",
+    }
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as directory:
         directory = Path(directory)
         for compression in ("lzf", "gzip"):

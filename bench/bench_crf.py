@@ -99,8 +99,14 @@ def seed_rows(results: Path, seed: int, scales, variants: dict) -> list[dict]:
         model = load_model(run / folder / "model.pt", CPU, expected_kind="segmenter").eval()
         plain = evaluate(model, manifest, scales, None)["miou_ignore_excluded"]
         recorded = json.loads((run / METRICS[folder]).read_text())["miou_ignore_excluded"]
-        row = {"seed": seed, "model": folder, "what": what, "val_images": len(manifest.ids["val"]),
-               "miou_plain": round(plain, 4), "plain_matches_pipeline": abs(plain - recorded) < 1e-9}
+        row = {
+            "seed": seed,
+            "model": folder,
+            "what": what,
+            "val_images": len(manifest.ids["val"]),
+            "miou_plain": round(plain, 4),
+            "plain_matches_pipeline": abs(plain - recorded) < 1e-9,
+        }
         for name, crf_settings in variants.items():
             timed = TimedCRF(crf_settings)
             miou = evaluate(model, manifest, scales, timed)["miou_ignore_excluded"]
@@ -114,8 +120,9 @@ def seed_rows(results: Path, seed: int, scales, variants: dict) -> list[dict]:
 def voc_sized_timing(crf_settings: dict) -> dict:
     """Seconds per image of the CRF on a photograph at 375x500, 21 classes."""
     photo = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    photo = cv2.cvtColor(cv2.resize(photo, (VOC_SIDE, 375), interpolation=cv2.INTER_AREA),
-                         cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(
+        cv2.resize(photo, (VOC_SIDE, 375), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+    )
     generator = torch.Generator().manual_seed(0)
     seconds = []
     for _ in range(VOC_TIMING_IMAGES):
@@ -126,19 +133,34 @@ def voc_sized_timing(crf_settings: dict) -> dict:
         start = time.perf_counter()
         dense_crf(probabilities, photo, **crf_settings)
         seconds.append(time.perf_counter() - start)
-    return {"image": "matplotlib sample grace_hopper.jpg resized to 375x500",
-            "classes": VOC_CLASSES, "images": VOC_TIMING_IMAGES,
-            "crf_s_per_image_median": round(float(np.median(seconds)), 3)}
+    return {
+        "image": "matplotlib sample grace_hopper.jpg resized to 375x500",
+        "classes": VOC_CLASSES,
+        "images": VOC_TIMING_IMAGES,
+        "crf_s_per_image_median": round(float(np.median(seconds)), 3),
+    }
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("Model name")), platform.processor())
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(), "commit": commit}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(
+                ["lscpu"], capture_output=True, text=True
+            ).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpu": model,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "commit": commit,
+    }
 
 
 def main() -> None:
@@ -153,18 +175,36 @@ def main() -> None:
     image_side = every["dataset"]["synthetic"]["image_size"]
     scaled = {**voc, "bi_xy_std": round(voc["bi_xy_std"] * image_side / VOC_SIDE, 2)}
     variants = {"crf_voc": voc, "crf_scaled": scaled}
-    rows = [row for seed in args.seeds
-            for row in seed_rows(args.results, seed, config["inference_scales"], variants)]
+    rows = [
+        row
+        for seed in args.seeds
+        for row in seed_rows(args.results, seed, config["inference_scales"], variants)
+    ]
     summary = {}
     for folder in MODELS:
         chosen = [row for row in rows if row["model"] == folder]
         if chosen:
-            summary[folder] = {f"mean_delta_{name}": round(float(np.mean(
-                [row[f"delta_{name}"] for row in chosen])), 4) for name in variants}
+            summary[folder] = {
+                f"mean_delta_{name}": round(
+                    float(np.mean([row[f"delta_{name}"] for row in chosen])), 4
+                )
+                for name in variants
+            }
             summary[folder]["seeds"] = len(chosen)
-    print(json.dumps({"benchmark": "crf", "machine": machine(), "variants": variants,
-                      "inference_scales": config["inference_scales"], "rows": rows,
-                      "mean_deltas": summary, "voc_sized": voc_sized_timing(voc)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "crf",
+                "machine": machine(),
+                "variants": variants,
+                "inference_scales": config["inference_scales"],
+                "rows": rows,
+                "mean_deltas": summary,
+                "voc_sized": voc_sized_timing(voc),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

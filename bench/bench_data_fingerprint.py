@@ -47,8 +47,16 @@ def main(parent: Path) -> None:
     cold = timed(root)
     warm = statistics.median(timed(root) for _ in range(REPEATS))
     files = 2 * sum(SPLITS.values())
-    print(json.dumps({"files": files, "cold_seconds": round(cold, 3),
-                      "warm_seconds": round(warm, 3), "folder": str(parent)}))
+    print(
+        json.dumps(
+            {
+                "files": files,
+                "cold_seconds": round(cold, 3),
+                "warm_seconds": round(warm, 3),
+                "folder": str(parent),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

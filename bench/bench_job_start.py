@@ -18,22 +18,45 @@ from pathlib import Path
 
 REPEATS = 3
 HEAVY = ("torch", "cv2", "h5py", "matplotlib")
-STAGES = ("synthetic_dataset", "prepare_dataset", "saliency_maps", "train_classifier", "extract_cams",
-          "gather_cams", "pseudo_labels", "train_segmentation", "predict", "refine_labels", "evaluate",
-          "summary", "figures")
+STAGES = (
+    "synthetic_dataset",
+    "prepare_dataset",
+    "saliency_maps",
+    "train_classifier",
+    "extract_cams",
+    "gather_cams",
+    "pseudo_labels",
+    "train_segmentation",
+    "predict",
+    "refine_labels",
+    "evaluate",
+    "summary",
+    "figures",
+)
 
 
 def job_start(tree: Path, stage: str) -> dict:
-    code = (f"import sys; import i2crc_core.runner, i2crc_core.stages.{stage}; "
-            f"print(','.join(name for name in {HEAVY!r} if name in sys.modules))")
+    code = (
+        f"import sys; import i2crc_core.runner, i2crc_core.stages.{stage}; "
+        f"print(','.join(name for name in {HEAVY!r} if name in sys.modules))"
+    )
     times, loaded = [], ""
     for _ in range(REPEATS):
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True,
-                                text=True, check=True, env={"PYTHONPATH": str(tree)})
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(tree)},
+        )
         times.append(time.perf_counter() - start)
         loaded = result.stdout.strip()
-    return {"seconds": round(statistics.median(times), 3), "heavy_imports": loaded.split(",") if loaded else []}
+    return {
+        "seconds": round(statistics.median(times), 3),
+        "heavy_imports": loaded.split(",") if loaded else [],
+    }
 
 
 def main(trees: list[str]) -> None:
@@ -41,7 +64,7 @@ def main(trees: list[str]) -> None:
     for stage in STAGES:  # interleaved, so that load on the machine affects every tree alike
         for tree in trees:
             report["trees"].setdefault(tree, {})[stage] = job_start(Path(tree).resolve(), stage)
-    for tree, stages in report["trees"].items():
+    for stages in report["trees"].values():
         stages["total_seconds"] = round(sum(entry["seconds"] for entry in stages.values()), 2)
     print(json.dumps(report, indent=1))
 

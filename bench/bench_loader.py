@@ -81,16 +81,21 @@ class PreviousClassification(ClassificationDataset):
         size = (self.input_size, self.input_size)
         image = self.decoded(read_image, self.layout.image_path(image_id))
         maps = [torch.from_numpy(_resize(image, size, cv2.INTER_LINEAR)).permute(2, 0, 1)]
-        saliency = self.decoded(load_saliency, self.saliency_dir / f"{image_id}.png",
-                                image.shape[:2])
+        saliency = self.decoded(
+            load_saliency, self.saliency_dir / f"{image_id}.png", image.shape[:2]
+        )
         maps.append(torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None])
         maps[0] = self.jitter(maps[0].contiguous())
         if torch.rand(()) < 0.5:
             maps = [m.flip(-1) for m in maps]
         label = torch.zeros(self.num_classes)
         label[[c - 1 for c in self.labels[image_id]]] = 1.0
-        return {"id": image_id, "image": normalize(maps[0]), "label": label,
-                "saliency": maps[1].clamp(0.0, 1.0).contiguous()}
+        return {
+            "id": image_id,
+            "image": normalize(maps[0]),
+            "label": label,
+            "saliency": maps[1].clamp(0.0, 1.0).contiguous(),
+        }
 
 
 class PreviousSegmentation(SegmentationDataset):
@@ -119,8 +124,11 @@ class PreviousSegmentation(SegmentationDataset):
         label_tensor = label_tensor[top : top + crop, left : left + crop]
         if self.flip and torch.rand(()) < 0.5:
             image_tensor, label_tensor = image_tensor.flip(-1), label_tensor.flip(-1)
-        return {"id": image_id, "image": image_tensor.contiguous(),
-                "label": label_tensor.contiguous()}
+        return {
+            "id": image_id,
+            "image": image_tensor.contiguous(),
+            "label": label_tensor.contiguous(),
+        }
 
 
 def write_images(root: Path) -> list[str]:
@@ -134,8 +142,9 @@ def write_images(root: Path) -> list[str]:
         image = np.clip(image + grain, 0, 255).astype(np.uint8)
         image_id = f"2008_{index:06d}"
         (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), image,
-                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(
+            str(root / "JPEGImages" / f"{image_id}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
         label = np.zeros((height, width), np.uint8)
         label[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1 + index % 20
         write_label(root / "labels" / f"{image_id}.png", label)
@@ -149,8 +158,10 @@ def batches(dataset, batch: int, epoch: int) -> list[dict]:
     previous = isinstance(dataset, (PreviousClassification, PreviousSegmentation))
     samples = (PreviousSeededSamples if previous else SeededSamples)(dataset)
     keys = [(index, 1000 * epoch + index) for index in range(len(dataset))]
-    return [default_collate([samples[key] for key in keys[start : start + batch]])
-            for start in range(0, len(keys) - batch + 1, batch)]
+    return [
+        default_collate([samples[key] for key in keys[start : start + batch]])
+        for start in range(0, len(keys) - batch + 1, batch)
+    ]
 
 
 def pass_seconds(dataset, batch: int, epoch: int) -> float:
@@ -177,9 +188,12 @@ def measure(previous, now, batch: int) -> dict:
         finished = now.finish(uint8, cpu)
     finish_ms = (time.process_time() - start) / REPEATS * 1000
     identical = all(torch.equal(finished[key], reference[key]) for key in finished)
-    tiny = {key: value[..., :8, :8].contiguous()  # images and maps, not label vectors
-            if torch.is_tensor(value) and value.dim() >= 3 else value
-            for key, value in uint8.items()}
+    tiny = {
+        key: value[..., :8, :8].contiguous()  # images and maps, not label vectors
+        if torch.is_tensor(value) and value.dim() >= 3
+        else value
+        for key, value in uint8.items()
+    }
     start = time.process_time()
     for _ in range(REPEATS * 10):
         now.finish(tiny, cpu)
@@ -189,7 +203,8 @@ def measure(previous, now, batch: int) -> dict:
         "images_per_s_per_worker": {which: round(rate, 1) for which, rate in rates.items()},
         "speed_up": round(rates["uint8"] / rates["previous"], 2),
         f"data_ms_per_step_with_{WORKERS}_workers": {
-            which: round(batch / (rate * WORKERS) * 1000, 2) for which, rate in rates.items()},
+            which: round(batch / (rate * WORKERS) * 1000, 2) for which, rate in rates.items()
+        },
         "finish_ms_per_batch_on_cpu": round(finish_ms, 2),
         "finish_dispatch_ms_per_batch": round(dispatch_ms, 2),
         "identical": identical,
@@ -206,8 +221,12 @@ def seed_ms(manual_seed, calls: int = 300) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-              "cpus": os.cpu_count(), "images": IMAGES, "repeats": REPEATS}
+    report = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpus": os.cpu_count(),
+        "images": IMAGES,
+        "repeats": REPEATS,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         ids = write_images(root)
@@ -216,20 +235,46 @@ def main() -> None:
         for _ in range(2):
             for image_id in ids:
                 read_image(layout.image_path(image_id))
-        report["decode_ms_per_image"] = round((time.process_time() - start) / (2 * IMAGES) * 1000,
-                                              2)
+        report["decode_ms_per_image"] = round(
+            (time.process_time() - start) / (2 * IMAGES) * 1000, 2
+        )
         report["seed_ms_per_sample"] = {
             "previous": seed_ms(torch.manual_seed),
-            "now": seed_ms(torch.random.default_generator.manual_seed)}
+            "now": seed_ms(torch.random.default_generator.manual_seed),
+        }
         labels = {image_id: (1 + index % 20,) for index, image_id in enumerate(ids)}
-        report["classifier"] = measure(*(
-            kind(layout, ids, labels, 20, root / "saliency", CLASSIFIER["input_size"], train=True,
-                 color_jitter=CLASSIFIER["color_jitter"])
-            for kind in (PreviousClassification, ClassificationDataset)), CLASSIFIER["batch"])
-        report["segmenter"] = measure(*(
-            kind(layout, ids, root / "labels", 20, crop_size=SEGMENTER["crop_size"],
-                 scale_range=SEGMENTER["scale_range"], flip=True, train=True)
-            for kind in (PreviousSegmentation, SegmentationDataset)), SEGMENTER["batch"])
+        report["classifier"] = measure(
+            *(
+                kind(
+                    layout,
+                    ids,
+                    labels,
+                    20,
+                    root / "saliency",
+                    CLASSIFIER["input_size"],
+                    train=True,
+                    color_jitter=CLASSIFIER["color_jitter"],
+                )
+                for kind in (PreviousClassification, ClassificationDataset)
+            ),
+            CLASSIFIER["batch"],
+        )
+        report["segmenter"] = measure(
+            *(
+                kind(
+                    layout,
+                    ids,
+                    root / "labels",
+                    20,
+                    crop_size=SEGMENTER["crop_size"],
+                    scale_range=SEGMENTER["scale_range"],
+                    flip=True,
+                    train=True,
+                )
+                for kind in (PreviousSegmentation, SegmentationDataset)
+            ),
+            SEGMENTER["batch"],
+        )
     print(json.dumps(report))
 
 

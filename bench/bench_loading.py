@@ -31,11 +31,18 @@ def datasets(root: Path, config: dict) -> dict:
     labels = image_labels_from_masks(layout, ids, num_classes)
     return {
         "segmentation": lambda: SegmentationDataset(
-            layout, ids, layout.mask_dir, num_classes, crop_size=config["segmentation"]["crop_size"]),
+            layout, ids, layout.mask_dir, num_classes, crop_size=config["segmentation"]["crop_size"]
+        ),
         "classification": lambda: ClassificationDataset(
-            layout, ids, labels, num_classes, layout.mask_dir,
-            input_size=config["classifier"]["input_size"], train=True,
-            color_jitter=config["classifier"]["color_jitter"]),
+            layout,
+            ids,
+            labels,
+            num_classes,
+            layout.mask_dir,
+            input_size=config["classifier"]["input_size"],
+            train=True,
+            color_jitter=config["classifier"]["color_jitter"],
+        ),
     }
 
 
@@ -52,8 +59,12 @@ def main() -> None:
     report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "epochs": EPOCHS}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "synthetic"
-        generate(root, seed=0, num_classes=config["dataset"]["num_classes"],
-                 **config["dataset"]["synthetic"])
+        generate(
+            root,
+            seed=0,
+            num_classes=config["dataset"]["num_classes"],
+            **config["dataset"]["synthetic"],
+        )
         for name, build in datasets(root, config).items():
             cached, uncached = build(), build()
             uncached.decoded = DecodedCache(max_bytes=0)
@@ -64,9 +75,12 @@ def main() -> None:
                     times[which].append(epoch_seconds(cached if which == "cached" else uncached))
             samples = len(cached)
             report[name] = {
-                which: {"samples_per_s_first_epoch": round(samples / seconds[0]),
-                        "samples_per_s_later_epochs": round(samples / float(np.median(seconds[1:])))}
-                for which, seconds in times.items()}
+                which: {
+                    "samples_per_s_first_epoch": round(samples / seconds[0]),
+                    "samples_per_s_later_epochs": round(samples / float(np.median(seconds[1:]))),
+                }
+                for which, seconds in times.items()
+            }
     print(json.dumps(report))
 
 

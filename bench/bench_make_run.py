@@ -49,11 +49,28 @@ def job_seconds(out: Path) -> dict[str, float]:
 def timed_run(tree: Path, cores: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="make-run-"))
     start = time.perf_counter()
-    subprocess.run([str(SNAKEMAKE), "--cores", cores, "--profile", "profiles/local", "--quiet",
-                    "all", "--config", f"output_dir={out}"], cwd=tree, check=True)
+    subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "--cores",
+            cores,
+            "--profile",
+            "profiles/local",
+            "--quiet",
+            "all",
+            "--config",
+            f"output_dir={out}",
+        ],
+        cwd=tree,
+        check=True,
+    )
     wall = time.perf_counter() - start
-    return {"tree": str(tree), "output_dir": str(out), "wall_seconds": round(wall, 1),
-            "job_seconds": job_seconds(out)}
+    return {
+        "tree": str(tree),
+        "output_dir": str(out),
+        "wall_seconds": round(wall, 1),
+        "job_seconds": job_seconds(out),
+    }
 
 
 def main() -> None:
@@ -63,23 +80,43 @@ def main() -> None:
     parser.add_argument("--order", nargs=2, default=["old", "new"], choices=["old", "new"])
     args = parser.parse_args()
     worktree = Path(tempfile.mkdtemp(prefix="old-tree-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.old], cwd=REPO,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(worktree), args.old],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     try:
         trees = {"old": worktree, "new": REPO}
         runs = {side: timed_run(trees[side], args.cores) for side in args.order}
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO,
-                       check=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    print(json.dumps({
-        "machine": {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "cores": args.cores},
-        "old": {"commit": args.old, **runs["old"]},
-        "new": {"commit": commit, **runs["new"]},
-        "ratio_old_over_new": round(runs["old"]["wall_seconds"] / runs["new"]["wall_seconds"], 2),
-    }, indent=1))
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=True
+        )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu": cpu_model(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "cores": args.cores,
+                },
+                "old": {"commit": args.old, **runs["old"]},
+                "new": {"commit": commit, **runs["new"]},
+                "ratio_old_over_new": round(
+                    runs["old"]["wall_seconds"] / runs["new"]["wall_seconds"], 2
+                ),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import _synthetic_maps as maps  # noqa: E402
+import numpy as np  # noqa: E402
 
 from i2crc_core.metrics import CamSweep, ConfusionMatrix, LabelEvaluator  # noqa: E402
 
@@ -52,16 +52,20 @@ def main() -> None:
     for index in range(NUM_PAIRS):
         sweep.update(*cam_items[index % POOL])
     sweep_seconds = time.perf_counter() - start
-    print(json.dumps({
-        "benchmark": "metrics",
-        "pairs": NUM_PAIRS,
-        "size_hw": [maps.HEIGHT, maps.WIDTH],
-        "num_classes": NUM_CLASSES,
-        "confusion_update_mpix_per_s": round(confusion_rate, 1),
-        "label_evaluator_update_mpix_per_s": round(evaluator_rate, 1),
-        "cam_sweep_19_thresholds_images_per_s": round(NUM_PAIRS / sweep_seconds, 1),
-        "target_mpix_per_s": 100,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "metrics",
+                "pairs": NUM_PAIRS,
+                "size_hw": [maps.HEIGHT, maps.WIDTH],
+                "num_classes": NUM_CLASSES,
+                "confusion_update_mpix_per_s": round(confusion_rate, 1),
+                "label_evaluator_update_mpix_per_s": round(evaluator_rate, 1),
+                "cam_sweep_19_thresholds_images_per_s": round(NUM_PAIRS / sweep_seconds, 1),
+                "target_mpix_per_s": 100,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import _synthetic_maps as maps  # noqa: E402
+import numpy as np  # noqa: E402
 
 from i2crc_core.config import defaults  # noqa: E402
 from i2crc_core.fileio import write_label  # noqa: E402
@@ -48,17 +48,21 @@ def main() -> None:
             write_seconds += t2 - t1
             ignored.append(float(np.mean(label == 255)))
         total = time.perf_counter() - start
-    print(json.dumps({
-        "benchmark": "pseudo_labels",
-        "images": NUM_IMAGES,
-        "size_hw": [maps.HEIGHT, maps.WIDTH],
-        "classes_per_image": "1-3",
-        "images_per_s": round(NUM_IMAGES / total, 1),
-        "pseudo_label_ms": round(1e3 * label_seconds / NUM_IMAGES, 2),
-        "write_label_ms": round(1e3 * write_seconds / NUM_IMAGES, 2),
-        "mean_ignored_fraction": round(float(np.mean(ignored)), 3),
-        "target_images_per_s": 100,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pseudo_labels",
+                "images": NUM_IMAGES,
+                "size_hw": [maps.HEIGHT, maps.WIDTH],
+                "classes_per_image": "1-3",
+                "images_per_s": round(NUM_IMAGES / total, 1),
+                "pseudo_label_ms": round(1e3 * label_seconds / NUM_IMAGES, 2),
+                "write_label_ms": round(1e3 * write_seconds / NUM_IMAGES, 2),
+                "mean_ignored_fraction": round(float(np.mean(ignored)), 3),
+                "target_images_per_s": 100,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

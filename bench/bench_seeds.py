@@ -26,9 +26,20 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 def snakemake(seeds: list[int], cores: str) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [str(SNAKEMAKE), "--cores", cores, "--profile", "profiles/local", "--quiet", "all",
-         "--config", f"seeds={json.dumps(seeds)}"],
-        cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+        [
+            str(SNAKEMAKE),
+            "--cores",
+            cores,
+            "--profile",
+            "profiles/local",
+            "--quiet",
+            "all",
+            "--config",
+            f"seeds={json.dumps(seeds)}",
+        ],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 
@@ -49,9 +60,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cores", default="all")
     args = parser.parse_args()
-    report = {"benchmark": "default_pipeline_seeds", "seeds": args.seeds,
-              "wall_s": round(snakemake(args.seeds, args.cores), 1),
-              "noop_rerun_s": round(snakemake(args.seeds, args.cores), 1), "per_seed": {}}
+    report = {
+        "benchmark": "default_pipeline_seeds",
+        "seeds": args.seeds,
+        "wall_s": round(snakemake(args.seeds, args.cores), 1),
+        "noop_rerun_s": round(snakemake(args.seeds, args.cores), 1),
+        "per_seed": {},
+    }
     rule_seconds = defaultdict(list)
     for seed in args.seeds:
         jobs = job_benchmarks(REPO / "results" / f"seed{seed}")
@@ -62,7 +77,8 @@ def main() -> None:
         for name, row in jobs.items():
             rule_seconds[name.split("/")[0]].append(float(row["s"]))
     report["mean_job_seconds_per_rule"] = {
-        rule: round(sum(values) / len(values), 1) for rule, values in sorted(rule_seconds.items())}
+        rule: round(sum(values) / len(values), 1) for rule, values in sorted(rule_seconds.items())
+    }
     report["results"] = json.loads((REPO / "results" / "summary.json").read_text())["aggregate"]
     print(json.dumps(report, indent=1))
 

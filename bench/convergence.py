@@ -37,7 +37,14 @@ sys.path.insert(0, str(REPO))
 from i2crc_core.config import deep_update, validate_config  # noqa: E402
 from i2crc_core.manifest import Manifest  # noqa: E402
 from i2crc_core.plotting import save_png  # noqa: E402
-from i2crc_core.stages import evaluate, evaluate_classifier, predict, pretrain, train_classifier, train_segmentation  # noqa: E402
+from i2crc_core.stages import (  # noqa: E402
+    evaluate,
+    evaluate_classifier,
+    predict,
+    pretrain,
+    train_classifier,
+    train_segmentation,
+)
 from i2crc_core.training import read_curve  # noqa: E402
 
 BASELINE = {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": 0.0}
@@ -55,8 +62,16 @@ def prepare_data(out: Path, seed: int, configfile) -> tuple[Path, Path]:
     """The seed's manifest and saliency maps, made by the pipeline's rules."""
     run = out / f"seed{seed}"
     targets = [run / "dataset" / "manifest.json", run / "saliency" / "maps"]
-    command = [str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--quiet", "all",
-               "--config", f"output_dir={out}", f"seeds=[{seed}]"]
+    command = [
+        str(Path(sys.executable).parent / "snakemake"),
+        "--cores",
+        "all",
+        "--quiet",
+        "all",
+        "--config",
+        f"output_dir={out}",
+        f"seeds=[{seed}]",
+    ]
     if configfile:
         command[1:1] = ["--configfile", str(Path(configfile).resolve())]
     subprocess.run([*command, "--", *map(str, targets)], cwd=REPO, check=True)
@@ -71,42 +86,87 @@ def scaled(settings: dict, factor: float, key: str) -> dict:
     return result
 
 
-def train_and_score(stage: str, factor: float, config: dict, manifest: Path, saliency: Path,
-                    backbone: Path | None, folder: Path, seed: int, threads: int) -> dict:
+def train_and_score(
+    stage: str,
+    factor: float,
+    config: dict,
+    manifest: Path,
+    saliency: Path,
+    backbone: Path | None,
+    folder: Path,
+    seed: int,
+    threads: int,
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    common = {"manifest_path": manifest, "model_path": folder / "model.pt",
-              "curve_path": folder / "losses.tsv", "checkpoint_dir": folder / "checkpoints",
-              "seed": seed, "device": "cpu", "precision": "fp32", "threads": threads}
+    common = {
+        "manifest_path": manifest,
+        "model_path": folder / "model.pt",
+        "curve_path": folder / "losses.tsv",
+        "checkpoint_dir": folder / "checkpoints",
+        "seed": seed,
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": threads,
+    }
     start = time.perf_counter()
     if stage == "pretraining":
         settings = scaled(config["pretraining"], factor, "epochs")
         pretrain.run(training=settings, backbone_path=folder / "backbone.pth", **common)
     elif stage == "classifier":
         settings = scaled(config["classifier"], factor, "epochs")
-        train_classifier.run(training=settings, saliency_dir=saliency, weights=backbone,
-                             loss_weights=BASELINE, **common)
+        train_classifier.run(
+            training=settings,
+            saliency_dir=saliency,
+            weights=backbone,
+            loss_weights=BASELINE,
+            **common,
+        )
     else:
         settings = scaled(config["segmentation"], factor, "iterations")
-        train_segmentation.run(training=settings, label_dir=Manifest.load(manifest).layout().mask_dir,
-                               weights=backbone, checkpoint_every=settings["checkpoint_every"],
-                               **common)
+        train_segmentation.run(
+            training=settings,
+            label_dir=Manifest.load(manifest).layout().mask_dir,
+            weights=backbone,
+            checkpoint_every=settings["checkpoint_every"],
+            **common,
+        )
     seconds = time.perf_counter() - start
     metrics = folder / "metrics.json"
     if stage == "full":
         with tempfile.TemporaryDirectory() as predictions:
-            predict.run(manifest_path=manifest, model_path=folder / "model.pt", split="val",
-                        out_dir=predictions, scales=[1.0], crf=None, device="cpu",
-                        precision="fp32", threads=threads)
-            evaluate.labels(manifest_path=manifest, label_dir=predictions, split="val",
-                            out_path=metrics)
+            predict.run(
+                manifest_path=manifest,
+                model_path=folder / "model.pt",
+                split="val",
+                out_dir=predictions,
+                scales=[1.0],
+                crf=None,
+                device="cpu",
+                precision="fp32",
+                threads=threads,
+            )
+            evaluate.labels(
+                manifest_path=manifest, label_dir=predictions, split="val", out_path=metrics
+            )
         value = json.loads(metrics.read_text())["miou_ignore_excluded"]
     else:
-        evaluate_classifier.run(manifest_path=manifest, model_path=folder / "model.pt", split="val",
-                            out_path=metrics, device="cpu", precision="fp32", threads=threads)
+        evaluate_classifier.run(
+            manifest_path=manifest,
+            model_path=folder / "model.pt",
+            split="val",
+            out_path=metrics,
+            device="cpu",
+            precision="fp32",
+            threads=threads,
+        )
         value = json.loads(metrics.read_text())["map"]
-    return {"factor": factor, "budget": settings["epochs" if stage != "full" else "iterations"],
-            "metric": round(value, 4), "train_seconds": round(seconds, 1),
-            "curve": str(folder / "losses.tsv")}
+    return {
+        "factor": factor,
+        "budget": settings["epochs" if stage != "full" else "iterations"],
+        "metric": round(value, 4),
+        "train_seconds": round(seconds, 1),
+        "curve": str(folder / "losses.tsv"),
+    }
 
 
 def verdict(stage: str, rows: list[dict]) -> dict:
@@ -123,9 +183,11 @@ def verdict(stage: str, rows: list[dict]) -> dict:
 def figure(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    titles = {"pretraining": ("pretraining", "val mAP", "epochs"),
-              "classifier": ("baseline classifier", "val mAP", "epochs"),
-              "full": ("segmenter on ground truth (full)", "val mIoU", "iterations")}
+    titles = {
+        "pretraining": ("pretraining", "val mAP", "epochs"),
+        "classifier": ("baseline classifier", "val mAP", "epochs"),
+        "full": ("segmenter on ground truth (full)", "val mIoU", "iterations"),
+    }
     stages = [stage for stage in titles if stage in results]
     fig, axes = plt.subplots(2, len(stages), figsize=(4.2 * len(stages), 7), squeeze=False)
     for column, stage in enumerate(stages):
@@ -151,8 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--factors", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    parser.add_argument("--stages", nargs="+", default=["pretraining", "classifier", "full"],
-                        choices=["pretraining", "classifier", "full"])
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=["pretraining", "classifier", "full"],
+        choices=["pretraining", "classifier", "full"],
+    )
     parser.add_argument("--configfile")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "convergence")
@@ -170,16 +236,46 @@ def main() -> None:
         if stage != "pretraining" and backbone is None:
             backbone = work / "pretraining" / "x1" / "backbone.pth"
             if not backbone.exists():
-                train_and_score("pretraining", 1.0, config, manifest, saliency, None,
-                                backbone.parent, args.seed, args.threads)
-        rows = [train_and_score(stage, factor, config, manifest, saliency, backbone,
-                                work / stage / f"x{factor:g}", args.seed, args.threads)
-                for factor in sorted(args.factors)]
+                train_and_score(
+                    "pretraining",
+                    1.0,
+                    config,
+                    manifest,
+                    saliency,
+                    None,
+                    backbone.parent,
+                    args.seed,
+                    args.threads,
+                )
+        rows = [
+            train_and_score(
+                stage,
+                factor,
+                config,
+                manifest,
+                saliency,
+                backbone,
+                work / stage / f"x{factor:g}",
+                args.seed,
+                args.threads,
+            )
+            for factor in sorted(args.factors)
+        ]
         results[stage] = {"runs": rows, **verdict(stage, rows)}
     figure(results, args.figure)
-    print(json.dumps({"seed": args.seed, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                      "processor": platform.processor() or platform.machine(),
-                      "threads": args.threads, "figure": str(args.figure), **results}, indent=1))
+    print(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "processor": platform.processor() or platform.machine(),
+                "threads": args.threads,
+                "figure": str(args.figure),
+                **results,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def _measure(root: Path, seed: int, simulated: dict) -> dict:
             [m for m, s in zip(maps, simple) if s], [m for m, s in zip(masks, simple) if s]
         ),
         "background_ge_32": float(
-            np.count_nonzero(stacked_maps[background] >= BACKGROUND_SALIENCY) / np.count_nonzero(background)
+            np.count_nonzero(stacked_maps[background] >= BACKGROUND_SALIENCY)
+            / np.count_nonzero(background)
         ),
         "simple_images": int(sum(simple)),
     }
@@ -108,10 +109,17 @@ def _figure(root: Path, seed: int, simulated: dict, rows: int, path: Path, size:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
-    parser.add_argument("--work", type=Path, default=None, help="where the data sets go (default: a temporary folder)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="where the data sets go (default: a temporary folder)",
+    )
     parser.add_argument("--figure", type=Path, default=REPO / "docs" / "figures" / "detector.png")
     parser.add_argument("--rows", type=int, default=6)
     args = parser.parse_args(argv)
@@ -124,7 +132,9 @@ def main(argv=None) -> None:
         for size in args.sizes:
             for seed in args.seeds:
                 root = _dataset(work, seed, size)
-                results.append({"seed": seed, "image_size": size, **_measure(root, seed, simulated)})
+                results.append(
+                    {"seed": seed, "image_size": size, **_measure(root, seed, simulated)}
+                )
                 if seed == args.seeds[0] and size == figure_size:
                     _figure(root, seed, simulated, args.rows, args.figure, size)
     means = {
@@ -134,7 +144,17 @@ def main(argv=None) -> None:
         }
         for size in args.sizes
     }
-    print(json.dumps({"simulated": simulated, "per_seed": results, "mean_per_size": means, "figure": str(args.figure)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "simulated": simulated,
+                "per_seed": results,
+                "mean_per_size": means,
+                "figure": str(args.figure),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 if __spec__ is None:  # run as a file: the repository root is not on the path
-    sys.exit("i2crc error: bench/gpu_check.py: run it from the repository root as "
-             "`python -m bench.gpu_check` (or `make gpu-check`)")
+    sys.exit(
+        "i2crc error: bench/gpu_check.py: run it from the repository root as "
+        "`python -m bench.gpu_check` (or `make gpu-check`)"
+    )
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,10 +74,14 @@ from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
 from i2crc_core.config import defaults as schema_defaults  # noqa: E402
 from i2crc_core.crf import settings as crf_settings  # noqa: E402
-from i2crc_core.device import (  # noqa: E402
-    autocast, grad_scaler, prepare_model, resolve_precision, select_device,
-)
 from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
+from i2crc_core.device import (  # noqa: E402
+    autocast,
+    grad_scaler,
+    prepare_model,
+    resolve_precision,
+    select_device,
+)
 from i2crc_core.errors import I2CRCError  # noqa: E402
 from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label  # noqa: E402
 from i2crc_core.inference import predict_labels  # noqa: E402
@@ -92,20 +98,36 @@ STAGE_BATCH = 16  # images per batch of the CAM and predict stages
 LARGE_BATCH = 32
 # (H, W) of VOC images and roughly how common each is; the stages batch only consecutive
 # images of equal size, so the mix decides how full their batches are.
-VOC_SIZES = {(375, 500): 0.45, (333, 500): 0.2, (500, 375): 0.15, (500, 333): 0.1,
-             (366, 500): 0.05, (400, 500): 0.05}
+VOC_SIZES = {
+    (375, 500): 0.45,
+    (333, 500): 0.2,
+    (500, 375): 0.15,
+    (500, 333): 0.1,
+    (366, 500): 0.05,
+    (400, 500): 0.05,
+}
 # Dense tensor-core peaks in TFLOP/s by (model, variant), from NVIDIA's datasheets: (bf16/fp16,
 # TF32); T4 and V100 have neither bf16 nor TF32: fp16 and plain fp32. Without sparsity. A model
 # is matched exactly (peak_tflops), never by a prefix: an H200 NVL is not an H200 SXM.
 PEAK_TFLOPS = {
-    ("B200", None): (2250, 1100), ("GH200", None): (989, 494),
-    ("H200", None): (989, 494), ("H200", "NVL"): (835, 418),
-    ("H100", None): (989, 494), ("H100", "PCIe"): (756, 378), ("H100", "NVL"): (835, 418),
-    ("A100", None): (312, 156), ("A100", "PCIe"): (312, 156),
-    ("L40S", None): (362, 183), ("L40", None): (181, 90.5), ("A40", None): (149.7, 74.8),
-    ("A10", None): (125, 62.5), ("L4", None): (121, 60),
-    ("RTX 4090", None): (165.2, 82.6), ("T4", None): (65, 8.1),
-    ("V100", None): (125, 15.7), ("V100", "PCIe"): (112, 14),
+    ("B200", None): (2250, 1100),
+    ("GH200", None): (989, 494),
+    ("H200", None): (989, 494),
+    ("H200", "NVL"): (835, 418),
+    ("H100", None): (989, 494),
+    ("H100", "PCIe"): (756, 378),
+    ("H100", "NVL"): (835, 418),
+    ("A100", None): (312, 156),
+    ("A100", "PCIe"): (312, 156),
+    ("L40S", None): (362, 183),
+    ("L40", None): (181, 90.5),
+    ("A40", None): (149.7, 74.8),
+    ("A10", None): (125, 62.5),
+    ("L4", None): (121, 60),
+    ("RTX 4090", None): (165.2, 82.6),
+    ("T4", None): (65, 8.1),
+    ("V100", None): (125, 15.7),
+    ("V100", "PCIe"): (112, 14),
 }
 PIPELINE_TIMEOUT_S = 300  # ~1 min on 2 CPU cores; bounded so that the JSON still comes
 
@@ -115,16 +137,19 @@ def gpu_model(name: str) -> tuple[str, str | None]:
     "Tesla V100-SXM2-32GB" -> ("V100", None), "NVIDIA GeForce RTX 4090" -> ("RTX 4090", None)."""
     words = re.sub(r"\b(NVIDIA|Tesla|GeForce|Quadro)\b", " ", name).replace("-", " ").split()
     model = " ".join(words[:2]) if words and words[0] == "RTX" else (words[0] if words else "")
-    variant = next((word for word in ("NVL", "PCIe") if word.lower() in map(str.lower, words)),
-                   None)
+    variant = next(
+        (word for word in ("NVL", "PCIe") if word.lower() in map(str.lower, words)), None
+    )
     return model, variant
 
 
 def peak_tflops(name: str) -> tuple[dict | None, str | None]:
     """The GPU's dense peaks {"bf16/fp16", "fp32 (TF32)"}, or None and why MFU cannot be given."""
     if "MIG" in name.split():
-        return None, (f"{name} is a MIG slice: its share of the whole GPU's peak is not known "
-                      "here, so MFU is not given")
+        return None, (
+            f"{name} is a MIG slice: its share of the whole GPU's peak is not known "
+            "here, so MFU is not given"
+        )
     model = gpu_model(name)
     if model not in PEAK_TFLOPS:
         return None, f"no datasheet peak for {name} (model {model[0]!r}) in PEAK_TFLOPS"
@@ -141,15 +166,32 @@ def workload(preset: dict, tiny: bool, steps: int | None) -> SimpleNamespace:
     c, s = preset["classifier"], preset["segmentation"]
     if tiny:
         return SimpleNamespace(
-            classifier="small", segmenter="small", aspp_rates=None, cls_size=64, cls_batches=(2, 4),
-            seg_size=64, seg_batch=2, infer_hw=(48, 64), infer_batch=2,
-            stage_sizes={(48, 64): 0.7, (64, 48): 0.3}, warmup=1, steps=steps or 2,
+            classifier="small",
+            segmenter="small",
+            aspp_rates=None,
+            cls_size=64,
+            cls_batches=(2, 4),
+            seg_size=64,
+            seg_batch=2,
+            infer_hw=(48, 64),
+            infer_batch=2,
+            stage_sizes={(48, 64): 0.7, (64, 48): 0.3},
+            warmup=1,
+            steps=steps or 2,
         )
     return SimpleNamespace(
-        classifier=c["backbone"], segmenter=s["backbone"], aspp_rates=s["aspp_rates"],
-        cls_size=c["input_size"], cls_batches=(c["batch_size"], LARGE_BATCH),
-        seg_size=s["crop_size"], seg_batch=s["batch_size"], infer_hw=(375, 500),
-        infer_batch=STAGE_BATCH, stage_sizes=VOC_SIZES, warmup=3, steps=steps or 20,
+        classifier=c["backbone"],
+        segmenter=s["backbone"],
+        aspp_rates=s["aspp_rates"],
+        cls_size=c["input_size"],
+        cls_batches=(c["batch_size"], LARGE_BATCH),
+        seg_size=s["crop_size"],
+        seg_batch=s["batch_size"],
+        infer_hw=(375, 500),
+        infer_batch=STAGE_BATCH,
+        stage_sizes=VOC_SIZES,
+        warmup=3,
+        steps=steps or 20,
     )
 
 
@@ -179,8 +221,12 @@ class Meter:
     def figures(self, images: int, seconds: float, flops: float, precision: str) -> dict:
         tflops = flops / seconds / 1e12
         peak = self.peaks and self.peaks["fp32 (TF32)" if precision == "fp32" else "bf16/fp16"]
-        return {"images_per_s": sig(images / seconds), "peak_mem_mib": self.peak_memory_mib(),
-                "tflops": sig(tflops), "mfu": sig(tflops / peak) if peak else None}
+        return {
+            "images_per_s": sig(images / seconds),
+            "peak_mem_mib": self.peak_memory_mib(),
+            "tflops": sig(tflops),
+            "mfu": sig(tflops / peak) if peak else None,
+        }
 
     def measure(self, step, images_per_step: int, precision: str) -> dict:
         """Figures of `step()` (`images_per_step` images). Its FLOPs are counted in a first,
@@ -198,8 +244,10 @@ class Meter:
             step()
         self.sync()
         seconds = (time.perf_counter() - start) / self.w.steps
-        return {"gflop_per_image": sig(flops / images_per_step / 1e9),
-                **self.figures(images_per_step, seconds, flops, precision)}
+        return {
+            "gflop_per_image": sig(flops / images_per_step / 1e9),
+            **self.figures(images_per_step, seconds, flops, precision),
+        }
 
 
 def random_classes(rng: np.random.Generator, num_classes: int) -> list[int]:
@@ -216,8 +264,11 @@ def training(meter, precisions, model, settings: dict, images, loss_of) -> dict:
     result = {"batch": images.shape[0], "input_hw": list(images.shape[-2:])}
     for precision in precisions:
         optimizer = make_optimizer(
-            settings["optimizer"], model.param_groups(settings["lr"]), lr=settings["lr"],
-            momentum=settings["momentum"], weight_decay=settings["weight_decay"],
+            settings["optimizer"],
+            model.param_groups(settings["lr"]),
+            lr=settings["lr"],
+            momentum=settings["momentum"],
+            weight_decay=settings["weight_decay"],
         )
         scaler = grad_scaler(meter.device, precision)
 
@@ -242,7 +293,10 @@ def classifier_training(meter, precisions, preset, lambdas, rng) -> dict:
             labels[row, [k - 1 for k in random_classes(rng, num_classes)]] = 1.0
         saliency = torch.rand(batch, 1, size, size, device=device)
         results[name] = training(
-            meter, precisions, model.train(), preset["classifier"],
+            meter,
+            precisions,
+            model.train(),
+            preset["classifier"],
             torch.randn(batch, 3, size, size, device=device),
             lambda attention: total_loss(attention, labels, saliency, **lambdas)[0],
         )
@@ -259,10 +313,16 @@ def segmenter_training(meter, precisions, preset, rng) -> dict:
     target[torch.from_numpy(rng.random(shape) < 0.1)] = IGNORE  # object borders are unlabelled
     target = target.to(device)
     images = torch.randn(shape[0], 3, *shape[1:], device=device)
-    return {"segmenter_train": training(
-        meter, precisions, model, preset["segmentation"], images,
-        lambda logits: segmentation_loss(logits, target, IGNORE),
-    )}
+    return {
+        "segmenter_train": training(
+            meter,
+            precisions,
+            model,
+            preset["segmentation"],
+            images,
+            lambda logits: segmentation_loss(logits, target, IGNORE),
+        )
+    }
 
 
 def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
@@ -275,19 +335,40 @@ def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
     ids, labels = manifest.ids["train"], manifest.labels("train")
     c, s = preset["classifier"], preset["segmentation"]
     loaders = {
-        "classifier_train": (ClassificationDataset(
-            voc, ids, labels, manifest.num_classes, voc.root / "saliency", w.cls_size,
-            train=True, color_jitter=c["color_jitter"]), w.cls_batches[0], "train_classifier"),
-        "segmenter_train": (SegmentationDataset(
-            voc, ids, voc.mask_dir, manifest.num_classes, crop_size=w.seg_size,
-            scale_range=tuple(s["scale_range"]), flip=s["flip"]), w.seg_batch,
-            "train_segmentation"),
+        "classifier_train": (
+            ClassificationDataset(
+                voc,
+                ids,
+                labels,
+                manifest.num_classes,
+                voc.root / "saliency",
+                w.cls_size,
+                train=True,
+                color_jitter=c["color_jitter"],
+            ),
+            w.cls_batches[0],
+            "train_classifier",
+        ),
+        "segmenter_train": (
+            SegmentationDataset(
+                voc,
+                ids,
+                voc.mask_dir,
+                manifest.num_classes,
+                crop_size=w.seg_size,
+                scale_range=tuple(s["scale_range"]),
+                flip=s["flip"],
+            ),
+            w.seg_batch,
+            "train_segmentation",
+        ),
     }
     rates = {}
     for name, (dataset, batch, stage) in loaders.items():
         threads = min(preset["resources"][stage]["threads"], os.cpu_count())
-        sampler, loader = chunk_loader(dataset, 0, device, threads, batch_size=batch,
-                                       drop_last=True)
+        sampler, loader = chunk_loader(
+            dataset, 0, device, threads, batch_size=batch, drop_last=True
+        )
         sampler.set_span(0, len(dataset) * 2)
         batches = iter(loader)
         next(batches)  # workers start, first files are read
@@ -296,8 +377,12 @@ def loader_rates(preset: dict, layout: dict, device: torch.device, w) -> dict:
             count += dataset.finish(sample, device)["image"].shape[0]
         if device.type == "cuda":
             torch.cuda.synchronize()
-        rates[name] = {"threads": threads, "workers": loader.loader.num_workers, "batch": batch,
-                       "images_per_s": sig(count / (time.perf_counter() - start))}
+        rates[name] = {
+            "threads": threads,
+            "workers": loader.loader.num_workers,
+            "batch": batch,
+            "images_per_s": sig(count / (time.perf_counter() - start)),
+        }
     return rates
 
 
@@ -311,8 +396,10 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
         height, width = sizes[pick]
         coarse = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
         image_id = f"2008_{index:06d}"
-        write_image(root / "JPEGImages" / f"{image_id}.jpg",
-                    cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC))
+        write_image(
+            root / "JPEGImages" / f"{image_id}.jpg",
+            cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC),
+        )
         ids.append(image_id)
         labels[image_id] = random_classes(rng, num_classes)
         # what the training loaders read besides the image: a label map and a saliency map
@@ -321,12 +408,18 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
         write_label(root / "SegmentationClass" / f"{image_id}.png", mask)
         write_gray(root / "saliency" / f"{image_id}.png", (mask > 0).astype(np.uint8) * 255)
     paths = {}
-    for name, subset in (("warmup", ids[: min(4, count)]), ("half", ids[: count // 2]),
-                         ("timed", ids)):
+    for name, subset in (
+        ("warmup", ids[: min(4, count)]),
+        ("half", ids[: count // 2]),
+        ("timed", ids),
+    ):
         paths[name] = root / f"manifest_{name}.json"
         Manifest(
-            root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-            split_dir="ImageSets/Segmentation", num_classes=num_classes,
+            root=str(root),
+            image_dir="JPEGImages",
+            mask_dir="SegmentationClass",
+            split_dir="ImageSets/Segmentation",
+            num_classes=num_classes,
             class_names=[f"class{c}" for c in range(1, num_classes + 1)],
             ids={"train": subset, "val": subset},
             image_labels={role: {i: labels[i] for i in subset} for role in ("train", "val")},
@@ -363,8 +456,12 @@ def inference(meter, precisions, name, model_step, run_stage, layout, settings, 
         flops = compute[precision]["gflop_per_image"] * 1e9 * layout["pixels"] / np.prod(w.infer_hw)
         figures = meter.figures(layout["images"], seconds, flops, precision)
         busy = figures["tflops"] / compute[precision]["tflops"]
-        stage[precision] = {"wall_s": sig(seconds), **figures, "gpu_busy_estimate": sig(busy),
-                            "marginal_images_per_s": sig(marginal)}
+        stage[precision] = {
+            "wall_s": sig(seconds),
+            **figures,
+            "gpu_busy_estimate": sig(busy),
+            "marginal_images_per_s": sig(marginal),
+        }
     return {f"{name}_compute": compute, f"{name}_stage": stage}
 
 
@@ -389,9 +486,14 @@ def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
 
     def run_stage(manifest_path, precision, tag):
         extract_cams.run(
-            manifest_path=manifest_path, model_path=model_path,
-            out_path=workdir / f"cams_{precision}_{tag}.h5", shard="1-of-1",
-            scales=cams["scales"], flip=cams["flip"], device=device.type, precision=precision,
+            manifest_path=manifest_path,
+            model_path=model_path,
+            out_path=workdir / f"cams_{precision}_{tag}.h5",
+            shard="1-of-1",
+            scales=cams["scales"],
+            flip=cams["flip"],
+            device=device.type,
+            precision=precision,
             threads=threads,
         )
 
@@ -407,8 +509,9 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
     model = saved_model(model, model_path, device)
     images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
     threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
-    crf = crf_settings({**schema_defaults()["segmentation"]["crf"],
-                        **preset["segmentation"].get("crf", {})})
+    crf = crf_settings(
+        {**schema_defaults()["segmentation"]["crf"], **preset["segmentation"].get("crf", {})}
+    )
 
     def model_step(precision):
         with autocast(device, precision):
@@ -416,36 +519,61 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
 
     def run_stage(manifest_path, precision, tag):
         predict.run(
-            manifest_path=manifest_path, model_path=model_path, split="val",
-            out_dir=workdir / f"pred_{precision}_{tag}", scales=scales, crf=crf,
-            device=device.type, precision=precision, threads=threads,
+            manifest_path=manifest_path,
+            model_path=model_path,
+            split="val",
+            out_dir=workdir / f"pred_{precision}_{tag}",
+            scales=scales,
+            crf=crf,
+            device=device.type,
+            precision=precision,
+            threads=threads,
         )
 
-    return inference(meter, precisions, "predict", model_step, run_stage, layout,
-                     {"scales": scales}, threads)
+    return inference(
+        meter, precisions, "predict", model_step, run_stage, layout, {"scales": scales}, threads
+    )
 
 
-def projection(preset: dict, experiments: int, measurements: dict, loaders: dict,
-               precision: str) -> dict:
+def projection(
+    preset: dict, experiments: int, measurements: dict, loaders: dict, precision: str
+) -> dict:
     """GPU-hours of each GPU stage of the VOC preset: training at the lower of its compute
     rate and its loader's rate, inference at the stages' marginal rate (without start-up)."""
     c, s = preset["classifier"], preset["segmentation"]
-    rates = {name: min(measurements[name][precision]["images_per_s"],
-                       loaders[name]["images_per_s"]) for name in loaders}
-    rates.update({name: measurements[name][precision]["marginal_images_per_s"]
-                  for name in ("cam_stage", "predict_stage")})
+    rates = {
+        name: min(measurements[name][precision]["images_per_s"], loaders[name]["images_per_s"])
+        for name in loaders
+    }
+    rates.update(
+        {
+            name: measurements[name][precision]["marginal_images_per_s"]
+            for name in ("cam_stage", "predict_stage")
+        }
+    )
     work = {  # stage: (images per experiment, the rate it runs at)
         "train_classifier": (c["epochs"] * VOC_TRAIN_IMAGES, "classifier_train"),
         "extract_cams": (VOC_TRAIN_IMAGES, "cam_stage"),
         "train_segmentation": (2 * s["iterations"] * s["batch_size"], "segmenter_train"),
         "predict": (VOC_TRAIN_IMAGES + 2 * VOC_VAL_IMAGES, "predict_stage"),
     }
-    hours = {stage: sig(experiments * images / rates[name] / 3600)
-             for stage, (images, name) in work.items()}
-    bound = {name: "loader" if loaders[name]["images_per_s"] < measurements[name][precision][
-        "images_per_s"] else "compute" for name in loaders}
-    return {"precision": precision, "experiments": experiments, "stages": hours,
-            "training_bound_by": bound, "total": sig(sum(hours.values()))}
+    hours = {
+        stage: sig(experiments * images / rates[name] / 3600)
+        for stage, (images, name) in work.items()
+    }
+    bound = {
+        name: "loader"
+        if loaders[name]["images_per_s"] < measurements[name][precision]["images_per_s"]
+        else "compute"
+        for name in loaders
+    }
+    return {
+        "precision": precision,
+        "experiments": experiments,
+        "stages": hours,
+        "training_bound_by": bound,
+        "total": sig(sum(hours.values())),
+    }
 
 
 def pipeline(mode: str, device: torch.device, workdir: Path) -> dict:
@@ -463,8 +591,9 @@ def pipeline(mode: str, device: torch.device, workdir: Path) -> dict:
     project = make_project(workdir / "pipeline", {"device": device.type})
     start = time.perf_counter()
     try:
-        run = project.snakemake(*(["--dry-run"] if mode == "dry-run" else []), check=False,
-                                timeout=PIPELINE_TIMEOUT_S)
+        run = project.snakemake(
+            *(["--dry-run"] if mode == "dry-run" else []), check=False, timeout=PIPELINE_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:  # still print the measurements
         return {**result, "wall_s": sig(time.perf_counter() - start), "status": "timeout"}
     result["wall_s"] = sig(time.perf_counter() - start)
@@ -488,15 +617,21 @@ def environment(device: torch.device, auto_precision: str, meter: Meter) -> dict
     return {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "compute_capability": "%d.%d" % torch.cuda.get_device_capability(device) if cuda else None,
+        "compute_capability": "{}.{}".format(*torch.cuda.get_device_capability(device))
+        if cuda
+        else None,
         "driver": driver.splitlines()[0] if driver else None,
-        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "cpu_count": os.cpu_count(), "auto_precision": auto_precision,
+        "cpu_count": os.cpu_count(),
+        "auto_precision": auto_precision,
         "peak_tflops": meter.peaks,
         "mfu_unknown_because": meter.no_peak,
-        "tf32": {"cudnn_conv": torch.backends.cudnn.allow_tf32,
-                 "matmul": torch.backends.cuda.matmul.allow_tf32},
+        "tf32": {
+            "cudnn_conv": torch.backends.cudnn.allow_tf32,
+            "matmul": torch.backends.cuda.matmul.allow_tf32,
+        },
         "git_commit": command_output("git", "rev-parse", "--short", "HEAD"),
         "git_dirty": bool(command_output("git", "status", "--porcelain", "--untracked-files=no")),
     }
@@ -504,13 +639,24 @@ def environment(device: torch.device, auto_precision: str, meter: Meter) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="small backbones and 64-px inputs: the same code paths in seconds")
-    parser.add_argument("--pipeline", choices=("run", "dry-run", "skip"), default="run",
-                        help="the tiny test pipeline: run it, dry-run it, or leave it out")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per measurement (default 20, --tiny 2); the stage runs "
-                             "take steps x batch images")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="small backbones and 64-px inputs: the same code paths in seconds",
+    )
+    parser.add_argument(
+        "--pipeline",
+        choices=("run", "dry-run", "skip"),
+        default="run",
+        help="the tiny test pipeline: run it, dry-run it, or leave it out",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps per measurement (default 20, --tiny 2); the stage runs "
+        "take steps x batch images",
+    )
     args = parser.parse_args()
 
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -538,8 +684,9 @@ def main() -> None:
     # Stages may print; stdout stays for the JSON alone.
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         workdir = Path(tmp)
-        layout = write_layout(workdir / "voc", w, w.steps * w.infer_batch,
-                              preset["dataset"]["num_classes"], rng)
+        layout = write_layout(
+            workdir / "voc", w, w.steps * w.infer_batch, preset["dataset"]["num_classes"], rng
+        )
         measurements = {
             **classifier_training(meter, precisions, preset, lambdas, rng),
             **cam_extraction(meter, precisions, preset, layout, workdir, rng),
@@ -549,12 +696,15 @@ def main() -> None:
         loaders = loader_rates(preset, layout, device, w)
         measure_seconds = time.perf_counter() - start
         results = {
-            "benchmark": "gpu_check", "tiny": args.tiny, "timed_steps": w.steps,
+            "benchmark": "gpu_check",
+            "tiny": args.tiny,
+            "timed_steps": w.steps,
             "environment": environment(device, auto_precision, meter),
             "measurements": measurements,
             "loaders": loaders,
-            "projected_gpu_hours": projection(preset, experiments, measurements, loaders,
-                                              auto_precision),
+            "projected_gpu_hours": projection(
+                preset, experiments, measurements, loaders, auto_precision
+            ),
             "measure_wall_s": sig(measure_seconds),
             "pipeline": pipeline(args.pipeline, device, workdir),
             "wall_s": sig(time.perf_counter() - start),

@@ -157,9 +157,15 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     kind = _archive_kind(archive)
     wanted, prefix = _selector(member_prefix)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_directory(out_dir) as staging, tempfile.TemporaryDirectory(
-        prefix=f".{out_dir.name}.", suffix=".raw", dir=out_dir.parent, ignore_cleanup_errors=True
-    ) as raw:
+    with (
+        atomic_directory(out_dir) as staging,
+        tempfile.TemporaryDirectory(
+            prefix=f".{out_dir.name}.",
+            suffix=".raw",
+            dir=out_dir.parent,
+            ignore_cleanup_errors=True,
+        ) as raw,
+    ):
         raw = Path(raw)
         try:
             (_extract_zip if kind == "zip" else _extract_tar)(archive, raw, wanted)

@@ -40,8 +40,9 @@ def fused_activation(model, images: torch.Tensor, *, scales=(1.0,), flip=False) 
     return total
 
 
-def compute_cams_batch(model, images: torch.Tensor, class_ids_list, *, scales=(1.0,),
-                       flip=False) -> list[np.ndarray]:
+def compute_cams_batch(
+    model, images: torch.Tensor, class_ids_list, *, scales=(1.0,), flip=False
+) -> list[np.ndarray]:
     """CAMs of same-size images (N, 3, H, W): one float32 (K, H, W) array per image, for its
     K classes `class_ids_list[i]` (1-based), in that order."""
     activation = fused_activation(model, images, scales=scales, flip=flip)
@@ -49,8 +50,9 @@ def compute_cams_batch(model, images: torch.Tensor, class_ids_list, *, scales=(1
     # GPU each per-image index tensor and copy back was a host-device synchronisation.
     rows = [row for row, class_ids in enumerate(class_ids_list) for _ in class_ids]
     channels = [c - 1 for class_ids in class_ids_list for c in class_ids]
-    index = torch.tensor([rows, channels], dtype=torch.long).to(activation.device,
-                                                                non_blocking=True)
+    index = torch.tensor([rows, channels], dtype=torch.long).to(
+        activation.device, non_blocking=True
+    )
     maps = normalise_cams(activation[index[0], index[1]]).cpu().numpy()
     bounds = np.cumsum([len(class_ids) for class_ids in class_ids_list])[:-1]
     return np.split(maps, bounds)

@@ -181,8 +181,10 @@ def _open_store_file(path: Path) -> h5py.File:
 
 
 def _shard_names(handle: h5py.File) -> list[str]:
-    return [name.decode() if isinstance(name, bytes) else str(name)
-            for name in handle.attrs.get("shards", [])]
+    return [
+        name.decode() if isinstance(name, bytes) else str(name)
+        for name in handle.attrs.get("shards", [])
+    ]
 
 
 class CamStore:
@@ -295,7 +297,8 @@ def merge_cam_stores(shard_paths, out_path, mode: str = "virtual") -> None:
             for image_id in handle[GROUP].keys():
                 if image_id in owner:
                     raise CamStoreError(
-                        f"image id {image_id!r} is in two shards: {owner[image_id]} and {shard_path}"
+                        f"image id {image_id!r} is in two shards: {owner[image_id]} "
+                        f"and {shard_path}"
                     )
                 owner[image_id] = shard_path
         with atomic_path(out_path) as tmp, _h5_open(tmp, "w", libver=_LIBVER) as out:

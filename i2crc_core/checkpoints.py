@@ -64,8 +64,9 @@ def sidecar_path(model_path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def describe_model(model: torch.nn.Module, *, class_names=None, input_size=None,
-                   trained_on=None, **metadata) -> dict:
+def describe_model(
+    model: torch.nn.Module, *, class_names=None, input_size=None, trained_on=None, **metadata
+) -> dict:
     """The sidecar's content: plain JSON data about the model, for use outside the pipeline."""
     segmenter = isinstance(model, Segmenter)
     names = list(class_names) if class_names is not None else None
@@ -79,8 +80,8 @@ def describe_model(model: torch.nn.Module, *, class_names=None, input_size=None,
         "output": (
             f"logits (N, {model.num_classes + 1}, H, W) at input size; label = argmax, "
             "0 = background, c = class_names[c]"
-            if segmenter else
-            f"attention maps F (N, {model.num_classes}, H/8, W/8); channel c-1 = class c = "
+            if segmenter
+            else f"attention maps F (N, {model.num_classes}, H/8, W/8); channel c-1 = class c = "
             "class_names[c]; image score = mean over H, W; CAM = ReLU(F_c) / max"
         ),
         "input": {
@@ -98,15 +99,24 @@ def describe_model(model: torch.nn.Module, *, class_names=None, input_size=None,
     return description
 
 
-def save_model(path, model: torch.nn.Module, *, class_names=None, input_size=None,
-               trained_on=None, provenance=None, **metadata) -> None:
+def save_model(
+    path,
+    model: torch.nn.Module,
+    *,
+    class_names=None,
+    input_size=None,
+    trained_on=None,
+    provenance=None,
+    **metadata,
+) -> None:
     """The model file and its sidecar; `metadata` (training settings, losses) goes in both,
     `provenance` (what process trained it) in the sidecar only: the model file stays a
     function of the training alone.
 
     The sidecar is written first, so a model file never lacks one."""
-    description = describe_model(model, class_names=class_names, input_size=input_size,
-                                 trained_on=trained_on, **metadata)
+    description = describe_model(
+        model, class_names=class_names, input_size=input_size, trained_on=trained_on, **metadata
+    )
     if provenance is not None:
         description["provenance"] = provenance
     write_json(sidecar_path(path), description)
@@ -178,8 +188,11 @@ def resume(directory, run_id: str, state: dict) -> int:
         payload = _load(path)
     except CheckpointError as error:
         raise CheckpointError(f"{error}; delete it to restart training from scratch") from None
-    if (payload.get("run_id") != run_id or payload["architecture"] != architecture_id(state["model"])
-            or not state.keys() <= payload.keys()):
+    if (
+        payload.get("run_id") != run_id
+        or payload["architecture"] != architecture_id(state["model"])
+        or not state.keys() <= payload.keys()
+    ):
         log.warning("%s: made with other settings; training starts from scratch", path)
         return 0
     try:

@@ -34,7 +34,9 @@ def _check_schema(config: dict, schema: dict) -> None:
             parent = "".join(f"{part}." for part in error.absolute_path)
             unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             names = ", ".join(f"'{parent}{key}'" for key in unknown)
-            raise ConfigError(f"config: unknown key {names} (check the spelling against config.yaml)")
+            raise ConfigError(
+                f"config: unknown key {names} (check the spelling against config.yaml)"
+            )
         raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
 
 
@@ -46,14 +48,19 @@ def _typed(value, schema: dict, definitions: dict):
     reads `1e-3` (no dot) as text; as a number it is meant. Other texts the schema allows stay
     text; 'null' is null where null is allowed."""
     while "$ref" in schema:
-        schema = {**definitions[schema["$ref"].rsplit("/", 1)[-1]],
-                  **{k: v for k, v in schema.items() if k != "$ref"}}
+        schema = {
+            **definitions[schema["$ref"].rsplit("/", 1)[-1]],
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
         properties = schema.get("properties", {})
-        return {key: _typed(item, properties.get(key, extra if isinstance(extra, dict) else {}),
-                            definitions)
-                for key, item in value.items()}
+        return {
+            key: _typed(
+                item, properties.get(key, extra if isinstance(extra, dict) else {}), definitions
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_typed(item, schema.get("items", {}), definitions) for item in value]
     types = schema.get("type", [])
@@ -164,8 +171,11 @@ def deep_update(base: dict, changes: dict) -> dict:
     merged = dict(base)
     for key, value in changes.items():
         current = base.get(key)
-        merged[key] = (deep_update(current if isinstance(current, dict) else {}, value)
-                       if isinstance(value, dict) else value)
+        merged[key] = (
+            deep_update(current if isinstance(current, dict) else {}, value)
+            if isinstance(value, dict)
+            else value
+        )
     return merged
 
 

@@ -54,8 +54,17 @@ def settings(crf_config: dict) -> dict | None:
     return {key: value for key, value in crf_config.items() if key != "enabled"}
 
 
-def dense_crf(probabilities: np.ndarray, image: np.ndarray, *, iter_max: int, pos_w: float,
-              pos_xy_std: float, bi_w: float, bi_xy_std: float, bi_rgb_std: float) -> np.ndarray:
+def dense_crf(
+    probabilities: np.ndarray,
+    image: np.ndarray,
+    *,
+    iter_max: int,
+    pos_w: float,
+    pos_xy_std: float,
+    bi_w: float,
+    bi_xy_std: float,
+    bi_rgb_std: float,
+) -> np.ndarray:
     """Refined probabilities float32 (C, H, W) of `probabilities` (C, H, W, summing to 1 over C)
     on `image`, RGB uint8 (H, W, 3)."""
     require_pydensecrf("segmentation.crf")
@@ -66,8 +75,9 @@ def dense_crf(probabilities: np.ndarray, image: np.ndarray, *, iter_max: int, po
     crf = dcrf.DenseCRF2D(width, height, classes)
     crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(classes, -1)))
     crf.addPairwiseGaussian(sxy=pos_xy_std, compat=pos_w)
-    crf.addPairwiseBilateral(sxy=bi_xy_std, srgb=bi_rgb_std, rgbim=np.ascontiguousarray(image),
-                             compat=bi_w)
+    crf.addPairwiseBilateral(
+        sxy=bi_xy_std, srgb=bi_rgb_std, rgbim=np.ascontiguousarray(image), compat=bi_w
+    )
     return np.asarray(crf.inference(iter_max), dtype=np.float32).reshape(classes, height, width)
 
 
@@ -88,8 +98,9 @@ class DenseCRF:
 
     def __enter__(self) -> "DenseCRF":
         if self._workers > 1:
-            self._pool = ProcessPoolExecutor(self._workers,
-                                             mp_context=multiprocessing.get_context("fork"))
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("fork")
+            )
             # a forking pool starts all its workers at the first task: now, before the
             # stage's writer thread runs, so that no child inherits a lock that thread holds
             self._pool.submit(int).result()

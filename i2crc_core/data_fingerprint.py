@@ -10,7 +10,8 @@ downstream of it.
 
 Only metadata is read (one `stat` per file, plus the split lists for the ids), so Snakemake's
 start-up stays short even for VOC's ~24,000 images and masks
-(docs/reproducibility.md §"Rerun semantics" gives the cost). Touching a file without changing it also reruns: the safe side of the trade.
+(docs/reproducibility.md §"Rerun semantics" gives the cost). Touching a file without changing
+it also reruns: the safe side of the trade.
 """
 
 import hashlib
@@ -44,9 +45,15 @@ def _listed_ids(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def dataset_fingerprint(root, *, splits: dict, image_labels: str,
-                        image_dir=VOC_DIRS["image_dir"], mask_dir=VOC_DIRS["mask_dir"],
-                        split_dir=VOC_DIRS["split_dir"]) -> str:
+def dataset_fingerprint(
+    root,
+    *,
+    splits: dict,
+    image_labels: str,
+    image_dir=VOC_DIRS["image_dir"],
+    mask_dir=VOC_DIRS["mask_dir"],
+    split_dir=VOC_DIRS["split_dir"],
+) -> str:
     """Every file `prepare_dataset` reads from a VOC-layout `root`: the split lists of
     `splits` (role -> name), each listed id's image and mask, `class_names.txt`, and the
     image-label list `image_labels` unless it is "masks" (labels read from the masks)."""

@@ -51,8 +51,10 @@ JITTER_FACTORS = ("brightness_factor", "contrast_factor", "saturation_factor", "
 
 @functools.cache
 def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1),
-            torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1))
+    return (
+        torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1),
+        torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1),
+    )
 
 
 def normalize(image_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -118,7 +120,9 @@ class ClassificationDataset(Dataset):
     ):
         missing = [image_id for image_id in ids if image_id not in labels]
         if missing:
-            raise DatasetError(f"no image-level label for {len(missing)} ids (first: {missing[0]!r})")
+            raise DatasetError(
+                f"no image-level label for {len(missing)} ids (first: {missing[0]!r})"
+            )
         self.layout = layout
         self.ids = list(ids)
         self.labels = labels
@@ -154,11 +158,13 @@ class ClassificationDataset(Dataset):
             "jitter_order": jitter["fn_idx"],
             "jitter_factors": torch.tensor(
                 [math.nan if jitter[name] is None else jitter[name] for name in JITTER_FACTORS],
-                dtype=torch.float64),
+                dtype=torch.float64,
+            ),
         }
         if self.saliency_dir is not None:
-            saliency = self.decoded(load_saliency, self.saliency_dir / f"{image_id}.png",
-                                    image.shape[:2])
+            saliency = self.decoded(
+                load_saliency, self.saliency_dir / f"{image_id}.png", image.shape[:2]
+            )
             saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None]
             sample["saliency"] = (saliency.flip(-1) if flip else saliency).clamp(0.0, 1.0)
         return sample
@@ -170,15 +176,24 @@ class ClassificationDataset(Dataset):
         images = batch["image"].to(device, non_blocking=True)
         factors = batch["jitter_factors"]
         if not factors.isnan().all():
-            images = torch.stack([
-                self.jitter.transform(image, {"fn_idx": order} | {
-                    name: None if math.isnan(value) else value
-                    for name, value in zip(JITTER_FACTORS, values)})
-                for image, order, values in zip(images, batch["jitter_order"], factors.tolist())
-            ])
+            images = torch.stack(
+                [
+                    self.jitter.transform(
+                        image,
+                        {"fn_idx": order}
+                        | {
+                            name: None if math.isnan(value) else value
+                            for name, value in zip(JITTER_FACTORS, values)
+                        },
+                    )
+                    for image, order, values in zip(images, batch["jitter_order"], factors.tolist())
+                ]
+            )
         flip = batch["flip"].to(device, non_blocking=True).view(-1, 1, 1, 1)
-        finished = {"image": normalize(torch.where(flip, images.flip(-1), images)),
-                    "label": batch["label"].to(device, non_blocking=True)}
+        finished = {
+            "image": normalize(torch.where(flip, images.flip(-1), images)),
+            "label": batch["label"].to(device, non_blocking=True),
+        }
         if "saliency" in batch:
             finished["saliency"] = batch["saliency"].to(device, non_blocking=True)
         return finished
@@ -269,10 +284,13 @@ class SegmentationDataset(Dataset):
         top, bottom, left, right = batch["content"].to(device, non_blocking=True).T[..., None]
         rows = torch.arange(images.shape[-2], device=device)
         cols = torch.arange(images.shape[-1], device=device)
-        inside = (((top <= rows) & (rows < bottom))[:, None, :, None]
-                  & ((left <= cols) & (cols < right))[:, None, None, :])
-        return {"image": torch.where(inside, images, 0.0),
-                "label": batch["label"].to(device, non_blocking=True).long()}
+        inside = ((top <= rows) & (rows < bottom))[:, None, :, None] & (
+            (left <= cols) & (cols < right)
+        )[:, None, None, :]
+        return {
+            "image": torch.where(inside, images, 0.0),
+            "label": batch["label"].to(device, non_blocking=True).long(),
+        }
 
 
 class ImageDataset(Dataset):

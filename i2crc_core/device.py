@@ -60,9 +60,11 @@ def _nvidia_smi_report() -> str:
 def cuda_problem() -> str | None:
     """Why CUDA cannot be used here and what would help, or None when it can."""
     if torch.version.cuda is None:
-        return (f"this torch build ({torch.__version__}) has no CUDA support. Install PyPI's "
-                f"torch=={torch.__version__.split('+')[0]} (CUDA 13.0), or PyTorch's CUDA 12.x "
-                f"wheels: `{CUDA12_WHEELS}`")
+        return (
+            f"this torch build ({torch.__version__}) has no CUDA support. Install PyPI's "
+            f"torch=={torch.__version__.split('+')[0]} (CUDA 13.0), or PyTorch's CUDA 12.x "
+            f"wheels: `{CUDA12_WHEELS}`"
+        )
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         hidden = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
@@ -80,10 +82,14 @@ def cuda_problem() -> str | None:
     name = f"GPU {torch.cuda.get_device_name(0)} (sm_{major}{minor})"
     kernels = f"the kernels of torch {torch.__version__} ({', '.join(arch_list)})"
     if capability < min(_capability(arch) for arch in arch_list):
-        return (f"{name} is older than {kernels}; a newer driver does not help: only PyTorch's "
-                f"CUDA 12.x wheels of the same version have kernels for it: `{CUDA12_WHEELS}`")
-    return (f"{name} has none of {kernels}, nor PTX it could compile; a newer PyTorch "
-            "release built for this architecture is needed")
+        return (
+            f"{name} is older than {kernels}; a newer driver does not help: only PyTorch's "
+            f"CUDA 12.x wheels of the same version have kernels for it: `{CUDA12_WHEELS}`"
+        )
+    return (
+        f"{name} has none of {kernels}, nor PTX it could compile; a newer PyTorch "
+        "release built for this architecture is needed"
+    )
 
 
 def _capability(arch: str) -> tuple[int, int]:
@@ -113,8 +119,10 @@ def select_device(name: str, setting: str = "config key 'device'") -> torch.devi
     if problem is None:
         return _own_gpu()
     if name == "cuda":
-        raise ConfigError(f"{setting}: 'cuda' requested but CUDA is unusable: {problem} "
-                          '(docs/gpu.md §"Drivers and wheels")')
+        raise ConfigError(
+            f"{setting}: 'cuda' requested but CUDA is unusable: {problem} "
+            '(docs/gpu.md §"Drivers and wheels")'
+        )
     log.warning("device 'auto': no usable CUDA GPU (%s); this stage runs on the CPU", problem)
     return CPU
 
@@ -125,8 +133,10 @@ def _own_gpu() -> torch.device:
     count = torch.cuda.device_count()
     if count == 1:
         index = 0
-        log.info("the one visible GPU (CUDA_VISIBLE_DEVICES=%s)",
-                 os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+        log.info(
+            "the one visible GPU (CUDA_VISIBLE_DEVICES=%s)",
+            os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+        )
     else:
         index = claim_gpu([str(torch.cuda.get_device_properties(i).uuid) for i in range(count)])
     torch.cuda.set_device(index)
@@ -148,8 +158,11 @@ def resolve_precision(setting: str, device: torch.device) -> str:
     capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
     precision = precision_policy(setting, device.type, capability)
     if precision == "bf16" and capability is not None and capability < BF16_NATIVE_CAPABILITY:
-        log.warning("precision bf16 on a GPU of compute capability %d.%d runs emulated (slow); "
-                    "precision auto picks fp16 there", *capability)
+        log.warning(
+            "precision bf16 on a GPU of compute capability %d.%d runs emulated (slow); "
+            "precision auto picks fp16 there",
+            *capability,
+        )
     log.info("precision %s (setting %s)", precision, setting)
     return precision
 
@@ -166,7 +179,9 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device, *, training: bool) -> torch.nn.Module:
+def prepare_model(
+    model: torch.nn.Module, device: torch.device, *, training: bool
+) -> torch.nn.Module:
     """Move a model to `device`; on CUDA also channels-last memory, and cuDNN autotuning for
     training only: its crops have one fixed shape, while inference meets a new shape with
     nearly every image size and would re-tune each time."""

@@ -86,8 +86,10 @@ def _expected_digests(url: str, **given) -> dict:
             continue
         text = str(value).strip().lower()
         if not is_hex_digest(text, algorithm):
-            raise FetchError(f"{url}: expected {algorithm} must be "
-                             f"{_DIGEST_LENGTHS[algorithm]} hex digits, got {value!r}")
+            raise FetchError(
+                f"{url}: expected {algorithm} must be "
+                f"{_DIGEST_LENGTHS[algorithm]} hex digits, got {value!r}"
+            )
         expected[algorithm] = text
     return expected
 
@@ -191,7 +193,11 @@ def _drive_download(url: str, file_id: str, part: Path, *, retries: int, timeout
 
     try:
         gdown.download(
-            id=file_id, output=str(part), quiet=True, resume=True, retries=retries,
+            id=file_id,
+            output=str(part),
+            quiet=True,
+            resume=True,
+            retries=retries,
             timeout=timeout,
         )
     except (gdown.exceptions.DownloadError, OSError) as error:
@@ -259,8 +265,7 @@ def _http_attempt(url: str, part: Path, timeout: float) -> None:
             if start != offset:
                 part.unlink(missing_ok=True)
                 raise _Retryable(
-                    f"server answered a resume at byte {offset} with bytes from {start}; "
-                    "restarting"
+                    f"server answered a resume at byte {offset} with bytes from {start}; restarting"
                 )
             mode = "ab"
         elif status == 200:

@@ -159,9 +159,7 @@ def read_label(path, num_classes: int) -> np.ndarray:
     invalid = (label > num_classes) & (label != IGNORE)
     if invalid.any():
         bad = sorted(set(np.unique(label[invalid]).tolist()))
-        raise DatasetError(
-            f"{path}: label values {bad[:10]} are outside 0..{num_classes} and 255"
-        )
+        raise DatasetError(f"{path}: label values {bad[:10]} are outside 0..{num_classes} and 255")
     return label
 
 

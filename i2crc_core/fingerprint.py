@@ -35,8 +35,11 @@ def _package_imports(path: Path, package: str | None) -> set[str]:
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
-        found.update(name for name in names
-                     if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _module_path(name).exists())
+        found.update(
+            name
+            for name in names
+            if (name == PACKAGE or name.startswith(PACKAGE + ".")) and _module_path(name).exists()
+        )
     return found
 
 

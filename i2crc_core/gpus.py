@@ -41,14 +41,18 @@ def query_gpus(fields: str) -> list[str]:
     try:
         result = subprocess.run(
             ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError) as error:
         raise GpuQueryError(f"nvidia-smi failed ({error})") from None
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
         detail = (result.stdout + result.stderr).strip().splitlines()
-        raise GpuQueryError(f"nvidia-smi failed ({detail[0] if detail else f'exit {result.returncode}'})")
+        raise GpuQueryError(
+            f"nvidia-smi failed ({detail[0] if detail else f'exit {result.returncode}'})"
+        )
     return lines
 
 
@@ -65,8 +69,11 @@ def claim_gpu(gpus: Sequence[str], lock_dir=None, *, poll_seconds: float = 5.0) 
         directory.chmod(0o1777)  # past the umask: other users' jobs create their locks here too
     index = _first_free(directory, gpus)
     if index is None:
-        log.warning("all %d GPUs are in use by other jobs; waiting for one to be free "
-                    "(lock files in %s)", len(gpus), directory)
+        log.warning(
+            "all %d GPUs are in use by other jobs; waiting for one to be free (lock files in %s)",
+            len(gpus),
+            directory,
+        )
     while index is None:
         time.sleep(poll_seconds)
         index = _first_free(directory, gpus)
@@ -74,8 +81,14 @@ def claim_gpu(gpus: Sequence[str], lock_dir=None, *, poll_seconds: float = 5.0) 
 
 
 def _first_free(directory: Path, gpus: Sequence[str]) -> int | None:
-    return next((index for index, uuid in enumerate(gpus)
-                 if _lock(directory / f"gpu-{uuid}.lock", uuid, index)), None)
+    return next(
+        (
+            index
+            for index, uuid in enumerate(gpus)
+            if _lock(directory / f"gpu-{uuid}.lock", uuid, index)
+        ),
+        None,
+    )
 
 
 def _lock(path: Path, uuid: str, index: int) -> bool:

@@ -63,8 +63,13 @@ def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorL
     on_gpu = device.type == "cuda"
     max_pixels = BATCH_PIXELS["cuda" if on_gpu else "cpu"]
     batches = size_ordered_batches([layout.image_size(i) for i in ids], max_pixels)
-    return UserErrorLoader(ImageDataset(layout, ids), batch_sampler=batches, collate_fn=_collate,
-                           num_workers=threads if on_gpu else 0, pin_memory=on_gpu)
+    return UserErrorLoader(
+        ImageDataset(layout, ids),
+        batch_sampler=batches,
+        collate_fn=_collate,
+        num_workers=threads if on_gpu else 0,
+        pin_memory=on_gpu,
+    )
 
 
 class BackgroundWriter:
@@ -110,13 +115,24 @@ class BackgroundWriter:
             raise self._error
 
 
-def infer_images(layout, ids, infer, write, *, device: torch.device, precision: str, threads: int,
-                 desc: str, mininterval: float = 10) -> None:
+def infer_images(
+    layout,
+    ids,
+    infer,
+    write,
+    *,
+    device: torch.device,
+    precision: str,
+    threads: int,
+    desc: str,
+    mininterval: float = 10,
+) -> None:
     """`write(id, output)` for every image of `ids`, where `infer(images)` gives the outputs of
     a batch (N, 3, H, W) on `device`; writing overlaps the next batch (BackgroundWriter)."""
-    with BackgroundWriter(lambda entry: write(*entry)) as writer, tqdm(
-        total=len(ids), desc=desc, mininterval=mininterval
-    ) as bar:
+    with (
+        BackgroundWriter(lambda entry: write(*entry)) as writer,
+        tqdm(total=len(ids), desc=desc, mininterval=mininterval) as bar,
+    ):
         for batch in image_batches(layout, ids, device, threads):
             with autocast(device, precision):
                 outputs = infer(batch["image"].to(device, non_blocking=True))
@@ -166,7 +182,9 @@ def predict_labels(model, images: torch.Tensor, scales=(1.0,), crf=None) -> np.n
     fused = None
     for scale in scales:
         scaled = rescale(images, scale)
-        logits = F.interpolate(model(scaled).float(), size=size, mode="bilinear", align_corners=False)
+        logits = F.interpolate(
+            model(scaled).float(), size=size, mode="bilinear", align_corners=False
+        )
         fused = logits if fused is None else torch.maximum(fused, logits)
     if crf is None:
         return fused.argmax(dim=1).to(torch.uint8).cpu().numpy()

@@ -91,7 +91,8 @@ def read_image_labels(path, num_classes: int) -> dict[str, tuple[int, ...]]:
         bad = [c for c in classes if not 0 <= c < num_classes]
         if bad:
             raise DatasetError(
-                f"{where}: class index {bad[0]} is outside 0..{num_classes - 1} (0-based object classes)"
+                f"{where}: class index {bad[0]} is outside 0..{num_classes - 1} "
+                "(0-based object classes)"
             )
         if image_id in first_line:
             raise DatasetError(
@@ -116,7 +117,11 @@ def write_image_labels(path, labels: dict[str, Sequence[int]]) -> None:
 
 
 # VOC2012's own folders, which the synthetic benchmark writes too.
-VOC_DIRS = {"image_dir": "JPEGImages", "mask_dir": "SegmentationClass", "split_dir": "ImageSets/Segmentation"}
+VOC_DIRS = {
+    "image_dir": "JPEGImages",
+    "mask_dir": "SegmentationClass",
+    "split_dir": "ImageSets/Segmentation",
+}
 
 
 class VocLayout:

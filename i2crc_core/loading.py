@@ -54,8 +54,12 @@ class UserErrorLoader:
     """Iterates like `DataLoader(dataset, **options)`, raising user errors as themselves."""
 
     def __init__(self, dataset, *, collate_fn=_default_collate, **options):
-        self.loader = DataLoader(_UserErrorsAsValues(dataset), collate_fn=_Collate(collate_fn),
-                                 worker_init_fn=_one_opencv_thread, **options)
+        self.loader = DataLoader(
+            _UserErrorsAsValues(dataset),
+            collate_fn=_Collate(collate_fn),
+            worker_init_fn=_one_opencv_thread,
+            **options,
+        )
 
     def __len__(self) -> int:
         return len(self.loader)

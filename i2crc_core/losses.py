@@ -70,8 +70,9 @@ def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: tor
 LOSS_PARTS = ("total", "cls", "cad_ob", "cad_bg", "csd")
 
 
-def total_loss(attention, labels, saliency, *, lambda_ob: float, lambda_bg: float,
-               lambda_csd: float):
+def total_loss(
+    attention, labels, saliency, *, lambda_ob: float, lambda_bg: float, lambda_csd: float
+):
     """Eq. 8. Returns the loss and its parts (LOSS_PARTS) as one detached tensor, left on
     the device so that logging them costs no synchronisation per step."""
     cls = classification_loss(attention, labels)
@@ -106,7 +107,8 @@ def attention_stats(attention, labels, saliency) -> torch.Tensor:
         class_mean = upsample(class_mean / classes.clamp(min=1)[:, None, None, None], saliency)
         is_own = own[:, :, None, None] > 0
         class_max = torch.where(is_own, upsample(attention, saliency), -torch.inf).amax(
-            dim=1, keepdim=True)
+            dim=1, keepdim=True
+        )
         salient = saliency.float()
         inside = salient >= 0.5
         means, maxima, defined_means, defined_maxima = [], [], [], []
@@ -122,7 +124,9 @@ def attention_stats(attention, labels, saliency) -> torch.Tensor:
         return torch.stack([sums, defined.sum(dim=1).float()])
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int
+) -> torch.Tensor:
     """Cross-entropy over the labelled pixels. A batch with none gives a zero that still
     backpropagates, where the mean of an empty set would be NaN."""
     summed = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")

@@ -15,9 +15,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .layout import VocLayout
 from .errors import DatasetError
 from .fileio import write_json
+from .layout import VocLayout
 
 ROLES = ("train", "val")
 

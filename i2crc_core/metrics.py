@@ -1,4 +1,5 @@
-"""Segmentation metrics (docs/method.md §7): confusion matrices, IoU, mIoU, CAM-only threshold sweeps.
+"""Segmentation metrics (docs/method.md §7): confusion matrices, IoU, mIoU, CAM-only threshold
+sweeps.
 
 Label maps are uint8 with 0 = background, 1..C = objects, 255 = ignore. Ground-truth 255
 pixels are never counted. Every accumulator here is a sum of per-image counts.
@@ -253,7 +254,9 @@ def average_precision(scores, targets) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets, dtype=bool)
     if scores.shape != targets.shape or scores.ndim != 2:
-        raise ValueError(f"scores {scores.shape} and targets {targets.shape} must be the same (N, C)")
+        raise ValueError(
+            f"scores {scores.shape} and targets {targets.shape} must be the same (N, C)"
+        )
     order = np.argsort(-scores, axis=0, kind="stable")
     ranked = np.take_along_axis(targets, order, axis=0)
     hits = np.cumsum(ranked, axis=0)

@@ -48,8 +48,9 @@ _VGG_POOL4, _VGG_POOL5, _VGG_CONV5 = 23, 30, (24, 26, 28)
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1):
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation,
-                  bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
@@ -121,8 +122,11 @@ def _load_backbone_weights(backbone: nn.Module, name: str, path) -> None:
     if name == "small":
         what, target = "small backbone state dict (the pretraining stage's backbone.pth)", backbone
     elif name == "vgg16":
-        state = {key.removeprefix("features."): value for key, value in state.items()
-                 if key.startswith("features.")}
+        state = {
+            key.removeprefix("features."): value
+            for key, value in state.items()
+            if key.startswith("features.")
+        }
         # Removing pool5 shifted nothing that holds weights: conv indices are unchanged.
         what, target = f"torchvision {name} ImageNet state dict", backbone
     else:
@@ -240,8 +244,9 @@ class Segmenter(nn.Module):
         # boundaries go to the lowest index, background.
         with torch.autocast(images.device.type, enabled=False):
             logits = self.head(features.float())
-            return F.interpolate(logits, size=images.shape[-2:], mode="bilinear",
-                                 align_corners=False)
+            return F.interpolate(
+                logits, size=images.shape[-2:], mode="bilinear", align_corners=False
+            )
 
     def param_groups(self, lr: float) -> list[dict]:
         return _lr_groups(self.backbone, self.head, lr)

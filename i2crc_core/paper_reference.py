@@ -11,14 +11,18 @@ PAPER_TABLE_IV = {
     "baseline": {"seg_val_round1": 63.5},
     "cad": {"seg_val_round1": 65.4},
     "csd": {"seg_val_round1": 43.3},
-    "i2crc": {"seg_val_round1": 68.0, "seg_val_retrain_refined": 69.3,
-              "seg_val_retrain_unrefined": 67.2},
+    "i2crc": {
+        "seg_val_round1": 68.0,
+        "seg_val_retrain_refined": 69.3,
+        "seg_val_retrain_unrefined": 67.2,
+    },
     "cad_no_bg": {"seg_val_round1": 61.5},
 }
 # Table V: I2CRC's pseudo masks on VOC train without / with refinement, against IRN's
 # convention (ignored pixels count as background).
-PAPER_TABLE_V = {"i2crc": {"pseudo_train_miou_ignore_as_bg": 70.7,
-                           "refined_train_miou_ignore_as_bg": 76.1}}
+PAPER_TABLE_V = {
+    "i2crc": {"pseudo_train_miou_ignore_as_bg": 70.7, "refined_train_miou_ignore_as_bg": 76.1}
+}
 # The paper's λs of Eq. 8 are the schema's defaults of experiments.i2crc, which are kept there
 # only; in Eq. 8's order (λ_ob, λ_bg, λ_csd), the order of Table VIII's rows.
 PAPER_LAMBDAS = schema_default("experiments")["i2crc"]

@@ -116,17 +116,20 @@ def present_classes(model, images: torch.Tensor) -> list[list[int]]:
     scoring one when none is."""
     with torch.inference_mode():
         scores = model(images).float().mean(dim=(2, 3)).cpu()
-    return [(torch.nonzero(row > 0).flatten() + 1).tolist() or [int(row.argmax()) + 1]
-            for row in scores]
+    return [
+        (torch.nonzero(row > 0).flatten() + 1).tolist() or [int(row.argmax()) + 1] for row in scores
+    ]
 
 
 def model_summary(sidecar: dict) -> str:
     """What the model is and what it learned from, in one line."""
     trained_on = sidecar.get("trained_on") or {}
     size = sidecar["input"]["training_size"]
-    return (f"{sidecar['kind']} trained on {trained_on.get('images', 'an unknown number of')} "
-            f"images of {trained_on.get('dataset', 'an unknown dataset')}"
-            f"{f' at {size} px' if size else ''}; classes: {', '.join(sidecar['class_names'][1:])}")
+    return (
+        f"{sidecar['kind']} trained on {trained_on.get('images', 'an unknown number of')} "
+        f"images of {trained_on.get('dataset', 'an unknown dataset')}"
+        f"{f' at {size} px' if size else ''}; classes: {', '.join(sidecar['class_names'][1:])}"
+    )
 
 
 def size_warning(sidecar: dict, sizes) -> str | None:
@@ -135,9 +138,11 @@ def size_warning(sidecar: dict, sizes) -> str | None:
     side = float(np.median([max(size) for size in sizes]))
     if not trained or 1 / SIZE_RATIO_WARNING <= side / trained <= SIZE_RATIO_WARNING:
         return None
-    return (f"warning: these images (median longer side {side:.0f} px) are {side / trained:.1f}x "
-            f"the size of the model's training images ({trained} px): a model labels any image "
-            "with its own classes, and images unlike its training data get labels that mean little")
+    return (
+        f"warning: these images (median longer side {side:.0f} px) are {side / trained:.1f}x "
+        f"the size of the model's training images ({trained} px): a model labels any image "
+        "with its own classes, and images unlike its training data get labels that mean little"
+    )
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -178,8 +183,11 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
     if crf:
         require_pydensecrf("option --crf")
     workers = min(MAX_LOADER_WORKERS, os.cpu_count() or 1)
-    refine = DenseCRF(settings({**defaults()["segmentation"]["crf"], "enabled": True}),
-                      workers=workers) if crf else None
+    refine = (
+        DenseCRF(settings({**defaults()["segmentation"]["crf"], "enabled": True}), workers=workers)
+        if crf
+        else None
+    )
 
     def infer(images):
         if segmenter:
@@ -203,28 +211,53 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
     if warning:
         print(warning, file=sys.stderr)
     with refine or nullcontext():
-        infer_images(layout, list(files), infer, write, device=device,
-                     precision=resolve_precision("auto", device), threads=workers,
-                     desc="predict", mininterval=0.1)
+        infer_images(
+            layout,
+            list(files),
+            infer,
+            write,
+            device=device,
+            precision=resolve_precision("auto", device),
+            threads=workers,
+            desc="predict",
+            mininterval=0.1,
+        )
     print(f"{len(files)} images -> {out_dir}", file=sys.stderr)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m i2crc_core.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m i2crc_core.predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="model.pt (with model.json beside it)")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
-                        help="inference scales, fused by max (default: 1.0)")
-    parser.add_argument("--cams", action="store_true",
-                        help="classifier only: also write <name>_cam.png CAM overlays")
-    parser.add_argument("--crf", action="store_true",
-                        help="segmenter only: refine the labels with the dense CRF "
-                             "(pip install -e '.[crf]')")
-    parser.add_argument("--bg-threshold", type=float, default=0.3,
-                        help="classifier only: background below this CAM value (default: 0.3)")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="inference scales, fused by max (default: 1.0)",
+    )
+    parser.add_argument(
+        "--cams",
+        action="store_true",
+        help="classifier only: also write <name>_cam.png CAM overlays",
+    )
+    parser.add_argument(
+        "--crf",
+        action="store_true",
+        help="segmenter only: refine the labels with the dense CRF (pip install -e '.[crf]')",
+    )
+    parser.add_argument(
+        "--bg-threshold",
+        type=float,
+        default=0.3,
+        help="classifier only: background below this CAM value (default: 0.3)",
+    )
     return parser.parse_args(argv)
 
 
@@ -232,8 +265,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        run(model_path=args.model, inputs=args.inputs, out_dir=args.out, device=args.device,
-            scales=args.scales, cams=args.cams, bg_threshold=args.bg_threshold, crf=args.crf)
+        run(
+            model_path=args.model,
+            inputs=args.inputs,
+            out_dir=args.out,
+            device=args.device,
+            scales=args.scales,
+            cams=args.cams,
+            bg_threshold=args.bg_threshold,
+            crf=args.crf,
+        )
     except I2CRCError as error:
         print(f"i2crc error: {error}", file=sys.stderr)
         return 1

@@ -32,8 +32,12 @@ PACKAGES = {
     "torchvision": ("torchvision",),
     "snakemake": ("snakemake",),
     "numpy": ("numpy",),
-    "opencv": ("opencv-contrib-python-headless", "opencv-python-headless",
-               "opencv-contrib-python", "opencv-python"),
+    "opencv": (
+        "opencv-contrib-python-headless",
+        "opencv-python-headless",
+        "opencv-contrib-python",
+        "opencv-python",
+    ),
     "h5py": ("h5py",),
 }
 CODE_DIR = Path(__file__).resolve().parent
@@ -66,8 +70,13 @@ def _git(*args) -> str | None:
     # write the index, nor wait for someone else's git command.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     try:
-        result = subprocess.run(["git", "--no-optional-locks", "-C", str(CODE_DIR), *args],
-                                capture_output=True, text=True, timeout=30, env=env)
+        result = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(CODE_DIR), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout if result.returncode == 0 else None
@@ -79,8 +88,10 @@ def git_state() -> dict:
     outside a checkout (e.g. a copy of the workflow)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain") if commit else None
-    return {"commit": commit.strip() if commit else UNKNOWN,
-            "dirty": UNKNOWN if status is None else bool(status.strip())}
+    return {
+        "commit": commit.strip() if commit else UNKNOWN,
+        "dirty": UNKNOWN if status is None else bool(status.strip()),
+    }
 
 
 def cpu_model() -> str:
@@ -128,12 +139,17 @@ def collect(*, config: dict | None = None, device=None) -> dict:
     record = {}
     if config is not None:
         record["config_sha256"] = config_digest(config)
-    return {**record, "git": git_state(), "packages": package_versions(),
-            "device": device_info(device)}
+    return {
+        **record,
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": device_info(device),
+    }
 
 
 def provenance_rows(provenance: dict) -> list[list[str]]:
     """One row per recorded fact: scope (summary or a model), dotted key, value."""
+
     def flat(prefix, value):
         if isinstance(value, dict):
             return [row for key, item in value.items() for row in flat(f"{prefix}.{key}", item)]
@@ -169,16 +185,24 @@ def provenance_footer(provenance: dict) -> str:
     with the models it trained."""
     summary = provenance["summary"]
     packages = ", ".join(f"{name} {version}" for name, version in summary["packages"].items())
-    lines = ["## Provenance", "",
-             f"- config sha256 `{summary['config_sha256']}`; summary made at "
-             f"{_git_text(summary['git'])} on {_device_text(summary['device'])} with {packages}"]
+    lines = [
+        "## Provenance",
+        "",
+        f"- config sha256 `{summary['config_sha256']}`; summary made at "
+        f"{_git_text(summary['git'])} on {_device_text(summary['device'])} with {packages}",
+    ]
     groups = defaultdict(list)
     for model, record in provenance["models"].items():
         groups[json.dumps(record, sort_keys=True)].append(model)
     for text, models in groups.items():
         record = json.loads(text)
-        same = "same packages" if record["packages"] == summary["packages"] else ", ".join(
-            f"{name} {version}" for name, version in record["packages"].items())
-        lines.append(f"- trained on {_device_text(record['device'])} at "
-                     f"{_git_text(record['git'])}, {same}: {', '.join(models)}")
+        same = (
+            "same packages"
+            if record["packages"] == summary["packages"]
+            else ", ".join(f"{name} {version}" for name, version in record["packages"].items())
+        )
+        lines.append(
+            f"- trained on {_device_text(record['device'])} at "
+            f"{_git_text(record['git'])}, {same}: {', '.join(models)}"
+        )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""Pseudo segmentation labels from CAMs and saliency (docs/method.md §4, the OAA rule of the ref code).
+"""Pseudo segmentation labels from CAMs and saliency (docs/method.md §4, the OAA rule of the ref
+code).
 
 Scores per pixel: channel 0 (background) = 1 - saliency, channel k = CAM of the k-th class
 of the image label. Then, with every number a keyword parameter:

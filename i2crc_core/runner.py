@@ -23,9 +23,11 @@ def run_stage(log_path, function, /, **kwargs):
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     terminal = sys.__stderr__
-    with open(log_path, "w", buffering=1) as log_file, contextlib.redirect_stdout(
-        log_file
-    ), contextlib.redirect_stderr(log_file):
+    with (
+        open(log_path, "w", buffering=1) as log_file,
+        contextlib.redirect_stdout(log_file),
+        contextlib.redirect_stderr(log_file),
+    ):
         handler = logging.StreamHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root = logging.getLogger()
@@ -50,4 +52,6 @@ def run_stage(log_path, function, /, **kwargs):
 
 def jobs_import_from(folder) -> None:
     """Put `folder` first on the PYTHONPATH that the jobs started from this process inherit."""
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(folder), os.environ.get("PYTHONPATH")])
+    )

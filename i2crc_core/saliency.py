@@ -78,7 +78,9 @@ def compute_opencv(image_rgb: np.ndarray, method: str) -> np.ndarray:
     image_bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
     success, saliency = factories[method]().computeSaliency(image_bgr)
     if not success:
-        raise SaliencyError(f"OpenCV saliency method '{method}' failed on an image of {height}x{width}")
+        raise SaliencyError(
+            f"OpenCV saliency method '{method}' failed on an image of {height}x{width}"
+        )
     saliency = np.asarray(saliency, dtype=np.float32)
     if saliency.shape != (height, width):
         saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)

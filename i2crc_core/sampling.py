@@ -80,11 +80,13 @@ class ChunkSampler(Sampler):
             order, seeds = self._draw(self.epoch, permute=True)
         else:
             first, count = self.span
-            blocks = [self._draw(block, permute=False)
-                      for block in range(first // self.size, -(-(first + count) // self.size))]
+            blocks = [
+                self._draw(block, permute=False)
+                for block in range(first // self.size, -(-(first + count) // self.size))
+            ]
             start = first % self.size
-            order = torch.cat([block[0] for block in blocks])[start:start + count]
-            seeds = torch.cat([block[1] for block in blocks])[start:start + count]
+            order = torch.cat([block[0] for block in blocks])[start : start + count]
+            seeds = torch.cat([block[1] for block in blocks])[start : start + count]
         return iter(zip(order.tolist(), seeds.tolist()))
 
 
@@ -92,6 +94,7 @@ def chunk_loader(dataset: Dataset, seed: int, device: torch.device, threads: int
     """(sampler, loader) for training in chunks: `sampler.set_epoch(...)` or `set_span(...)`,
     then iterate the loader. `options` are DataLoader options (batch_size, drop_last)."""
     sampler = ChunkSampler(len(dataset), seed)
-    loader = UserErrorLoader(SeededSamples(dataset), sampler=sampler, **options,
-                             **loader_options(device, threads))
+    loader = UserErrorLoader(
+        SeededSamples(dataset), sampler=sampler, **options, **loader_options(device, threads)
+    )
     return sampler, loader

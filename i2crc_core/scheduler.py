@@ -17,10 +17,13 @@ ADVICE = "run Snakemake on a login node of the cluster, or use --profile profile
 def check_slurm_controller(timeout: float = PING_TIMEOUT_S) -> None:
     """Raise SchedulerError unless `scontrol ping` reports a controller UP."""
     if shutil.which("scontrol") is None:
-        raise SchedulerError(f"executor slurm: no SLURM on this machine (scontrol not found); {ADVICE}")
+        raise SchedulerError(
+            f"executor slurm: no SLURM on this machine (scontrol not found); {ADVICE}"
+        )
     try:
-        result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True,
-                                timeout=timeout)
+        result = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         raise SchedulerError(
             f"executor slurm: no SLURM controller answered `scontrol ping` within {timeout:g} s; "

@@ -16,6 +16,7 @@ __all__ = ["BarPanel", "LinePanel", "bars_figure", "lines_figure"]
 class BarPanel:
     """Grouped bars: a group per entry of `groups`, a bar per series (label -> its statistics,
     one per group)."""
+
     title: str | None
     groups: list[str]
     series: dict[str, list]
@@ -25,6 +26,7 @@ class BarPanel:
 class LinePanel:
     """A line per series (label -> its statistics, one per x) over `x`, and a dotted grey
     vertical line at `mark`."""
+
     title: str
     xlabel: str
     x: list
@@ -52,15 +54,17 @@ def _bars(axes, groups: list[str], series: dict[str, list]) -> None:
 
 def _finish(figure, title: str, path) -> None:
     handles, labels = figure.axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
-                  frameon=False)
+    figure.legend(
+        handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9, frameon=False
+    )
     figure.suptitle(title)
     save_png(figure, path)
 
 
 def bars_figure(panels: list[BarPanel], title: str, path, *, figsize: tuple) -> None:
-    figure, axes = plt.subplots(1, len(panels), figsize=figsize, sharey=True, squeeze=False,
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=figsize, sharey=True, squeeze=False, layout="constrained"
+    )
     for panel, bars in zip(axes[0], panels):
         _bars(panel, bars.groups, bars.series)
         if bars.title:
@@ -70,8 +74,14 @@ def bars_figure(panels: list[BarPanel], title: str, path, *, figsize: tuple) -> 
 
 def lines_figure(panels: list[LinePanel], mark_label: str, title: str, path) -> None:
     """Panels 4.2 inches square; the mark's legend entry says `mark_label`."""
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), sharey=True,
-                                squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(4.2 * len(panels), 4.2),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for panel, lines in zip(axes[0], panels):
         for label, stats in lines.series.items():
             means, sds = _percent(stats)

@@ -106,7 +106,9 @@ def _part_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         angles = np.deg2rad([0.0, 120.0, 240.0])
         return np.all([u * np.cos(a) + v * np.sin(a) <= 0.5 for a in angles], axis=0)
     if shape == "cross":
-        return ((np.abs(u) <= 0.33) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= 0.33) & (np.abs(u) <= 1.0))
+        return ((np.abs(u) <= 0.33) & (np.abs(v) <= 1.0)) | (
+            (np.abs(v) <= 0.33) & (np.abs(u) <= 1.0)
+        )
     if shape == "ring":
         return (rho <= 1.0) & (rho >= 0.5)
     if shape == "diamond":
@@ -126,7 +128,9 @@ def _part_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
     """Low-frequency noise: a coarse random grid upsampled bicubically to size x size."""
     coarse = rng.random((cells, cells, channels), dtype=np.float32)
-    return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels)
+    return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC).reshape(
+        size, size, channels
+    )
 
 
 def _background(rng: np.random.Generator, params: ShapeParameters, grid) -> np.ndarray:
@@ -207,7 +211,11 @@ def _image_classes(rng: np.random.Generator, params: ShapeParameters, simple: bo
     else:
         count = int(rng.integers(2, params.max_classes_per_image + 1))
     classes = [int(c) + 1 for c in rng.choice(params.num_classes, size=count, replace=False)]
-    extra = [c for c in classes for _ in range(int(rng.integers(1, params.max_instances_per_class + 1)) - 1)]
+    extra = [
+        c
+        for c in classes
+        for _ in range(int(rng.integers(1, params.max_instances_per_class + 1)) - 1)
+    ]
     return classes + extra
 
 
@@ -234,7 +242,9 @@ def render_image(rng: np.random.Generator, params: ShapeParameters, simple: bool
             continue
         # Shared body appearance: one colour family, stripes across the long axis, noise.
         tint = body_base + rng.uniform(-20, 20, size=3).astype(np.float32)
-        stripes = 1.0 + 0.25 * np.sin(2 * np.pi * along[body] / stripe_period + rng.uniform(0, 2 * np.pi))
+        stripes = 1.0 + 0.25 * np.sin(
+            2 * np.pi * along[body] / stripe_period + rng.uniform(0, 2 * np.pi)
+        )
         image[body] = tint * stripes[:, None] + rng.normal(0, 10, size=(np.count_nonzero(body), 3))
         image[part] = _class_colour(class_id, params.num_classes) + rng.normal(
             0, 8, size=(np.count_nonzero(part), 3)
@@ -296,16 +306,24 @@ def generate(
         clutter_blobs=tuple(map(int, clutter_blobs)),
     )
     with atomic_directory(root) as staging:
-        return _write_dataset(staging, seed, params, {"train": num_train, "val": num_val}, simple_fraction)
+        return _write_dataset(
+            staging, seed, params, {"train": num_train, "val": num_val}, simple_fraction
+        )
 
 
-def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: dict, simple_fraction: float) -> dict:
+def _write_dataset(
+    staging: Path, seed: int, params: ShapeParameters, counts: dict, simple_fraction: float
+) -> dict:
     layout = VocLayout(staging)
     for folder in (layout.split_dir, layout.image_dir, layout.mask_dir):
         folder.mkdir(parents=True)
     (staging / "class_names.txt").write_text("\n".join(class_names(params.num_classes)) + "\n")
     stats: dict = {"num_classes": params.num_classes, "image_size": params.image_size}
-    object_fractions, part_ratios, class_images = [], [], np.zeros(params.num_classes, dtype=np.int64)
+    object_fractions, part_ratios, class_images = (
+        [],
+        [],
+        np.zeros(params.num_classes, dtype=np.int64),
+    )
     for split_index, split in enumerate(SPLITS):
         count = counts[split]
         num_simple = round(simple_fraction * count) if params.max_classes_per_image > 1 else count
@@ -314,7 +332,9 @@ def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: di
         ids, simple_images = [], 0
         for index in range(count):
             image_id = f"syn_{split}_{index:06d}"
-            image, label, objects = render_image(_split_rng(seed, split_index, index), params, bool(simple[index]))
+            image, label, objects = render_image(
+                _split_rng(seed, split_index, index), params, bool(simple[index])
+            )
             write_image(layout.image_path(image_id), image, quality=95)
             write_label(layout.mask_path(image_id), label)
             present = np.unique(label[label > 0])
@@ -331,4 +351,3 @@ def _write_dataset(staging: Path, seed: int, params: ShapeParameters, counts: di
     stats["mean_part_object_area_ratio"] = float(np.mean(part_ratios))
     stats["images_per_class"] = class_images.tolist()
     return stats
-

@@ -124,15 +124,22 @@ class LossLog:
         totals = self.total.tolist()
         count = self.steps - self.read_steps
         if self.on_read is not None and count:
-            self.on_read(self.steps, {name: round((now - before) / count, 5) for name, now, before
-                                      in zip(self.names, totals, self.read_total)})
+            self.on_read(
+                self.steps,
+                {
+                    name: round((now - before) / count, 5)
+                    for name, now, before in zip(self.names, totals, self.read_total)
+                },
+            )
         self.read_steps, self.read_total = self.steps, totals
 
     def means(self) -> dict[str, float]:
         """Checked means over the chunk's steps."""
         self.read()
-        return {name: round(value / max(self.steps, 1), 5)
-                for name, value in zip(self.names, self.read_total)}
+        return {
+            name: round(value / max(self.steps, 1), 5)
+            for name, value in zip(self.names, self.read_total)
+        }
 
 
 class ImageMeans:
@@ -150,8 +157,10 @@ class ImageMeans:
     def means(self) -> dict[str, float]:
         """Sum over count of each statistic; NaN for one that no image of the chunk defined."""
         sums, counts = self.total.tolist()
-        return {name: round(total / count, 5) if count else math.nan
-                for name, total, count in zip(self.names, sums, counts)}
+        return {
+            name: round(total / count, 5) if count else math.nan
+            for name, total, count in zip(self.names, sums, counts)
+        }
 
 
 def _summary_writer(log_dir: Path, purge_step: int):
@@ -159,8 +168,10 @@ def _summary_writer(log_dir: Path, purge_step: int):
     try:
         from torch.utils.tensorboard import SummaryWriter  # the optional extra `tensorboard`
     except ImportError:
-        log.info("tensorboard is not installed: the loss curve goes to the TSV only "
-                 "(pip install '.[tensorboard]' for event files)")
+        log.info(
+            "tensorboard is not installed: the loss curve goes to the TSV only "
+            "(pip install '.[tensorboard]' for event files)"
+        )
         return None
     # purge_step hides the events that an interrupted run wrote after its last checkpoint.
     return SummaryWriter(str(log_dir), purge_step=purge_step, flush_secs=10)
@@ -213,8 +224,9 @@ def read_curve(path) -> dict[str, np.ndarray]:
     return dict(zip(header, table.T))
 
 
-def train_in_chunks(*, num_chunks, run_chunk, state: dict, checkpoint_dir, run_key: str,
-                    seed: int) -> None:
+def train_in_chunks(
+    *, num_chunks, run_chunk, state: dict, checkpoint_dir, run_key: str, seed: int
+) -> None:
     """Run `run_chunk(chunk)` for every chunk not yet checkpointed, checkpointing `state`
     (name -> object with state_dict/load_state_dict, "model" among them) after each."""
     start = resume(checkpoint_dir, run_key, state)
@@ -236,8 +248,16 @@ class TrainingSetup:
     precision: str
     manifest: Manifest
 
-    def trainer(self, build_model, dataset, *, section: str, scheduler, curve: LossCurve,
-                drop_last: bool = False) -> "Trainer":
+    def trainer(
+        self,
+        build_model,
+        dataset,
+        *,
+        section: str,
+        scheduler,
+        curve: LossCurve,
+        drop_last: bool = False,
+    ) -> "Trainer":
         """The model `build_model()` builds under the run's seed, on the device, with its
         optimiser, `scheduler(optimizer)`, loss scaler, and a chunk loader over `dataset`,
         whose batches `dataset.finish(batch, device)` finishes on the device.
@@ -261,15 +281,30 @@ class TrainingSetup:
             momentum=settings["momentum"],
             weight_decay=settings["weight_decay"],
         )
-        sampler, loader = chunk_loader(dataset, self.seed, self.device, self.threads,
-                                       batch_size=batch_size, drop_last=drop_last)
-        return Trainer(self, model, optimizer, scheduler(optimizer),
-                       grad_scaler(self.device, self.precision), sampler, loader, dataset.finish,
-                       curve)
+        sampler, loader = chunk_loader(
+            dataset,
+            self.seed,
+            self.device,
+            self.threads,
+            batch_size=batch_size,
+            drop_last=drop_last,
+        )
+        return Trainer(
+            self,
+            model,
+            optimizer,
+            scheduler(optimizer),
+            grad_scaler(self.device, self.precision),
+            sampler,
+            loader,
+            dataset.finish,
+            curve,
+        )
 
 
-def start_training(manifest_path, training: dict, *, seed: int, device: str, precision: str,
-                   threads: int) -> TrainingSetup:
+def start_training(
+    manifest_path, training: dict, *, seed: int, device: str, precision: str, threads: int
+) -> TrainingSetup:
     device = select_device(device)
     torch.set_num_threads(main_process_threads(device, threads))
     precision = resolve_precision(precision, device)
@@ -292,9 +327,12 @@ class PrecisionHistory:
     def load_state_dict(self, state: dict) -> None:
         self.used = list(state["used"])
         if self.used[-1] != self.current:
-            log.warning("the checkpoint was trained in %s; training continues in %s, the "
-                        "precision on this device (the model's sidecar lists both)",
-                        self.used[-1], self.current)
+            log.warning(
+                "the checkpoint was trained in %s; training continues in %s, the "
+                "precision on this device (the model's sidecar lists both)",
+                self.used[-1],
+                self.current,
+            )
             self.used.append(self.current)
 
 
@@ -340,15 +378,26 @@ class Trainer:
         """The trained model file and its sidecar; `labels` says what it learned from, and
         `precision` the precisions it trained in (two where a resumed run changed GPU type)."""
         manifest = self.setup.manifest
-        trained_on = {"dataset": manifest.root, "split": "train",
-                      "images": len(manifest.ids["train"]), "labels": labels}
+        trained_on = {
+            "dataset": manifest.root,
+            "split": "train",
+            "images": len(manifest.ids["train"]),
+            "labels": labels,
+        }
         # What trained it (device, CPU capability, threads, versions, commit) goes in the
         # sidecar at run time, never in a rule param: it must not rerun anything. A resumed
         # run records the process that finished it.
-        save_model(model_path, self.model, class_names=["background", *manifest.class_names],
-                   input_size=input_size, trained_on=trained_on, training=self.setup.training,
-                   precision=self.precisions.used, provenance=provenance(device=self.setup.device),
-                   **metadata)
+        save_model(
+            model_path,
+            self.model,
+            class_names=["background", *manifest.class_names],
+            input_size=input_size,
+            trained_on=trained_on,
+            training=self.setup.training,
+            precision=self.precisions.used,
+            provenance=provenance(device=self.setup.device),
+            **metadata,
+        )
 
     def train(self, num_chunks: int, run_chunk, checkpoint_dir, *, inputs, **settings) -> None:
         """`run_chunk(chunk)` for every chunk, resumable; checkpoints are keyed on the training
@@ -356,13 +405,26 @@ class Trainer:
         precision: a run requeued onto a GPU where `auto` resolves otherwise continues from its
         checkpoint (PrecisionHistory) instead of starting over."""
         setup = self.setup
-        run_key = run_id(training=setup.training, seed=setup.seed,
-                         inputs=content_digest(*inputs), **settings)
-        state = {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
-                 "scaler": self.scaler, "curve": self.curve, "precision": self.precisions}
+        run_key = run_id(
+            training=setup.training, seed=setup.seed, inputs=content_digest(*inputs), **settings
+        )
+        state = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "curve": self.curve,
+            "precision": self.precisions,
+        }
         self.curve.write()
         try:
-            train_in_chunks(num_chunks=num_chunks, run_chunk=run_chunk, state=state,
-                            checkpoint_dir=checkpoint_dir, run_key=run_key, seed=setup.seed)
+            train_in_chunks(
+                num_chunks=num_chunks,
+                run_chunk=run_chunk,
+                state=state,
+                checkpoint_dir=checkpoint_dir,
+                run_key=run_key,
+                seed=setup.seed,
+            )
         finally:
             self.curve.close()

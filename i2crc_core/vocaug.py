@@ -117,7 +117,11 @@ def _build(voc: _Tree, sbd: _Tree, train_aug_count) -> list[str]:
     (voc.folder / _SPLITS / "train_aug.txt").write_text("".join(f"{i}\n" for i in train_aug))
     log.info(
         "SegmentationClassAug: %d VOC masks, %d SBD conversions; train_aug %d images; "
-        "%d images copied from SBD", len(voc_annotated), len(sbd_only), len(train_aug), copied,
+        "%d images copied from SBD",
+        len(voc_annotated),
+        len(sbd_only),
+        len(train_aug),
+        copied,
     )
     return train_aug
 
@@ -145,7 +149,9 @@ def fetch_voc_aug(*, root, voc, sbd, download_dir, train_aug_count) -> list[str]
         if not filename:
             raise FetchError(f"{spec['url']}: the URL does not end in a file name")
         archives[name] = download(
-            spec["url"], Path(download_dir) / filename, md5=spec.get("md5"),
+            spec["url"],
+            Path(download_dir) / filename,
+            md5=spec.get("md5"),
             sha256=spec.get("sha256"),
         )
     _remove_stale_builds(Path(root))

@@ -6,8 +6,11 @@ run_stage(
     snakemake.log[0],
     summary.run,
     metric_paths={key: path for key, path in named.items() if not key.startswith("sidecar__")},
-    sidecar_paths={key.removeprefix("sidecar__"): path for key, path in named.items()
-                   if key.startswith("sidecar__")},
+    sidecar_paths={
+        key.removeprefix("sidecar__"): path
+        for key, path in named.items()
+        if key.startswith("sidecar__")
+    },
     saliency_path=snakemake.input.saliency,
     manifest_path=snakemake.input.manifest,
     experiments=snakemake.params.experiments,

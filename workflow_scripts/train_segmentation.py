@@ -9,7 +9,9 @@ run_stage(
     model_path=snakemake.output.model,
     curve_path=snakemake.output.losses,
     checkpoint_dir=snakemake.params.checkpoints,
-    checkpoint_every=snakemake.config["segmentation"]["checkpoint_every"],  # operational, not a param: reruns nothing
+    checkpoint_every=snakemake.config["segmentation"][
+        "checkpoint_every"
+    ],  # operational, not a param: reruns nothing
     training=snakemake.params.training,
     weights=snakemake.params.weights,
     seed=snakemake.params.seed,

@@ -58,11 +58,17 @@ def cams(*, manifest_path, cams_path, thresholds, fixed_threshold, out_path, lab
     with CamStore(cams_path) as store:
         for image_id in tqdm(ids, desc="evaluate cams", mininterval=10):
             cam, class_ids = store[image_id]
-            sweep.update(read_label(layout.mask_path(image_id), manifest.num_classes), cam, class_ids)
+            sweep.update(
+                read_label(layout.mask_path(image_id), manifest.num_classes), cam, class_ids
+            )
     result = sweep.result()
     if result["best_at_edge"]:
         log.warning("best CAM threshold %s is at the edge of the sweep", result["best_threshold"])
-    log.info("CAM-only mIoU %.4f at the best threshold %s, %.4f at the fixed threshold %s",
-             result["best_miou"], result["best_threshold"], result["fixed_miou"],
-             result["fixed_threshold"])
+    log.info(
+        "CAM-only mIoU %.4f at the best threshold %s, %.4f at the fixed threshold %s",
+        result["best_miou"],
+        result["best_threshold"],
+        result["fixed_miou"],
+        result["fixed_threshold"],
+    )
     write_json(out_path, {**scored, **result})

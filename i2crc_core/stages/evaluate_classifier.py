@@ -25,24 +25,36 @@ def run(*, manifest_path, model_path, split, out_path, device, precision, thread
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
-    model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device,
-                          training=False)
+    model = prepare_model(
+        load_model(model_path, device, expected_kind="classifier"), device, training=False
+    )
     ids = manifest.ids[split]
     scores = {}
     with torch.inference_mode():
-        infer_images(manifest.layout(), ids,
-                     lambda images: model(images).float().mean(dim=(2, 3)).cpu().numpy(),
-                     scores.__setitem__, device=device, precision=precision, threads=threads,
-                     desc=f"classify {split}")
+        infer_images(
+            manifest.layout(),
+            ids,
+            lambda images: model(images).float().mean(dim=(2, 3)).cpu().numpy(),
+            scores.__setitem__,
+            device=device,
+            precision=precision,
+            threads=threads,
+            desc=f"classify {split}",
+        )
     labels = manifest.labels(split)
     targets = np.zeros((len(ids), manifest.num_classes), dtype=bool)
     for row, image_id in enumerate(ids):
         targets[row, [c - 1 for c in labels[image_id]]] = True
     ap = average_precision(np.stack([scores[image_id] for image_id in ids]), targets)
-    result = {"split": split, "split_list": manifest.split_name(split), "images": len(ids),
-              "class_names": manifest.class_names,
-              "ap": [None if np.isnan(value) else float(value) for value in ap],
-              "map": float(np.nanmean(ap))}
-    log.info("%s (%d images): classification mAP %.4f", result["split_list"], len(ids),
-             result["map"])
+    result = {
+        "split": split,
+        "split_list": manifest.split_name(split),
+        "images": len(ids),
+        "class_names": manifest.class_names,
+        "ap": [None if np.isnan(value) else float(value) for value in ap],
+        "map": float(np.nanmean(ap)),
+    }
+    log.info(
+        "%s (%d images): classification mAP %.4f", result["split_list"], len(ids), result["map"]
+    )
     write_json(out_path, result)

@@ -5,8 +5,8 @@ import logging
 import torch
 from tqdm import tqdm
 
-from ..camstore import CamStoreWriter
 from ..cams import compute_cams_batch
+from ..camstore import CamStoreWriter
 from ..checkpoints import load_model
 from ..device import autocast, prepare_model, resolve_precision, select_device
 from ..errors import ConfigError
@@ -35,17 +35,25 @@ def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, pre
     layout, ids = manifest.layout(), shard_ids(manifest.ids["train"], shard)
     check_scales(scales, layout, ids, "config key 'cams.scales'")
     labels = manifest.labels("train")
-    model = prepare_model(load_model(model_path, device, expected_kind="classifier"), device,
-                          training=False)
+    model = prepare_model(
+        load_model(model_path, device, expected_kind="classifier"), device, training=False
+    )
     batches = image_batches(layout, ids, device, threads)
-    with CamStoreWriter(out_path) as store, BackgroundWriter(
-        lambda entry: store.write(*entry)
-    ) as writer, tqdm(total=len(ids), desc="cams", mininterval=10) as bar:
+    with (
+        CamStoreWriter(out_path) as store,
+        BackgroundWriter(lambda entry: store.write(*entry)) as writer,
+        tqdm(total=len(ids), desc="cams", mininterval=10) as bar,
+    ):
         for batch in batches:
             class_ids = [labels[image_id] for image_id in batch["ids"]]
             with autocast(device, precision):
-                cams = compute_cams_batch(model, batch["image"].to(device, non_blocking=True),
-                                          class_ids, scales=scales, flip=flip)
+                cams = compute_cams_batch(
+                    model,
+                    batch["image"].to(device, non_blocking=True),
+                    class_ids,
+                    scales=scales,
+                    flip=flip,
+                )
             for entry in zip(batch["ids"], cams, class_ids):
                 writer.put(entry)
             bar.update(len(cams))

@@ -28,88 +28,117 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import FULL_SUPERVISION
 from .. import markdown as md
+from ..config import FULL_SUPERVISION
 from ..fileio import write_text
 from ..paper_reference import PAPER_LAMBDAS, PAPER_TABLE_IV, PAPER_TABLE_V, PAPER_TABLE_VIII
 from ..summary_plots import BarPanel, LinePanel, bars_figure, lines_figure
 from .summary_seeds import paired_cell
 
 # Table IV's rows in the paper's order: our experiment -> the paper's name for it.
-ROWS = {"baseline": "baseline", "cad": "+CAD", "csd": "+CSD", "i2crc": "+CAD+CSD",
-        "cad_no_bg": "CAD w/o L_bg"}
+ROWS = {
+    "baseline": "baseline",
+    "cad": "+CAD",
+    "csd": "+CSD",
+    "i2crc": "+CAD+CSD",
+    "cad_no_bg": "CAD w/o L_bg",
+}
 FULL_ROW = "fully supervised (ground truth)"
 # The sweep's centre: i2crc's λs; every sweep experiment changes one of them.
 CENTRE = "i2crc"
 
 # Summary columns (stages/summary.py) -> headers.
 CAM_ONLY = {"cam_only_miou": "CAM-only, best t", "cam_only_fixed_miou": "CAM-only, fixed t"}
-PSEUDO = {"pseudo_train_miou_ignore_excluded": "pseudo, ignore excluded",
-          "pseudo_train_miou_ignore_as_bg": "pseudo, ignore as bg"}
+PSEUDO = {
+    "pseudo_train_miou_ignore_excluded": "pseudo, ignore excluded",
+    "pseudo_train_miou_ignore_as_bg": "pseudo, ignore as bg",
+}
 ROUND1 = {"seg_val_round1": "seg round 1"}
-TABLE_IV_COLUMNS = {**CAM_ONLY, **PSEUDO, "pseudo_train_ignored_fraction": "pseudo, ignored",
-                    **ROUND1, "seg_val_retrain_refined": "seg retrained, refined (+LR)",
-                    "seg_val_retrain_unrefined": "seg retrained, unrefined (+retrain)",
-                    "seg_val_round1_of_full": "seg round 1, % of full",
-                    "seg_val_retrain_refined_of_full": "seg retrained refined, % of full",
-                    "seg_val_retrain_unrefined_of_full": "seg retrained unrefined, % of full"}
-TABLE_IV_PLOTTED = ["cam_only_miou", "pseudo_train_miou_ignore_as_bg", "seg_val_round1",
-                    "seg_val_retrain_refined", "seg_val_retrain_unrefined"]
+TABLE_IV_COLUMNS = {
+    **CAM_ONLY,
+    **PSEUDO,
+    "pseudo_train_ignored_fraction": "pseudo, ignored",
+    **ROUND1,
+    "seg_val_retrain_refined": "seg retrained, refined (+LR)",
+    "seg_val_retrain_unrefined": "seg retrained, unrefined (+retrain)",
+    "seg_val_round1_of_full": "seg round 1, % of full",
+    "seg_val_retrain_refined_of_full": "seg retrained refined, % of full",
+    "seg_val_retrain_unrefined_of_full": "seg retrained unrefined, % of full",
+}
+TABLE_IV_PLOTTED = [
+    "cam_only_miou",
+    "pseudo_train_miou_ignore_as_bg",
+    "seg_val_round1",
+    "seg_val_retrain_refined",
+    "seg_val_retrain_unrefined",
+]
 # Table V: convention -> (before, after refinement) columns, ignored fractions last.
-CONVENTIONS = {"ignore excluded": ("pseudo_train_miou_ignore_excluded",
-                                   "refined_train_miou_ignore_excluded"),
-               "ignore as background": ("pseudo_train_miou_ignore_as_bg",
-                                        "refined_train_miou_ignore_as_bg"),
-               "ignored fraction": ("pseudo_train_ignored_fraction",
-                                    "refined_train_ignored_fraction")}
+CONVENTIONS = {
+    "ignore excluded": ("pseudo_train_miou_ignore_excluded", "refined_train_miou_ignore_excluded"),
+    "ignore as background": ("pseudo_train_miou_ignore_as_bg", "refined_train_miou_ignore_as_bg"),
+    "ignored fraction": ("pseudo_train_ignored_fraction", "refined_train_ignored_fraction"),
+}
 TABLE_VIII_COLUMNS = {**ROUND1, **CAM_ONLY, **PSEUDO}
 
 
 @dataclass
 class Row:
-    keys: list          # what names the row: one value per header of Table.keys
-    stats: dict         # summary column -> summary_seeds' stats, None without a value
-    paper: dict         # summary column -> the paper's number, where it has one
+    keys: list  # what names the row: one value per header of Table.keys
+    stats: dict  # summary column -> summary_seeds' stats, None without a value
+    paper: dict  # summary column -> the paper's number, where it has one
 
 
 @dataclass
 class Table:
-    caption: str        # the Markdown's first paragraph
+    caption: str  # the Markdown's first paragraph
     keys: list[str]
-    columns: dict       # summary column -> header
+    columns: dict  # summary column -> header
     rows: list[Row]
-    paired: bool = False    # whether it gives the paired differences to the baseline
+    paired: bool = False  # whether it gives the paired differences to the baseline
 
 
 def _dataset_note(dataset: str) -> str:
     if dataset == "synthetic":
-        return ("Ours are on the synthetic benchmark (docs/method.md §9): they compare with the "
-                "paper's in order, not in absolute value.")
-    return (f"Ours are on `{dataset}` with this run's settings: they compare with the paper's "
-            "in absolute value only where backbone and schedule match the paper's.")
+        return (
+            "Ours are on the synthetic benchmark (docs/method.md §9): they compare with the "
+            "paper's in order, not in absolute value."
+        )
+    return (
+        f"Ours are on `{dataset}` with this run's settings: they compare with the paper's "
+        "in absolute value only where backbone and schedule match the paper's."
+    )
 
 
 def _statistics_note(seeds: list[int]) -> str:
-    return (f"Each cell: mean ± sample standard deviation over the {len(seeds)} seeds "
-            f"{', '.join(map(str, seeds))}, in percent (n: the seeds with a value; —: none).")
+    return (
+        f"Each cell: mean ± sample standard deviation over the {len(seeds)} seeds "
+        f"{', '.join(map(str, seeds))}, in percent (n: the seeds with a value; —: none)."
+    )
 
 
-PAIRED_NOTE = ("The second table: each row's paired difference to the baseline in percentage "
-               "points, per seed the row's value minus the baseline's over the n seeds where "
-               "both have one; mean [95 % paired t-interval] (n), no interval for one seed.")
+PAIRED_NOTE = (
+    "The second table: each row's paired difference to the baseline in percentage "
+    "points, per seed the row's value minus the baseline's over the n seeds where "
+    "both have one; mean [95 % paired t-interval] (n), no interval for one seed."
+)
 
 
 def _row(aggregate: dict, experiment: str, columns, keys: list, paper: dict) -> Row:
-    return Row(keys, {column: aggregate.get(experiment, {}).get(column) for column in columns},
-               paper)
+    return Row(
+        keys, {column: aggregate.get(experiment, {}).get(column) for column in columns}, paper
+    )
 
 
 def _ablation_rows(aggregate: dict, columns, paper: dict) -> list[Row]:
     """The ablation's weakly supervised experiments, the paper's rows first in its order."""
-    order = sorted((name for name in aggregate if name != FULL_SUPERVISION),
-                   key=lambda name: list(ROWS).index(name) if name in ROWS else len(ROWS))
-    return [_row(aggregate, name, columns, [ROWS.get(name, name), name], paper.get(name, {}))
-            for name in order]
+    order = sorted(
+        (name for name in aggregate if name != FULL_SUPERVISION),
+        key=lambda name: list(ROWS).index(name) if name in ROWS else len(ROWS),
+    )
+    return [
+        _row(aggregate, name, columns, [ROWS.get(name, name), name], paper.get(name, {}))
+        for name in order
+    ]
 
 
 def ablation_table(summary: dict, dataset: str) -> Table:
@@ -125,53 +154,79 @@ def ablation_table(summary: dict, dataset: str) -> Table:
         f"ground-truth masks (the ceiling). {_statistics_note(summary['seeds'])} {PAIRED_NOTE} "
         "Paper: ResNet-101 segmentation mIoU on VOC val; none for % of full, where our estimate "
         "from DeepLab-v2 ResNet-101's fully supervised 76-77 % on VOC val puts its +LR 69.3 at "
-        f"about 90 %. {_dataset_note(dataset)}")
+        f"about 90 %. {_dataset_note(dataset)}"
+    )
     aggregate = summary["aggregate"]
     rows = _ablation_rows(aggregate, TABLE_IV_COLUMNS, PAPER_TABLE_IV)
     if FULL_SUPERVISION in aggregate:
-        rows.append(_row(aggregate, FULL_SUPERVISION, TABLE_IV_COLUMNS,
-                         [FULL_ROW, FULL_SUPERVISION], {}))
+        rows.append(
+            _row(aggregate, FULL_SUPERVISION, TABLE_IV_COLUMNS, [FULL_ROW, FULL_SUPERVISION], {})
+        )
     return Table(caption, ["row", "experiment"], TABLE_IV_COLUMNS, rows, paired=True)
 
 
 def refinement_table(summary: dict, dataset: str) -> Table:
-    columns = {column: f"{convention}, {labels}"
-               for convention, pair in CONVENTIONS.items()
-               for column, labels in zip(pair, ("pseudo", "refined"))}
+    columns = {
+        column: f"{convention}, {labels}"
+        for convention, pair in CONVENTIONS.items()
+        for column, labels in zip(pair, ("pseudo", "refined"))
+    }
     caption = (
         "**Table V analogue: pseudo masks before and after refinement.** Per ablation row, the "
         "CAM pseudo labels (before) and the refined labels (after, Eq. 9-11) on train: mIoU with "
         "ignored pixels excluded and counted as background, and the share of pixels ignored. "
         f"{_statistics_note(summary['seeds'])} {PAIRED_NOTE} Paper: I2CRC's pseudo masks on "
         "VOC train without and with refinement, beside our ignore-as-background mIoU (IRN's "
-        f"convention). {_dataset_note(dataset)}")
-    return Table(caption, ["row", "experiment"], columns,
-                 _ablation_rows(summary["aggregate"], columns, PAPER_TABLE_V), paired=True)
+        f"convention). {_dataset_note(dataset)}"
+    )
+    return Table(
+        caption,
+        ["row", "experiment"],
+        columns,
+        _ablation_rows(summary["aggregate"], columns, PAPER_TABLE_V),
+        paired=True,
+    )
 
 
 def sweep_points(lambdas: dict[str, dict]) -> list[tuple[str, float, str]]:
     """(λ, value, experiment) for each λ of the centre and each experiment whose λs equal the
     centre's but for that one (the centre itself included), by λ then value."""
     centre = lambdas[CENTRE]
-    return [(name, value, experiment)
-            for name in sorted(centre, key=list(PAPER_LAMBDAS).index)
-            for value, experiment in sorted((weights[name], experiment)
-                                            for experiment, weights in lambdas.items()
-                                            if {**weights, name: centre[name]} == centre)]
+    return [
+        (name, value, experiment)
+        for name in sorted(centre, key=list(PAPER_LAMBDAS).index)
+        for value, experiment in sorted(
+            (weights[name], experiment)
+            for experiment, weights in lambdas.items()
+            if {**weights, name: centre[name]} == centre
+        )
+    ]
 
 
 def paper_sweep(name: str, weights: dict) -> dict:
     """The paper's Table VIII number for these λs with `name` varied; {} unless the other λs
     are at the paper's defaults and the paper has this value."""
-    values = {**PAPER_TABLE_VIII[name], PAPER_LAMBDAS[name]: PAPER_TABLE_IV[CENTRE]["seg_val_round1"]}
+    values = {
+        **PAPER_TABLE_VIII[name],
+        PAPER_LAMBDAS[name]: PAPER_TABLE_IV[CENTRE]["seg_val_round1"],
+    }
     at_defaults = {**weights, name: PAPER_LAMBDAS[name]} == PAPER_LAMBDAS
-    return {"seg_val_round1": values[weights[name]]} if at_defaults and weights[name] in values else {}
+    return (
+        {"seg_val_round1": values[weights[name]]} if at_defaults and weights[name] in values else {}
+    )
 
 
 def sweep_table(summary: dict, lambdas: dict[str, dict], dataset: str) -> Table:
-    rows = [_row(summary["aggregate"], experiment, TABLE_VIII_COLUMNS,
-                 [name, value, experiment], paper_sweep(name, lambdas[experiment]))
-            for name, value, experiment in sweep_points(lambdas)]
+    rows = [
+        _row(
+            summary["aggregate"],
+            experiment,
+            TABLE_VIII_COLUMNS,
+            [name, value, experiment],
+            paper_sweep(name, lambdas[experiment]),
+        )
+        for name, value, experiment in sweep_points(lambdas)
+    ]
     defaults = ", ".join(f"{name} {value:g}" for name, value in PAPER_LAMBDAS.items())
     caption = (
         "**Table VIII analogue: the λ sweep.** Each λ of Eq. 8 at each value of config "
@@ -181,7 +236,8 @@ def sweep_table(summary: dict, lambdas: dict[str, dict], dataset: str) -> Table:
         f"{_statistics_note(summary['seeds'])} Paper: ResNet-101 round-1 segmentation mIoU on "
         "VOC val, shown where the value and the other two λs match the paper's; at its "
         f"defaults ({defaults}) it is Table IV's +CAD+CSD, with all three at 0 its baseline. "
-        f"{_dataset_note(dataset)}")
+        f"{_dataset_note(dataset)}"
+    )
     return Table(caption, ["lambda", "value", "experiment"], TABLE_VIII_COLUMNS, rows)
 
 
@@ -208,11 +264,17 @@ def _paired_markdown(table: Table) -> str:
     rows = []
     for row in compared:
         differences = [_paired(row.stats[column]) for column in table.columns]
-        rows.append([*map(str, row.keys),
-                     *("—" if paired is None else paired_cell(paired) for paired in differences)])
+        rows.append(
+            [
+                *map(str, row.keys),
+                *("—" if paired is None else paired_cell(paired) for paired in differences),
+            ]
+        )
     lines = md.table([*table.keys, *table.columns.values()], rows, labels=len(table.keys))
-    return ("\nPaired difference to the baseline (percentage points): mean [95 % paired "
-            "t-interval] (n seeds).\n\n" + "\n".join(lines) + "\n")
+    return (
+        "\nPaired difference to the baseline (percentage points): mean [95 % paired "
+        "t-interval] (n seeds).\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def markdown(table: Table) -> str:
@@ -228,8 +290,13 @@ def markdown(table: Table) -> str:
             for row, line in zip(table.rows, cells):
                 line.append(_paper_cell(row.paper.get(column)))
     lines = md.table(headers, cells, labels=len(table.keys))
-    return (table.caption + "\n\n" + "\n".join(lines) + "\n"
-            + (_paired_markdown(table) if table.paired else ""))
+    return (
+        table.caption
+        + "\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + (_paired_markdown(table) if table.paired else "")
+    )
 
 
 def _percent_field(value: float | None) -> str:
@@ -243,54 +310,100 @@ def _numbers(stats: dict | None) -> list[str]:
     return [_percent_field(stats["mean"]), _percent_field(stats["std"]), str(stats["n"])]
 
 
-PAIRED_FIELDS = ["vs_baseline_mean", "vs_baseline_sd", "vs_baseline_n", "vs_baseline_ci95_lo",
-                 "vs_baseline_ci95_hi"]
+PAIRED_FIELDS = [
+    "vs_baseline_mean",
+    "vs_baseline_sd",
+    "vs_baseline_n",
+    "vs_baseline_ci95_lo",
+    "vs_baseline_ci95_hi",
+]
 
 
 def tsv(table: Table) -> str:
     """Long, one line per row and column, the fields of the module docstring."""
-    lines = [[*table.keys, "metric", "mean", "sd", "n", "paper",
-              *(PAIRED_FIELDS if table.paired else [])]]
+    lines = [
+        [
+            *table.keys,
+            "metric",
+            "mean",
+            "sd",
+            "n",
+            "paper",
+            *(PAIRED_FIELDS if table.paired else []),
+        ]
+    ]
     for row in table.rows:
         for column in table.columns:
-            line = [*map(str, row.keys), column, *_numbers(row.stats[column]),
-                    _paper_cell(row.paper.get(column))]
+            line = [
+                *map(str, row.keys),
+                column,
+                *_numbers(row.stats[column]),
+                _paper_cell(row.paper.get(column)),
+            ]
             if table.paired:
                 paired = _paired(row.stats[column])
-                line += [*_numbers(paired),
-                         *map(_percent_field, [None, None] if paired is None else paired["ci95"])]
+                line += [
+                    *_numbers(paired),
+                    *map(_percent_field, [None, None] if paired is None else paired["ci95"]),
+                ]
             lines.append(line)
     return "".join("\t".join(line) + "\n" for line in lines)
 
 
 def ablation_figure(table: Table, path) -> None:
-    series = {table.columns[column]: [row.stats[column] for row in table.rows]
-              for column in TABLE_IV_PLOTTED}
-    bars_figure([BarPanel(None, [row.keys[0] for row in table.rows], series)],
-                "Table IV analogue: ablation (mean ± sample sd over seeds)", path, figsize=(11, 5))
+    series = {
+        table.columns[column]: [row.stats[column] for row in table.rows]
+        for column in TABLE_IV_PLOTTED
+    }
+    bars_figure(
+        [BarPanel(None, [row.keys[0] for row in table.rows], series)],
+        "Table IV analogue: ablation (mean ± sample sd over seeds)",
+        path,
+        figsize=(11, 5),
+    )
 
 
 def refinement_figure(table: Table, path) -> None:
     mious = {name: pair for name, pair in CONVENTIONS.items() if name != "ignored fraction"}
-    panels = [BarPanel(f"pseudo masks on train, {convention}", [row.keys[0] for row in table.rows],
-                       {labels: [row.stats[column] for row in table.rows]
-                        for column, labels in zip(pair, ("before refinement (pseudo)",
-                                                         "after refinement (refined)"))})
-              for convention, pair in mious.items()]
-    bars_figure(panels, "Table V analogue: pseudo masks before vs after refinement "
-                "(mean ± sample sd)", path, figsize=(11, 4.5))
+    panels = [
+        BarPanel(
+            f"pseudo masks on train, {convention}",
+            [row.keys[0] for row in table.rows],
+            {
+                labels: [row.stats[column] for row in table.rows]
+                for column, labels in zip(
+                    pair, ("before refinement (pseudo)", "after refinement (refined)")
+                )
+            },
+        )
+        for convention, pair in mious.items()
+    ]
+    bars_figure(
+        panels,
+        "Table V analogue: pseudo masks before vs after refinement (mean ± sample sd)",
+        path,
+        figsize=(11, 4.5),
+    )
 
 
 def sweep_figure(table: Table, centre: dict, path) -> None:
     panels = []
     for name in dict.fromkeys(row.keys[0] for row in table.rows):
         rows = [row for row in table.rows if row.keys[0] == name]
-        series = {table.columns[column]: [row.stats[column] for row in rows]
-                  for column in ("seg_val_round1", "cam_only_miou")}
-        panels.append(LinePanel(name, f"{name} (others at {CENTRE}'s)",
-                                [row.keys[1] for row in rows], series, centre[name]))
-    lines_figure(panels, CENTRE, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)",
-                 path)
+        series = {
+            table.columns[column]: [row.stats[column] for row in rows]
+            for column in ("seg_val_round1", "cam_only_miou")
+        }
+        panels.append(
+            LinePanel(
+                name,
+                f"{name} (others at {CENTRE}'s)",
+                [row.keys[1] for row in rows],
+                series,
+                centre[name],
+            )
+        )
+    lines_figure(panels, CENTRE, "Table VIII analogue: λ sweep (mean ± sample sd over seeds)", path)
 
 
 def _write(table: Table, paths: dict) -> None:

@@ -23,8 +23,9 @@ def run(*, manifest_path, model_path, split, out_dir, scales, crf, device, preci
     check_scales(scales, layout, ids, "config key 'segmentation.inference_scales'")
     if crf is not None:
         require_pydensecrf("config key 'segmentation.crf.enabled'")
-    model = prepare_model(load_model(model_path, device, expected_kind="segmenter"), device,
-                          training=False)
+    model = prepare_model(
+        load_model(model_path, device, expected_kind="segmenter"), device, training=False
+    )
     with DenseCRF(crf, workers=threads) if crf is not None else nullcontext() as refine:
         infer_images(
             layout,

@@ -4,6 +4,7 @@
 import logging
 from pathlib import Path
 
+from ..errors import DatasetError
 from ..layout import (
     COCO_CLASSES,
     VOC_CLASSES,
@@ -13,7 +14,6 @@ from ..layout import (
     read_split,
     write_image_labels,
 )
-from ..errors import DatasetError
 from ..manifest import ROLES, LabelSplit, Manifest
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,11 @@ def class_names(root: Path, num_classes: int) -> list[str]:
     """Names from the root's class_names.txt, else VOC's (20) or COCO's (80), else numbered."""
     names_file = root / "class_names.txt"
     if names_file.exists():
-        names = [line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [
+            line.strip()
+            for line in names_file.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         if len(names) != num_classes:
             raise DatasetError(
                 f"{names_file}: lists {len(names)} classes but dataset.num_classes is {num_classes}"
@@ -37,7 +41,9 @@ def class_names(root: Path, num_classes: int) -> list[str]:
 
 def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label_lists):
     voc = VocLayout(root, **layout)
-    listed_labels = None if image_labels == "masks" else read_image_labels(image_labels, num_classes)
+    listed_labels = (
+        None if image_labels == "masks" else read_image_labels(image_labels, num_classes)
+    )
     ids = {role: read_split(voc.split_path(splits[role])) for role in ROLES}
     training = set(ids["train"])
     shared = [image_id for image_id in ids["val"] if image_id in training]
@@ -93,6 +99,10 @@ def label_split(*, manifest_path, split, out_path):
                 f"(first: {outside[0]!r})"
             )
         chosen = LabelSplit(split, ids)
-    log.info("label metrics on split %s: %d of %d training images", chosen.split,
-             len(chosen.ids), len(train_ids))
+    log.info(
+        "label metrics on split %s: %d of %d training images",
+        chosen.split,
+        len(chosen.ids),
+        len(train_ids),
+    )
     chosen.save(out_path)

@@ -18,4 +18,6 @@ def run(*, manifest_path, cams_path, saliency_dir, out_dir, **thresholds):
         for image_id in tqdm(manifest.ids["train"], desc="pseudo labels", mininterval=10):
             cams, class_ids = store[image_id]
             saliency = load_saliency(Path(saliency_dir) / f"{image_id}.png", cams.shape[1:])
-            write_label(out_dir / f"{image_id}.png", pseudo_label(cams, class_ids, saliency, **thresholds))
+            write_label(
+                out_dir / f"{image_id}.png", pseudo_label(cams, class_ids, saliency, **thresholds)
+            )

@@ -19,8 +19,8 @@ import json
 import logging
 from collections import defaultdict
 
-from ..config import FULL_SUPERVISION
 from .. import markdown
+from ..config import FULL_SUPERVISION
 from ..fileio import write_json, write_text
 from ..manifest import Manifest
 from ..provenance import collect, counted, provenance_footer, provenance_rows
@@ -64,8 +64,13 @@ def add_fractions_of_full(rows: dict[str, dict]) -> None:
         return
     for experiment, row in rows.items():
         if experiment != FULL_SUPERVISION:
-            row.update({f"{column}_of_full": row[column] / ceiling
-                        for column in dict.fromkeys(SEGMENTATION_ROUNDS.values()) if column in row})
+            row.update(
+                {
+                    f"{column}_of_full": row[column] / ceiling
+                    for column in dict.fromkeys(SEGMENTATION_ROUNDS.values())
+                    if column in row
+                }
+            )
 
 
 def _cell(value) -> str:
@@ -80,8 +85,7 @@ def _percent_cell(column: str, value) -> str:
 
 
 def markdown_table(rows: dict[str, dict], columns: list[str]) -> str:
-    cells = [[name, *(_percent_cell(c, row.get(c)) for c in columns)]
-             for name, row in rows.items()]
+    cells = [[name, *(_percent_cell(c, row.get(c)) for c in columns)] for name, row in rows.items()]
     return "\n".join(markdown.table(["experiment", *columns], cells)) + "\n"
 
 
@@ -103,17 +107,23 @@ def _write_tsv(path, rows: list[list[str]]) -> None:
 def label_images(metrics_by_experiment: dict) -> list[dict]:
     """The split lists that the training-image metrics scored, with their image counts (one,
     unless metrics files of different label splits were mixed)."""
-    scored = {(result["split_list"], result["images"])
-              for metrics in metrics_by_experiment.values() for result in metrics.values()
-              if result["split"] == "train"}
+    scored = {
+        (result["split_list"], result["images"])
+        for metrics in metrics_by_experiment.values()
+        for result in metrics.values()
+        if result["split"] == "train"
+    }
     return [{"split_list": name, "images": images} for name, images in sorted(scored)]
 
 
-def markdown_summary(saliency: dict, manifest: Manifest, scored: list[dict], table: str,
-                     provenance: dict) -> str:
-    scored_text = "; ".join(f"split list `{item['split_list']}`, {item['images']:,} of "
-                            f"{counted(len(manifest.ids['train']), 'training image')}"
-                            for item in scored)
+def markdown_summary(
+    saliency: dict, manifest: Manifest, scored: list[dict], table: str, provenance: dict
+) -> str:
+    scored_text = "; ".join(
+        f"split list `{item['split_list']}`, {item['images']:,} of "
+        f"{counted(len(manifest.ids['train']), 'training image')}"
+        for item in scored
+    )
     return (
         "# I2CRC results\n\n"
         f"Saliency maps ({saliency['source']}): mIoU {100 * saliency['miou_all']:.1f} % on all "
@@ -122,13 +132,24 @@ def markdown_summary(saliency: dict, manifest: Manifest, scored: list[dict], tab
         f"`{manifest.split_name('val')}`, {counted(len(manifest.ids['val']), 'image')}. CAM-only "
         "at the best background threshold (chosen with the ground truth) and at the fixed one "
         "(`evaluation.cam_threshold`). mIoU, mAP and fractions in percent; thresholds as CAM "
-        "values.\n\n"
-        + table + "\n" + provenance_footer(provenance)
+        "values.\n\n" + table + "\n" + provenance_footer(provenance)
     )
 
 
-def run(*, metric_paths, sidecar_paths, saliency_path, manifest_path, experiments, config,
-        json_path, markdown_path, table_path, per_class_path, provenance_path):
+def run(
+    *,
+    metric_paths,
+    sidecar_paths,
+    saliency_path,
+    manifest_path,
+    experiments,
+    config,
+    json_path,
+    markdown_path,
+    table_path,
+    per_class_path,
+    provenance_path,
+):
     metrics = defaultdict(dict)
     for key, path in metric_paths.items():
         experiment, name = key.rsplit("__", 1)
@@ -147,17 +168,21 @@ def run(*, metric_paths, sidecar_paths, saliency_path, manifest_path, experiment
     scored = label_images(metrics)
     provenance = {"summary": collect(config=config), "models": models}
     summary = {
-        "dataset": {"num_classes": manifest.num_classes,
-                    "train_images": len(manifest.ids["train"]),
-                    "val_images": len(manifest.ids["val"]),
-                    "label_metrics_on": scored},
+        "dataset": {
+            "num_classes": manifest.num_classes,
+            "train_images": len(manifest.ids["train"]),
+            "val_images": len(manifest.ids["val"]),
+            "label_metrics_on": scored,
+        },
         "saliency": saliency,
         "experiments": rows,
         "provenance": provenance,
     }
     write_json(json_path, summary)
-    write_text(markdown_path, markdown_summary(saliency, manifest, scored,
-                                               markdown_table(rows, columns), provenance))
+    write_text(
+        markdown_path,
+        markdown_summary(saliency, manifest, scored, markdown_table(rows, columns), provenance),
+    )
     _write_tsv(
         table_path,
         [["experiment", *columns]]

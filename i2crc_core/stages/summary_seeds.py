@@ -32,14 +32,20 @@ BASELINE = "baseline"
 
 def _scores(row: dict) -> dict[str, float]:
     """The row's numeric columns, thresholds left out."""
-    return {column: float(value) for column, value in row.items()
-            if isinstance(value, (int, float)) and not column.endswith("threshold")}
+    return {
+        column: float(value)
+        for column, value in row.items()
+        if isinstance(value, (int, float)) and not column.endswith("threshold")
+    }
 
 
 def _stats(numbers: list[float]) -> dict:
-    return {"mean": statistics.fmean(numbers),
-            "std": statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
-            "values": numbers, "n": len(numbers)}
+    return {
+        "mean": statistics.fmean(numbers),
+        "std": statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
+        "values": numbers,
+        "n": len(numbers),
+    }
 
 
 def paired_difference(differences: list[float]) -> dict:
@@ -55,23 +61,33 @@ def paired_difference(differences: list[float]) -> dict:
 
 def aggregate_runs(summaries: dict[int, dict]) -> dict[str, dict[str, dict]]:
     """{experiment: {column: stats}} over the seeds' summaries, as in the module docstring."""
-    scores = [{experiment: _scores(row) for experiment, row in summary["experiments"].items()}
-              for summary in summaries.values()]
+    scores = [
+        {experiment: _scores(row) for experiment, row in summary["experiments"].items()}
+        for summary in summaries.values()
+    ]
     values: dict[str, dict[str, list]] = {}
     for rows in scores:
         for experiment, row in rows.items():
             for column, value in row.items():
                 values.setdefault(experiment, {}).setdefault(column, []).append(value)
-    table = {experiment: {column: _stats(numbers) for column, numbers in columns.items()}
-             for experiment, columns in values.items()}
+    table = {
+        experiment: {column: _stats(numbers) for column, numbers in columns.items()}
+        for experiment, columns in values.items()
+    }
     for experiment, columns in table.items():
         if experiment in (BASELINE, FULL_SUPERVISION):
             continue
-        pairs = [(rows[experiment], rows[BASELINE]) for rows in scores
-                 if experiment in rows and BASELINE in rows]
+        pairs = [
+            (rows[experiment], rows[BASELINE])
+            for rows in scores
+            if experiment in rows and BASELINE in rows
+        ]
         for column, stats in columns.items():
-            differences = [row[column] - baseline[column] for row, baseline in pairs
-                           if column in row and column in baseline]
+            differences = [
+                row[column] - baseline[column]
+                for row, baseline in pairs
+                if column in row and column in baseline
+            ]
             if differences:
                 stats["vs_baseline"] = paired_difference(differences)
     return table
@@ -97,34 +113,62 @@ def _paired_or_none(stats: dict) -> str | None:
 
 def _grid(table: dict, experiments: list[str], cell) -> list[str]:
     """Experiments as columns, metrics as rows; `cell(stats)` gives a cell, None for —."""
-    columns = dict.fromkeys(c for experiment in experiments for c in table[experiment]
-                            if cell(table[experiment][c]) is not None)
-    rows = [[column, *((cell(table[experiment][column]) if column in table[experiment] else None)
-                       or "—" for experiment in experiments)]
-            for column in columns]
+    columns = dict.fromkeys(
+        c
+        for experiment in experiments
+        for c in table[experiment]
+        if cell(table[experiment][c]) is not None
+    )
+    rows = [
+        [
+            column,
+            *(
+                (cell(table[experiment][column]) if column in table[experiment] else None) or "—"
+                for experiment in experiments
+            ),
+        ]
+        for column in columns
+    ]
     return markdown.table(["metric", *experiments], rows)
 
 
 def aggregate_markdown(table: dict[str, dict[str, dict]], seeds: list[int]) -> str:
     """`mean ± sd (each seed's value)` per metric and experiment; below it, where any, the
     paired differences to the baseline."""
-    text = (f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): "
-            "mean ± sample standard "
-            "deviation (each seed's value), mIoU etc. in percent.\n\n"
-            + "\n".join(_grid(table, list(table), _spread_cell)) + "\n")
-    compared = [experiment for experiment, columns in table.items()
-                if any("vs_baseline" in stats for stats in columns.values())]
+    text = (
+        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): "
+        "mean ± sample standard "
+        "deviation (each seed's value), mIoU etc. in percent.\n\n"
+        + "\n".join(_grid(table, list(table), _spread_cell))
+        + "\n"
+    )
+    compared = [
+        experiment
+        for experiment, columns in table.items()
+        if any("vs_baseline" in stats for stats in columns.values())
+    ]
     if not compared:
         return text
-    return (text + "\nPaired difference to the baseline (percentage points): mean [95 % "
-            "t-interval] (n), per seed the experiment's value minus the baseline's over the n "
-            "seeds where both have one; a paired t-interval, none for one seed.\n\n"
-            + "\n".join(_grid(table, compared, _paired_or_none)) + "\n")
+    return (
+        text + "\nPaired difference to the baseline (percentage points): mean [95 % "
+        "t-interval] (n), per seed the experiment's value minus the baseline's over the n "
+        "seeds where both have one; a paired t-interval, none for one seed.\n\n"
+        + "\n".join(_grid(table, compared, _paired_or_none))
+        + "\n"
+    )
 
 
 def run(*, summary_paths: list, seeds: list[int], json_path, markdown_path):
-    summaries = {seed: json.loads(Path(path).read_text()) for seed, path in zip(seeds, summary_paths)}
+    summaries = {
+        seed: json.loads(Path(path).read_text()) for seed, path in zip(seeds, summary_paths)
+    }
     table = aggregate_runs(summaries)
-    write_json(json_path, {"seeds": seeds, "aggregate": table,
-                           "per_seed": {str(seed): s for seed, s in summaries.items()}})
+    write_json(
+        json_path,
+        {
+            "seeds": seeds,
+            "aggregate": table,
+            "per_seed": {str(seed): s for seed, s in summaries.items()},
+        },
+    )
     write_text(markdown_path, "# I2CRC results over seeds\n\n" + aggregate_markdown(table, seeds))

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from torch.utils.data import default_collate
 
 from i2crc_core.cams import compute_cams_batch
@@ -21,8 +20,8 @@ from i2crc_core.datasets import IMAGENET_STD, ClassificationDataset, Segmentatio
 from i2crc_core.device import autocast, cuda_problem, grad_scaler, prepare_model
 from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label
 from i2crc_core.inference import predict_labels
-from i2crc_core.losses import segmentation_loss, total_loss
 from i2crc_core.layout import VocLayout
+from i2crc_core.losses import segmentation_loss, total_loss
 from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.sampling import SeededSamples
 from i2crc_core.training import PrecisionHistory, optimisation_step, train_in_chunks
@@ -51,8 +50,9 @@ def _classifier_steps(precision: str, steps: int = 3) -> list[float]:
         with autocast(GPU, precision):
             attention = model(images)
         assert attention.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        loss, _ = total_loss(attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025,
-                             lambda_csd=0.1)
+        loss, _ = total_loss(
+            attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025, lambda_csd=0.1
+        )
         optimisation_step(loss, optimizer, scaler)
         losses.append(loss.item())
     return losses
@@ -97,11 +97,15 @@ def test_cams_and_predictions_in_mixed_precision_match_fp32(precision):
 def test_the_gpu_slot_lock_gives_two_jobs_two_gpus_by_uuid(tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two visible GPUs")
-    code = ("from i2crc_core.device import select_device; import time; "
-            "print(select_device('cuda').index, flush=True); time.sleep(5)")
+    code = (
+        "from i2crc_core.device import select_device; import time; "
+        "print(select_device('cuda').index, flush=True); time.sleep(5)"
+    )
     env = {"I2CRC_GPU_LOCK_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    jobs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                             text=True) for _ in range(2)]
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     indices = {int(job.stdout.readline()) for job in jobs}
     for job in jobs:
         job.wait(timeout=60)
@@ -118,8 +122,12 @@ def _train(checkpoint_dir, precision, stop_at=None):
     images = torch.randn(4, 3, 64, 64, device=GPU)
     labels = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], device=GPU)
     saliency = torch.rand(4, 1, 64, 64, device=GPU)
-    state = {"model": model, "optimizer": optimizer, "scaler": grad_scaler(GPU, precision),
-             "precision": PrecisionHistory(precision)}
+    state = {
+        "model": model,
+        "optimizer": optimizer,
+        "scaler": grad_scaler(GPU, precision),
+        "precision": PrecisionHistory(precision),
+    }
 
     def run_chunk(chunk):
         if chunk == stop_at:
@@ -127,12 +135,19 @@ def _train(checkpoint_dir, precision, stop_at=None):
         for _ in range(2):
             with autocast(GPU, precision):
                 attention = model(images)
-            loss, _ = total_loss(attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025,
-                                 lambda_csd=0.1)
+            loss, _ = total_loss(
+                attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025, lambda_csd=0.1
+            )
             optimisation_step(loss, optimizer, state["scaler"])
 
-    train_in_chunks(num_chunks=3, run_chunk=run_chunk, state=state,
-                    checkpoint_dir=checkpoint_dir, run_key="cuda", seed=0)
+    train_in_chunks(
+        num_chunks=3,
+        run_chunk=run_chunk,
+        state=state,
+        checkpoint_dir=checkpoint_dir,
+        run_key="cuda",
+        seed=0,
+    )
     return {name: value.detach().float().cpu() for name, value in model.state_dict().items()}
 
 
@@ -155,17 +170,24 @@ def test_batches_finished_on_the_gpu_match_the_cpus(tmp_path):
     rng = np.random.default_rng(0)
     ids = [f"n{index}" for index in range(4)]
     for image_id, (height, width) in zip(ids, [(75, 100), (100, 75), (66, 100), (40, 30)]):
-        write_image(tmp_path / "JPEGImages" / f"{image_id}.jpg",
-                    rng.integers(0, 256, (height, width, 3), np.uint8))
-        write_label(tmp_path / "labels" / f"{image_id}.png",
-                    rng.choice(np.array([0, 1, IGNORE], np.uint8), (height, width)))
-        write_gray(tmp_path / "saliency" / f"{image_id}.png",
-                   rng.integers(0, 256, (height, width), np.uint8))
+        write_image(
+            tmp_path / "JPEGImages" / f"{image_id}.jpg",
+            rng.integers(0, 256, (height, width, 3), np.uint8),
+        )
+        write_label(
+            tmp_path / "labels" / f"{image_id}.png",
+            rng.choice(np.array([0, 1, IGNORE], np.uint8), (height, width)),
+        )
+        write_gray(
+            tmp_path / "saliency" / f"{image_id}.png",
+            rng.integers(0, 256, (height, width), np.uint8),
+        )
     layout = VocLayout(tmp_path)
     level = 1 / 255 / min(IMAGENET_STD)
     datasets = {
-        "classifier": ClassificationDataset(layout, ids, {i: (1,) for i in ids}, 2,
-                                            tmp_path / "saliency", 64, train=True),
+        "classifier": ClassificationDataset(
+            layout, ids, {i: (1,) for i in ids}, 2, tmp_path / "saliency", 64, train=True
+        ),
         "segmenter": SegmentationDataset(layout, ids, tmp_path / "labels", 2, crop_size=64),
     }
     for name, dataset in datasets.items():

@@ -28,8 +28,14 @@ SBD_SPLITS = {
     "train": ["2007_000032", "2008_000003", "2008_000002"],
     "val": ["2008_000004", "2008_000005", "2007_000039"],
 }
-TRAIN_AUG = ["2007_000032", "2007_000039", "2008_000001", "2008_000003", "2008_000004",
-             "2008_000005"]
+TRAIN_AUG = [
+    "2007_000032",
+    "2007_000039",
+    "2008_000001",
+    "2008_000003",
+    "2008_000004",
+    "2008_000005",
+]
 NOT_IN_VOC_IMAGES = "2008_000005"
 
 
@@ -73,8 +79,9 @@ def _palette_png(mask: np.ndarray) -> bytes:
 def _mat(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     classes = np.array([c for c in np.unique(mask) if 0 < c < 255], np.uint8)
-    scipy.io.savemat(buffer, {"GTcls": {"Segmentation": mask, "CategoriesPresent": classes}},
-                     do_compression=True)
+    scipy.io.savemat(
+        buffer, {"GTcls": {"Segmentation": mask, "CategoriesPresent": classes}}, do_compression=True
+    )
     return buffer.getvalue()
 
 
@@ -90,7 +97,9 @@ def write_voc_tar(path: Path, *, prefix="VOCdevkit/VOC2012") -> Path:
             _add(tar, f"{prefix}/JPEGImages/{image_id}.jpg", _jpeg(seed))
             _add(tar, f"{prefix}/Annotations/{image_id}.xml", b"<annotation/>")
         for image_id in ids:
-            _add(tar, f"{prefix}/SegmentationClass/{image_id}.png", _palette_png(voc_mask(image_id)))
+            _add(
+                tar, f"{prefix}/SegmentationClass/{image_id}.png", _palette_png(voc_mask(image_id))
+            )
         for split, split_ids in VOC_SPLITS.items():
             _add(tar, f"{prefix}/ImageSets/Segmentation/{split}.txt", _lines(split_ids))
         _add(tar, f"{prefix}/ImageSets/Segmentation/trainval.txt", _lines(sorted(ids)))

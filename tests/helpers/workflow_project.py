@@ -19,11 +19,23 @@ from i2crc_core.config import deep_update
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-PROJECT_PARTS = ["Snakefile", "rules", "workflow_scripts", "i2crc_core", "envs", "config.yaml", "config",
-                 "profiles", ".test"]
+PROJECT_PARTS = [
+    "Snakefile",
+    "rules",
+    "workflow_scripts",
+    "i2crc_core",
+    "envs",
+    "config.yaml",
+    "config",
+    "profiles",
+    ".test",
+]
 
 # The smoke configuration, with results where the tests look for them.
-TINY_CONFIG = {**yaml.safe_load((REPO / ".test" / "config.yaml").read_text()), "output_dir": "results"}
+TINY_CONFIG = {
+    **yaml.safe_load((REPO / ".test" / "config.yaml").read_text()),
+    "output_dir": "results",
+}
 # What seed 0 decides (everything of the synthetic benchmark but downloads) lives here.
 RUN0 = "results/seed0"
 
@@ -42,8 +54,15 @@ class Project:
         too, which killing Snakemake alone would leave running) and TimeoutExpired raised."""
         env = {**os.environ, "PYTHONPATH": str(self.root), "OMP_NUM_THREADS": "1"}
         command = [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "test_config.yaml"]
-        with subprocess.Popen(command, cwd=self.root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True) as run:
+        with subprocess.Popen(
+            command,
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as run:
             try:
                 stdout, stderr = run.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -52,7 +71,9 @@ class Project:
                 raise
         result = subprocess.CompletedProcess(command, run.returncode, stdout, stderr)
         if check and result.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def planned_jobs(self, *args) -> dict[str, int]:
@@ -69,8 +90,11 @@ class Project:
 
 def output_bytes(out: Path) -> dict[str, bytes]:
     """Bytes of every label PNG, metrics file and the summary of a results folder, by path."""
-    paths = [*sorted(out.glob("*/labels/*/*.png")), *sorted(out.glob("*/metrics/*.json")),
-             out / "summary.json"]
+    paths = [
+        *sorted(out.glob("*/labels/*/*.png")),
+        *sorted(out.glob("*/metrics/*.json")),
+        out / "summary.json",
+    ]
     return {str(path.relative_to(out)): path.read_bytes() for path in paths}
 
 
@@ -91,12 +115,19 @@ def rule_bodies() -> dict[str, str]:
     bodies = {
         match.group(1): match.group(2)
         for path in sorted((REPO / "rules").glob("*.smk"))
-        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE)
+        for match in re.finditer(
+            r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE
+        )
     }
-    bodies.update({
-        match.group(2).strip(): match.group(0)
-        for path in sorted((REPO / "rules").glob("*.smk"))
-        for match in re.finditer(r"^( +)rule:\n\1    name:\n\1        (.+)\n(?:\1    .*\n|\n)*?(?=\1\S|\S|\Z)",
-                                 path.read_text(), flags=re.MULTILINE)
-    })
+    bodies.update(
+        {
+            match.group(2).strip(): match.group(0)
+            for path in sorted((REPO / "rules").glob("*.smk"))
+            for match in re.finditer(
+                r"^( +)rule:\n\1    name:\n\1        (.+)\n(?:\1    .*\n|\n)*?(?=\1\S|\S|\Z)",
+                path.read_text(),
+                flags=re.MULTILINE,
+            )
+        }
+    )
     return bodies

@@ -48,15 +48,33 @@ import time
 from pathlib import Path
 
 PACKAGES = ["munge", "slurmctld", "slurmd", "slurm-client"]
-NEEDED_PROGRAMS = ["munged", "munge", "unmunge", "slurmctld", "slurmd", "sbatch", "srun", "squeue",
-                   "sinfo", "scontrol", "scancel"]
+NEEDED_PROGRAMS = [
+    "munged",
+    "munge",
+    "unmunge",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "srun",
+    "squeue",
+    "sinfo",
+    "scontrol",
+    "scancel",
+]
 SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
 MUNGE_KEY = Path("/etc/munge/munge.key")
 CLIENTS = ["srun", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "sacct"]
 PARTITIONS = ("cpu", "gpu")  # both hold the one node; "cpu" is the default partition
 GPUS = 2
 MIN_JOB_AGE = 3600
-HARDWARE_KEYS = ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore", "RealMemory")
+HARDWARE_KEYS = (
+    "CPUs",
+    "Boards",
+    "SocketsPerBoard",
+    "CoresPerSocket",
+    "ThreadsPerCore",
+    "RealMemory",
+)
 
 
 class ClusterError(RuntimeError):
@@ -76,15 +94,18 @@ def can_run() -> str | None:
     if os.name != "posix" or os.geteuid() != 0:
         return "needs root (daemons, mknod, apt-get)"
     if missing_programs() and which("apt-get") is None:
-        return f"Slurm is not installed ({', '.join(missing_programs())} missing) and apt-get is unavailable"
+        missing = ", ".join(missing_programs())
+        return f"Slurm is not installed ({missing} missing) and apt-get is unavailable"
     return None
 
 
 def _run(command, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if result.returncode != 0:
-        raise ClusterError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
-                           f"{result.stdout}\n{result.stderr}")
+        raise ClusterError(
+            f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -103,8 +124,11 @@ def install() -> None:
     try:
         wait_for_lock = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get may be running
         _run(["apt-get", *wait_for_lock, "update"], env=env, timeout=900)
-        _run(["apt-get", *wait_for_lock, "install", "-y", "--no-install-recommends", *PACKAGES],
-             env=env, timeout=1200)
+        _run(
+            ["apt-get", *wait_for_lock, "install", "-y", "--no-install-recommends", *PACKAGES],
+            env=env,
+            timeout=1200,
+        )
     finally:
         if own_policy:
             policy.unlink(missing_ok=True)
@@ -140,12 +164,17 @@ def node_hardware() -> dict[str, int]:
 def munge_works(socket_path: Path) -> bool:
     if not socket_path.exists():
         return False
-    encode = subprocess.run([which("munge"), "-n", "--socket", str(socket_path)],
-                            capture_output=True, timeout=10)
+    encode = subprocess.run(
+        [which("munge"), "-n", "--socket", str(socket_path)], capture_output=True, timeout=10
+    )
     if encode.returncode != 0:
         return False
-    decode = subprocess.run([which("unmunge"), "--socket", str(socket_path)], input=encode.stdout,
-                            capture_output=True, timeout=10)
+    decode = subprocess.run(
+        [which("unmunge"), "--socket", str(socket_path)],
+        input=encode.stdout,
+        capture_output=True,
+        timeout=10,
+    )
     return decode.returncode == 0
 
 
@@ -153,8 +182,14 @@ def _spawn(command: list[str], log: Path, user: str | None = None) -> subprocess
     """Start a foreground daemon in its own session, detached from our stdio."""
     as_user = {"user": user, "group": user, "extra_groups": []} if user else {}
     with open(log, "ab") as out:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, **as_user)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **as_user,
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -217,15 +252,21 @@ class Cluster:
 
     # -- clients ------------------------------------------------------------------------------
     def env(self, base: dict | None = None) -> dict[str, str]:
-        """The environment in which Slurm client commands, and jobs' nested ones, reach this cluster."""
+        """The environment in which Slurm client commands, and jobs' nested ones, reach this
+        cluster."""
         base = dict(os.environ if base is None else base)
         path = os.pathsep.join([str(self.root / "bin"), base.get("PATH", os.defpath)])
         return {**base, "PATH": path, "SLURM_CONF": str(self.conf)}
 
     def command(self, *args, check=True, timeout=60) -> subprocess.CompletedProcess:
         """Run a Slurm client command (sinfo, squeue, scontrol, ...) against this cluster."""
-        result = subprocess.run([which(str(args[0])), *map(str, args[1:])], env=self.env(),
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [which(str(args[0])), *map(str, args[1:])],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
             raise ClusterError(f"{' '.join(map(str, args))}: {result.stderr.strip()}")
         return result
@@ -236,8 +277,11 @@ class Cluster:
         return lines[0] if result.returncode == 0 and lines else ""
 
     def jobs(self) -> list[dict[str, str]]:
-        """Every job the controller still knows (finished ones for MinJobAge), as key=value dicts."""
-        output = self.command("scontrol", "--details", "--oneliner", "show", "job", check=False).stdout
+        """Every job the controller still knows (finished ones for MinJobAge), as key=value
+        dicts."""
+        output = self.command(
+            "scontrol", "--details", "--oneliner", "show", "job", check=False
+        ).stdout
         records = []
         for line in output.splitlines():
             if "JobId=" not in line:
@@ -253,8 +297,11 @@ class Cluster:
     def _system(self, program: str) -> str:
         """The installed program, never our own wrapper of it."""
         ours = self.root / "bin"
-        path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep)
-                if entry and Path(entry).resolve() != ours]
+        path = [
+            entry
+            for entry in os.environ.get("PATH", "").split(os.pathsep)
+            if entry and Path(entry).resolve() != ours
+        ]
         found = shutil.which(program, path=os.pathsep.join(path + SBIN))
         if found is None:
             raise ClusterError(f"{program} is not installed")
@@ -265,7 +312,9 @@ class Cluster:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         for client in CLIENTS:
             wrapper = self.root / "bin" / client
-            wrapper.write_text(f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec {self._system(client)} "$@"\n')
+            wrapper.write_text(
+                f'#!/bin/sh\nSLURM_CONF="{self.conf}" exec {self._system(client)} "$@"\n'
+            )
             wrapper.chmod(0o755)
         gpu_files = []
         for index in range(GPUS):
@@ -280,67 +329,85 @@ class Cluster:
         while slurmd_port == ctld_port:
             slurmd_port = _free_port()
         root = self.root
-        self.conf.write_text("\n".join([
-            "# Written by tests/slurm/cluster.py: a throwaway single-node cluster.",
-            "ClusterName=i2crctest",
-            f"SlurmctldHost={self.host}",
-            f"SlurmctldPort={ctld_port}",
-            f"SlurmdPort={slurmd_port}",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            "AuthType=auth/munge",
-            f"AuthInfo=socket={self.munge_socket}",
-            "CryptoType=crypto/munge",
-            "MpiDefault=none",
-            # No systemd, no cgroup delegation: track processes by parentage, bind nothing.
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "SchedulerType=sched/backfill",
-            "GresTypes=gpu",
-            # No slurmdbd: no accounting; squeue sees a finished job for MinJobAge seconds.
-            "AccountingStorageType=accounting_storage/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "JobCompType=jobcomp/none",
-            f"MinJobAge={MIN_JOB_AGE}",
-            "ReturnToService=2",
-            "SlurmctldTimeout=30",
-            "SlurmdTimeout=60",
-            "InactiveLimit=0",
-            "KillWait=5",
-            f"StateSaveLocation={root / 'state'}",
-            f"SlurmdSpoolDir={root / 'spool'}",
-            f"SlurmctldPidFile={root / 'slurmctld.pid'}",
-            f"SlurmdPidFile={root / 'slurmd.pid'}",
-            f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
-            "SlurmctldDebug=info",
-            "SlurmdDebug=info",
-            # A job without --mem would otherwise be given the whole node's memory.
-            "DefMemPerCPU=1000",
-            f"NodeName={self.host} NodeAddr=127.0.0.1 "
-            + " ".join(f"{key}={value}" for key, value in hardware.items())
-            + f" Gres=gpu:{GPUS} State=UNKNOWN",
-            *(f"PartitionName={name} Nodes={self.host} Default={'YES' if name == PARTITIONS[0] else 'NO'} "
-              "MaxTime=INFINITE State=UP" for name in PARTITIONS),
-            "",
-        ]))
-        (self.root / "gres.conf").write_text("\n".join([
-            "# Fake GPUs: character devices with the numbers of /dev/null.",
-            "AutoDetect=off",
-            *(f"NodeName={self.host} Name=gpu File={device}" for device in gpu_files),
-            "",
-        ]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    "# Written by tests/slurm/cluster.py: a throwaway single-node cluster.",
+                    "ClusterName=i2crctest",
+                    f"SlurmctldHost={self.host}",
+                    f"SlurmctldPort={ctld_port}",
+                    f"SlurmdPort={slurmd_port}",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    "AuthType=auth/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    "CryptoType=crypto/munge",
+                    "MpiDefault=none",
+                    # No systemd, no cgroup delegation: track processes by parentage, bind nothing.
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "SchedulerType=sched/backfill",
+                    "GresTypes=gpu",
+                    # No slurmdbd: no accounting; squeue sees a finished job for MinJobAge seconds.
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "JobCompType=jobcomp/none",
+                    f"MinJobAge={MIN_JOB_AGE}",
+                    "ReturnToService=2",
+                    "SlurmctldTimeout=30",
+                    "SlurmdTimeout=60",
+                    "InactiveLimit=0",
+                    "KillWait=5",
+                    f"StateSaveLocation={root / 'state'}",
+                    f"SlurmdSpoolDir={root / 'spool'}",
+                    f"SlurmctldPidFile={root / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={root / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
+                    f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
+                    "SlurmctldDebug=info",
+                    "SlurmdDebug=info",
+                    # A job without --mem would otherwise be given the whole node's memory.
+                    "DefMemPerCPU=1000",
+                    f"NodeName={self.host} NodeAddr=127.0.0.1 "
+                    + " ".join(f"{key}={value}" for key, value in hardware.items())
+                    + f" Gres=gpu:{GPUS} State=UNKNOWN",
+                    *(
+                        f"PartitionName={name} Nodes={self.host} "
+                        f"Default={'YES' if name == PARTITIONS[0] else 'NO'} "
+                        "MaxTime=INFINITE State=UP"
+                        for name in PARTITIONS
+                    ),
+                    "",
+                ]
+            )
+        )
+        (self.root / "gres.conf").write_text(
+            "\n".join(
+                [
+                    "# Fake GPUs: character devices with the numbers of /dev/null.",
+                    "AutoDetect=off",
+                    *(f"NodeName={self.host} Name=gpu File={device}" for device in gpu_files),
+                    "",
+                ]
+            )
+        )
         # Not used with proctrack/linuxproc and task/none; written so that nothing looks for one.
         (self.root / "cgroup.conf").write_text(
-            "CgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no\n")
+            "CgroupAutomount=no\nConstrainCores=no\nConstrainRAMSpace=no\n"
+        )
 
     # -- daemons ------------------------------------------------------------------------------
     def _start_munge(self, pids: dict) -> None:
         """Start this cluster's own munged, as user munge, on its own socket."""
         munge_user = pwd.getpwnam("munge")
-        munge_dirs = (MUNGE_KEY.parent, Path("/run/munge"), Path("/var/lib/munge"), Path("/var/log/munge"))
+        munge_dirs = (
+            MUNGE_KEY.parent,
+            Path("/run/munge"),
+            Path("/var/lib/munge"),
+            Path("/var/log/munge"),
+        )
         for directory in munge_dirs:
             directory.mkdir(parents=True, exist_ok=True)
             os.chown(directory, munge_user.pw_uid, munge_user.pw_gid)
@@ -351,14 +418,27 @@ class Cluster:
         MUNGE_KEY.chmod(0o400)
         name = self.munge_name
         log = Path("/var/log/munge") / f"{name}.log"
-        process = _spawn([which("munged"), "--foreground", "--force", f"--socket={self.munge_socket}",
-                          f"--pid-file=/run/munge/{name}.pid", f"--seed-file=/var/lib/munge/{name}.seed",
-                          f"--log-file={log}"],
-                         self.root / "log" / "munged.out", user="munge")
+        process = _spawn(
+            [
+                which("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--pid-file=/run/munge/{name}.pid",
+                f"--seed-file=/var/lib/munge/{name}.seed",
+                f"--log-file={log}",
+            ],
+            self.root / "log" / "munged.out",
+            user="munge",
+        )
         pids["munged"] = process.pid
         self._save(pids)
-        self._wait(lambda: munge_works(self.munge_socket), 30, "munged did not answer",
-                   [self.root / "log" / "munged.out", log])
+        self._wait(
+            lambda: munge_works(self.munge_socket),
+            30,
+            "munged did not answer",
+            [self.root / "log" / "munged.out", log],
+        )
 
     def _wait(self, condition, timeout: float, message: str, logs: list[Path]) -> None:
         deadline = time.monotonic() + timeout
@@ -366,8 +446,9 @@ class Cluster:
             if condition():
                 return
             time.sleep(0.2)
-        tails = "\n".join(f"--- {log}:\n{log.read_text(errors='replace')[-3000:]}"
-                          for log in logs if log.exists())
+        tails = "\n".join(
+            f"--- {log}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs if log.exists()
+        )
         raise ClusterError(f"{message} within {timeout:.0f} s\n{tails}")
 
     def _node_idle(self) -> bool:
@@ -393,15 +474,26 @@ class Cluster:
         try:
             self._start_munge(pids)
             logs = self.root / "log"
-            pids["slurmctld"] = _spawn([which("slurmctld"), "-D", "-i", "-f", str(self.conf)],
-                                       logs / "slurmctld.out").pid
+            pids["slurmctld"] = _spawn(
+                [which("slurmctld"), "-D", "-i", "-f", str(self.conf)], logs / "slurmctld.out"
+            ).pid
             self._save(pids)
-            self._wait(lambda: self.command("scontrol", "ping", check=False).returncode == 0, timeout,
-                       "slurmctld did not answer", [logs / "slurmctld.out", logs / "slurmctld.log"])
-            pids["slurmd"] = _spawn([which("slurmd"), "-D", "-f", str(self.conf)], logs / "slurmd.out").pid
+            self._wait(
+                lambda: self.command("scontrol", "ping", check=False).returncode == 0,
+                timeout,
+                "slurmctld did not answer",
+                [logs / "slurmctld.out", logs / "slurmctld.log"],
+            )
+            pids["slurmd"] = _spawn(
+                [which("slurmd"), "-D", "-f", str(self.conf)], logs / "slurmd.out"
+            ).pid
             self._save(pids)
-            self._wait(self._node_idle, timeout, f"node {self.host} did not become idle",
-                       [logs / "slurmd.out", logs / "slurmd.log", logs / "slurmctld.log"])
+            self._wait(
+                self._node_idle,
+                timeout,
+                f"node {self.host} did not become idle",
+                [logs / "slurmd.out", logs / "slurmd.log", logs / "slurmctld.log"],
+            )
         except BaseException:
             self.down()
             raise
@@ -412,20 +504,33 @@ class Cluster:
         self.pid_file.write_text(json.dumps(pids))
 
     def down(self) -> None:
-        """Cancel all jobs, then stop the daemons `up` started (slurmd, slurmctld, munged) by PID."""
+        """Cancel all jobs, then stop the daemons `up` started (slurmd, slurmctld, munged) by
+        PID."""
         if not self.pid_file.exists():
             return
         pids = json.loads(self.pid_file.read_text())
         ctld = pids.get("slurmctld")
         if ctld and _alive(ctld) and _is_program(ctld, "slurmctld"):
             try:
-                jobs = self.command("squeue", "-h", "-o", "%i", check=False, timeout=20).stdout.split()
+                jobs = self.command(
+                    "squeue", "-h", "-o", "%i", check=False, timeout=20
+                ).stdout.split()
                 if jobs:
                     self.command("scancel", *jobs, check=False, timeout=20)
                     deadline = time.monotonic() + 20
-                    while time.monotonic() < deadline and self.command(
-                            "squeue", "-h", "-t", "PD,R,CG,CF,S", "-o", "%i", check=False,
-                            timeout=20).stdout.split():
+                    while (
+                        time.monotonic() < deadline
+                        and self.command(
+                            "squeue",
+                            "-h",
+                            "-t",
+                            "PD,R,CG,CF,S",
+                            "-o",
+                            "%i",
+                            check=False,
+                            timeout=20,
+                        ).stdout.split()
+                    ):
                         time.sleep(0.5)
             except (subprocess.TimeoutExpired, OSError):
                 pass
@@ -433,9 +538,11 @@ class Cluster:
             pid = pids.get(name)
             if pid and _alive(pid) and _is_program(pid, name):
                 _stop(pid)
-        for leftover in (Path("/run/munge") / f"{self.munge_name}.pid",
-                         Path("/run/munge") / f"{self.munge_name}.socket.lock",
-                         Path("/var/lib/munge") / f"{self.munge_name}.seed"):
+        for leftover in (
+            Path("/run/munge") / f"{self.munge_name}.pid",
+            Path("/run/munge") / f"{self.munge_name}.socket.lock",
+            Path("/var/lib/munge") / f"{self.munge_name}.seed",
+        ):
             leftover.unlink(missing_ok=True)
         self.pid_file.unlink()
 
@@ -448,8 +555,10 @@ def main(argv=None) -> int:
     cluster = Cluster(args.directory)
     if args.action == "up":
         seconds = cluster.up()
-        print(f"cluster up in {seconds:.1f} s; use it with:\n"
-              f"export SLURM_CONF={cluster.conf} PATH={cluster.root / 'bin'}:$PATH")
+        print(
+            f"cluster up in {seconds:.1f} s; use it with:\n"
+            f"export SLURM_CONF={cluster.conf} PATH={cluster.root / 'bin'}:$PATH"
+        )
     else:
         cluster.down()
         print("cluster down")

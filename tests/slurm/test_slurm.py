@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cluster import Cluster, can_run
+
 from tests.helpers.workflow_project import RUN0, SNAKEMAKE, make_project, output_bytes, rule_bodies
 
 HERE = Path(__file__).resolve().parent
@@ -68,10 +68,18 @@ def slurm_command(*args) -> list[str]:
     return [str(SNAKEMAKE), *PROFILES, "--configfile", "test_config.yaml", "--verbose", *args]
 
 
-def run_on_slurm(cluster, project, *args, timeout=1500) -> tuple[subprocess.CompletedProcess, float]:
+def run_on_slurm(
+    cluster, project, *args, timeout=1500
+) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    result = subprocess.run(slurm_command(*args), cwd=project.root, env=snakemake_env(cluster, project),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        slurm_command(*args),
+        cwd=project.root,
+        env=snakemake_env(cluster, project),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return result, time.monotonic() - start
 
 
@@ -80,15 +88,18 @@ def run_uuid(output: str) -> str:
 
 
 def rule_of(job: dict) -> str:
-    """The rule of a job submitted by the executor, from its --comment rule_<rule>[_wildcards_...]."""
-    return re.sub(r"_wildcards_.*$", "", job["Comment"])[len("rule_"):]
+    """The rule of a job submitted by the executor, from its --comment
+    rule_<rule>[_wildcards_...]."""
+    return re.sub(r"_wildcards_.*$", "", job["Comment"])[len("rule_") :]
 
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("on-slurm") / "project", ON_GPU)
     result, seconds = run_on_slurm(cluster, project)
-    assert result.returncode == 0, f"SLURM run failed:\n{result.stdout[-5000:]}\n{result.stderr[-20000:]}"
+    assert result.returncode == 0, (
+        f"SLURM run failed:\n{result.stdout[-5000:]}\n{result.stderr[-20000:]}"
+    )
     uuid = run_uuid(result.stdout + result.stderr)
     jobs = [job for job in cluster.jobs() if job.get("JobName") == uuid]
     return project, result, seconds, jobs
@@ -115,10 +126,21 @@ def test_template_profile_is_valid(tmp_path):
     for rule in GPU_RULES:
         assert profile["set-resources"][rule]["slurm_partition"] != cpu_partition
     project = make_project(tmp_path / "project", ON_GPU)
-    result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
-                             "--configfile", "test_config.yaml"],
-                            cwd=project.root, env={**os.environ, "PYTHONPATH": str(project.root)},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--dry-run",
+            "--configfile",
+            "test_config.yaml",
+        ],
+        cwd=project.root,
+        env={**os.environ, "PYTHONPATH": str(project.root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
 
 
@@ -128,21 +150,37 @@ def test_the_profile_without_a_controller_stops_in_one_line(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     scontrol = bin_dir / "scontrol"
-    scontrol.write_text("#!/bin/sh\necho 'scontrol: fatal: Could not establish a configuration "
-                        "source' >&2\nexit 1\n")
+    scontrol.write_text(
+        "#!/bin/sh\necho 'scontrol: fatal: Could not establish a configuration "
+        "source' >&2\nexit 1\n"
+    )
     scontrol.chmod(0o755)
     project = make_project(tmp_path / "project", ON_GPU)
-    result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"),
-                             "--configfile", "test_config.yaml"],
-                            cwd=project.root, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(project.root),
-                                 "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    result = subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--configfile",
+            "test_config.yaml",
+        ],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(project.root),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        },
+    )
     assert result.returncode != 0
     output = (result.stdout + result.stderr).strip()
     assert output.splitlines()[-1] == (
         "i2crc error: executor slurm: no SLURM controller answers (`scontrol ping`: scontrol: "
         "fatal: Could not establish a configuration source); run Snakemake on a login node of "
-        "the cluster, or use --profile profiles/local")
+        "the cluster, or use --profile profiles/local"
+    )
     assert "sacctmgr" not in output and "sshare" not in output and "Traceback" not in output
     assert not (project.root / "results").exists(), "nothing ran"
 
@@ -190,8 +228,10 @@ def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     assert on_slurm.keys() == local.keys()
     differing = [name for name in local if on_slurm[name] != local[name]]
     assert not differing, f"differ between SLURM and local runs: {differing[:10]}"
-    print(f"\nreduced pipeline: SLURM {slurm_seconds:.1f} s, local {local_seconds:.1f} s, "
-          f"{len(jobs)} jobs: {(slurm_seconds - local_seconds) / len(jobs):.1f} s more per job")
+    print(
+        f"\nreduced pipeline: SLURM {slurm_seconds:.1f} s, local {local_seconds:.1f} s, "
+        f"{len(jobs)} jobs: {(slurm_seconds - local_seconds) / len(jobs):.1f} s more per job"
+    )
 
 
 def training_job(cluster, uuid: str, out: Path) -> tuple[str, str] | None:
@@ -204,7 +244,10 @@ def training_job(cluster, uuid: str, out: Path) -> tuple[str, str] | None:
         # the comment ends in the job's wildcard values: <seed>_<experiment>
         experiment = job["Comment"].split("_wildcards_", 1)[1].split("_", 1)[1]
         directory = out / experiment / "classifier"
-        if list(directory.glob("checkpoints/*/step_*.pt")) and not (directory / "model.pt").exists():
+        if (
+            list(directory.glob("checkpoints/*/step_*.pt"))
+            and not (directory / "model.pt").exists()
+        ):
             return job["JobId"], experiment
     return None
 
@@ -216,9 +259,14 @@ def test_cancelled_training_fails_the_run_and_a_rerun_resumes(cluster, tmp_path)
     out = project.root / RUN0
     log_path = tmp_path / "cancelled.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(slurm_command(*CLASSIFIERS), cwd=project.root,
-                                   env=snakemake_env(cluster, project), stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            slurm_command(*CLASSIFIERS),
+            cwd=project.root,
+            env=snakemake_env(cluster, project),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         uuid, target = None, None
         deadline = time.monotonic() + 900
@@ -248,7 +296,9 @@ def test_cancelled_training_fails_the_run_and_a_rerun_resumes(cluster, tmp_path)
     print(f"\nsnakemake exited {exit_seconds:.1f} s after scancel")
 
     result, _ = run_on_slurm(cluster, project, *CLASSIFIERS)
-    assert result.returncode == 0, f"rerun failed:\n{result.stdout[-5000:]}\n{result.stderr[-20000:]}"
+    assert result.returncode == 0, (
+        f"rerun failed:\n{result.stdout[-5000:]}\n{result.stderr[-20000:]}"
+    )
     classifier_log = (out / "logs" / "train_classifier" / f"{experiment}.log").read_text()
     assert "resumed from" in classifier_log, classifier_log
     assert all((project.root / model).exists() for model in CLASSIFIERS)
@@ -259,21 +309,46 @@ def sbatch_requests(output: str) -> list[dict]:
     requests = []
     for block in re.split(r"^(?=rule \w+:$)", output, flags=re.MULTILINE)[1:]:
         rule = re.match(r"rule (\w+):", block).group(1)
-        resources = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", block).group(1)))
+        resources = dict(
+            re.findall(r"(\w+)=([^,\s]+)", re.search(r"resources: (.*)", block).group(1))
+        )
         wildcards = re.search(r"wildcards: (.*)", block)
-        requests.append({"rule": rule, "wildcards": wildcards.group(1) if wildcards else "",
-                         **{key: resources.get(key) for key in ("slurm_partition", "gpu", "runtime", "mem_mb")}})
+        requests.append(
+            {
+                "rule": rule,
+                "wildcards": wildcards.group(1) if wildcards else "",
+                **{
+                    key: resources.get(key)
+                    for key in ("slurm_partition", "gpu", "runtime", "mem_mb")
+                },
+            }
+        )
     return requests
 
 
 # GPU time limits (minutes) of the VOC preset, and with the overlay for slower GPUs; the sum
 # over all GPU jobs of a run, in hours.
 VOC_GPU_LIMITS = {
-    (): ({"train_classifier": 60, "extract_cams": 30, "train_segmentation": 60, "predict": 180,
-          "evaluate_classifier": 180}, 36.0),
-    ("config/voc12_slow_gpu.yaml",): ({"train_classifier": 210, "extract_cams": 45,
-                                       "train_segmentation": 180, "predict": 180,
-                                       "evaluate_classifier": 180}, 52.0),
+    (): (
+        {
+            "train_classifier": 60,
+            "extract_cams": 30,
+            "train_segmentation": 60,
+            "predict": 180,
+            "evaluate_classifier": 180,
+        },
+        36.0,
+    ),
+    ("config/voc12_slow_gpu.yaml",): (
+        {
+            "train_classifier": 210,
+            "extract_cams": 45,
+            "train_segmentation": 180,
+            "predict": 180,
+            "evaluate_classifier": 180,
+        },
+        52.0,
+    ),
 }
 
 
@@ -281,16 +356,35 @@ VOC_GPU_LIMITS = {
 def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path, overlays):
     """The sbatch requests of the VOC preset (dry run through profiles/slurm): GPU stages on the
     GPU partition with one GPU and hour-scale time limits sized from their FLOPs
-    (docs/cluster.md §"Sizing the jobs"), CAMs in 2 shards per experiment, seconds-long rules run by Snakemake itself."""
+    (docs/cluster.md §"Sizing the jobs"), CAMs in 2 shards per experiment, seconds-long rules run
+    by Snakemake itself."""
     project = make_project(tmp_path / "project")
-    result = subprocess.run([str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "--dry-run",
-                             "--configfile", "config/voc12.yaml", *overlays],
-                            cwd=project.root, env={**os.environ, "PYTHONPATH": str(project.root)},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "--profile",
+            str(REPO / "profiles" / "slurm"),
+            "--dry-run",
+            "--configfile",
+            "config/voc12.yaml",
+            *overlays,
+        ],
+        cwd=project.root,
+        env={**os.environ, "PYTHONPATH": str(project.root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     requests = [r for r in sbatch_requests(result.stdout) if r["rule"] != "all"]
-    print("\n" + "\n".join(f"{r['rule']:20} {r['wildcards']:40} -p {r['slurm_partition']} "
-                           f"--gpus={r['gpu']} -t {r['runtime']} --mem {r['mem_mb']}" for r in requests))
+    print(
+        "\n"
+        + "\n".join(
+            f"{r['rule']:20} {r['wildcards']:40} -p {r['slurm_partition']} "
+            f"--gpus={r['gpu']} -t {r['runtime']} --mem {r['mem_mb']}"
+            for r in requests
+        )
+    )
     expected_gpu_limits, total_hours = VOC_GPU_LIMITS[overlays]
     for request in requests:
         if request["rule"] in GPU_RULES:
@@ -300,12 +394,24 @@ def test_voc_preset_asks_slurm_for_what_its_jobs_need(tmp_path, overlays):
             assert request["slurm_partition"] == "cpu" and request["gpu"] == "0", request
             assert int(request["runtime"]) <= 60, request
     shards = [r for r in requests if r["rule"] == "extract_cams"]
-    assert len(shards) == 4 and {"scatteritem=1-of-2" in r["wildcards"] for r in shards} == {True, False}
+    assert len(shards) == 4 and {"scatteritem=1-of-2" in r["wildcards"] for r in shards} == {
+        True,
+        False,
+    }
     # Time limits of all GPU jobs together: 36 h, 27 h of them for the 7 predict jobs and the 2
     # classifier evaluations (which share predict's resources), sized for the dense CRF's CPU
     # time (config/voc12.yaml); 116 h before any sizing.
     assert sum(int(r["runtime"]) for r in requests if r["rule"] in GPU_RULES) / 60 <= total_hours
     bodies = rule_bodies()
-    for rule in ("gather_cams", "evaluate_labels", "evaluate_segmentation", "evaluate_cams",
-                 "target", 'f"{target}_seeds"', "figure_cams", "figure_training", "figure_examples"):
+    for rule in (
+        "gather_cams",
+        "evaluate_labels",
+        "evaluate_segmentation",
+        "evaluate_cams",
+        "target",
+        'f"{target}_seeds"',
+        "figure_cams",
+        "figure_training",
+        "figure_examples",
+    ):
         assert re.search(r"\n +localrule: True\n", bodies[rule]), rule

@@ -35,8 +35,10 @@ def test_cams_are_per_present_class_at_image_resolution(model):
 def test_batched_cams_equal_one_image_at_a_time(model):
     images = torch.randn(3, 3, 32, 32)
     batched = compute_cams_batch(model, images, [[1], [2], [3, 4]])
-    single = [compute_cams_batch(model, images[i][None], [ids])[0]
-              for i, ids in enumerate([[1], [2], [3, 4]])]
+    single = [
+        compute_cams_batch(model, images[i][None], [ids])[0]
+        for i, ids in enumerate([[1], [2], [3, 4]])
+    ]
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -52,10 +54,12 @@ def test_scales_are_summed_at_image_size(model):
     images = torch.randn(1, 3, 32, 32)
     fused = fused_activation(model, images, scales=(1.0, 0.5))
     half = F.interpolate(images, scale_factor=0.5, mode="bilinear", align_corners=False)
-    half_activation = F.interpolate(model(half).clamp(min=0), size=(32, 32), mode="bilinear",
-                                    align_corners=False)
-    torch.testing.assert_close(fused, fused_activation(model, images) + half_activation,
-                               atol=1e-5, rtol=1e-5)
+    half_activation = F.interpolate(
+        model(half).clamp(min=0), size=(32, 32), mode="bilinear", align_corners=False
+    )
+    torch.testing.assert_close(
+        fused, fused_activation(model, images) + half_activation, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_batched_cams_equal_each_images_own_maps_in_its_class_order():

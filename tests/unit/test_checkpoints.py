@@ -29,7 +29,10 @@ def test_model_round_trip_rebuilds_the_architecture(tmp_path):
 
 def test_model_of_the_wrong_kind_is_rejected(tmp_path):
     save_model(tmp_path / "m.pt", build_classifier("small", 3))
-    with pytest.raises(CheckpointError, match="m.pt: holds a classifier/small/classes=3 model, expected a segmenter"):
+    with pytest.raises(
+        CheckpointError,
+        match="m.pt: holds a classifier/small/classes=3 model, expected a segmenter",
+    ):
         load_model(tmp_path / "m.pt", CPU, expected_kind="segmenter")
 
 
@@ -50,8 +53,10 @@ def test_truncated_model_file_is_a_checkpoint_error(tmp_path):
 
 
 def test_weights_that_do_not_fit_the_recorded_architecture(tmp_path):
-    payload = {"architecture": "classifier/small/classes=4",
-               "model": build_classifier("small", 3).state_dict()}
+    payload = {
+        "architecture": "classifier/small/classes=4",
+        "model": build_classifier("small", 3).state_dict(),
+    }
     torch.save(payload, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="weights do not fit classifier/small/classes=4"):
         load_model(tmp_path / "m.pt", CPU)
@@ -64,9 +69,12 @@ def test_missing_model_file(tmp_path):
 
 def _state(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return {"model": model, "optimizer": optimizer,
-            "scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1),
-            "scaler": torch.amp.GradScaler("cpu")}
+    return {
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1),
+        "scaler": torch.amp.GradScaler("cpu"),
+    }
 
 
 def test_only_the_latest_checkpoint_is_kept_and_resumed(tmp_path):
@@ -85,7 +93,9 @@ def test_another_runs_checkpoints_are_never_deleted(tmp_path):
     save_checkpoint(tmp_path, 1, "run-b", state)
     save_checkpoint(tmp_path, 2, "run-b", state)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.pt")) == [
-        "run-a/step_000005.pt", "run-b/step_000002.pt"]
+        "run-a/step_000005.pt",
+        "run-b/step_000002.pt",
+    ]
     assert resume(tmp_path, "run-a", _state(build_classifier("small", 2))) == 5
 
 
@@ -101,7 +111,9 @@ def test_checkpoint_of_other_settings_architecture_or_parts_starts_over(tmp_path
 def test_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "step_000004.pt").write_bytes(b"broken")
-    with pytest.raises(CheckpointError, match="step_000004.pt: not a readable checkpoint.*delete it to restart"):
+    with pytest.raises(
+        CheckpointError, match="step_000004.pt: not a readable checkpoint.*delete it to restart"
+    ):
         resume(tmp_path, "run", _state(build_classifier("small", 2)))
 
 
@@ -134,8 +146,10 @@ def test_random_bytes_are_not_a_model_file_and_no_unsafe_advice_is_passed_on(tmp
     with pytest.raises(CheckpointError) as caught:
         load_model(path, CPU)
     message = str(caught.value)
-    assert message.startswith(f"{path}: not a readable checkpoint: not a torch.save file, as "
-                              "this pipeline's models and checkpoints are (")
+    assert message.startswith(
+        f"{path}: not a readable checkpoint: not a torch.save file, as "
+        "this pipeline's models and checkpoints are ("
+    )
     assert "weights_only" not in message and "\n" not in message
 
 
@@ -161,11 +175,21 @@ def test_fp16_loss_scale_is_checkpointed_and_resumed(tmp_path):
 
 def test_model_file_has_a_json_sidecar_that_describes_it(tmp_path):
     model = build_segmenter("small", 2, aspp_rates=[1, 2])
-    save_model(tmp_path / "model.pt", model, class_names=["background", "cat", "dog"],
-               input_size=96, trained_on={"split": "train"}, training={"lr": 0.1})
+    save_model(
+        tmp_path / "model.pt",
+        model,
+        class_names=["background", "cat", "dog"],
+        input_size=96,
+        trained_on={"split": "train"},
+        training={"lr": 0.1},
+    )
     sidecar = json.loads((tmp_path / "model.json").read_text())
     assert sidecar["architecture"] == "segmenter/small/classes=2/aspp=1-2"
-    assert (sidecar["kind"], sidecar["backbone"], sidecar["aspp_rates"]) == ("segmenter", "small", [1, 2])
+    assert (sidecar["kind"], sidecar["backbone"], sidecar["aspp_rates"]) == (
+        "segmenter",
+        "small",
+        [1, 2],
+    )
     assert sidecar["class_names"] == ["background", "cat", "dog"] and sidecar["num_classes"] == 2
     assert sidecar["input"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert sidecar["input"]["training_size"] == 96 and sidecar["training"] == {"lr": 0.1}
@@ -181,11 +205,18 @@ def _train_three_chunks(checkpoint_dir, stop_at=None):
     def run_chunk(chunk):
         if chunk == stop_at:
             raise KeyboardInterrupt
-        optimisation_step(model(torch.randn(2, 3, 16, 16)).pow(2).mean(), state["optimizer"],
-                          state["scaler"])
+        optimisation_step(
+            model(torch.randn(2, 3, 16, 16)).pow(2).mean(), state["optimizer"], state["scaler"]
+        )
 
-    train_in_chunks(num_chunks=3, run_chunk=run_chunk, state=state,
-                    checkpoint_dir=checkpoint_dir, run_key="k", seed=5)
+    train_in_chunks(
+        num_chunks=3,
+        run_chunk=run_chunk,
+        state=state,
+        checkpoint_dir=checkpoint_dir,
+        run_key="k",
+        seed=5,
+    )
     return model.state_dict()
 
 
@@ -211,16 +242,28 @@ def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and
     first_bytes = first.read_bytes()
 
     result = subprocess.run(
-        [sys.executable, "-c", _DISK_FULL, str(Path(__file__).parent), str(tmp_path / "b"),
-         str(len(first_bytes) // 2), str(tmp_path / "stage.log")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            _DISK_FULL,
+            str(Path(__file__).parent),
+            str(tmp_path / "b"),
+            str(len(first_bytes) // 2),
+            str(tmp_path / "stage.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(f"i2crc error: {checkpoints / 'step_000002.pt'}: writing "
-                                    "failed: File too large (disk full, quota or file size limit)")
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000001.pt"], \
+    assert result.stderr.startswith(
+        f"i2crc error: {checkpoints / 'step_000002.pt'}: writing "
+        "failed: File too large (disk full, quota or file size limit)"
+    )
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000001.pt"], (
         "no half-written checkpoint, and the last complete one is kept"
+    )
     assert first.read_bytes() == first_bytes
 
     resumed = _train_three_chunks(tmp_path / "b")
@@ -230,8 +273,9 @@ def test_a_checkpoint_write_failing_midway_is_one_error_leaves_no_checkpoint_and
 
 
 @pytest.mark.parametrize(("first", "then"), [("bf16", "fp16"), ("fp16", "bf16"), ("bf16", "fp32")])
-def test_a_run_resumed_in_another_precision_continues_and_records_both(tmp_path, caplog, first,
-                                                                        then):
+def test_a_run_resumed_in_another_precision_continues_and_records_both(
+    tmp_path, caplog, first, then
+):
     """A job requeued onto another GPU type, where `precision: auto` resolves otherwise: the
     checkpoint is resumed (not hours of training thrown away), one log line says so, and the
     history that the model's sidecar records lists both precisions."""
@@ -240,8 +284,11 @@ def test_a_run_resumed_in_another_precision_continues_and_records_both(tmp_path,
 
     def state(precision):
         model = build_classifier("small", 2)
-        return {**_state(model), "scaler": grad_scaler(CPU, precision),
-                "precision": PrecisionHistory(precision)}
+        return {
+            **_state(model),
+            "scaler": grad_scaler(CPU, precision),
+            "precision": PrecisionHistory(precision),
+        }
 
     before = state(first)
     save_checkpoint(tmp_path, 3, "run", before)

@@ -10,7 +10,11 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 def test_defaults_fill_an_empty_config():
     config = validate_config({})
     assert config["dataset"]["kind"] == "synthetic"
-    assert config["experiments"]["i2crc"] == {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
+    assert config["experiments"]["i2crc"] == {
+        "lambda_ob": 0.01,
+        "lambda_bg": 0.025,
+        "lambda_csd": 0.1,
+    }
     assert config["resources"]["train_classifier"]["gpu"] == 1
     assert config["resources"]["evaluate"]["gpu"] == 0
 
@@ -34,7 +38,10 @@ def test_config_yaml_names_every_key_at_the_schema_default():
 def test_partial_section_keeps_other_defaults():
     config = validate_config({"resources": {"train_classifier": {"threads": 4}}})
     assert config["resources"]["train_classifier"] == {
-        "threads": 4, "mem_mb": 4000, "runtime": 720, "gpu": 1
+        "threads": 4,
+        "mem_mb": 4000,
+        "runtime": 720,
+        "gpu": 1,
     }
 
 
@@ -46,16 +53,21 @@ def test_partial_section_keeps_other_defaults():
         ({"classifier": {"epochs": "ten"}}, "'classifier.epochs': 'ten' is not of type 'integer'"),
         ({"classifier": {"epochs": 0}}, "'classifier.epochs': 0 is less than the minimum of 1"),
         ({"segmentation": {"lr": -1}}, "'segmentation.lr'"),
-        ({"pseudo_labels": {"bg_cam": 1.5}}, "'pseudo_labels.bg_cam': 1.5 is greater than the maximum of 1"),
+        (
+            {"pseudo_labels": {"bg_cam": 1.5}},
+            "'pseudo_labels.bg_cam': 1.5 is greater than the maximum of 1",
+        ),
         ({"classifier": {"backbone": "resnet9"}}, "'classifier.backbone'"),
         ({"run_experiments": ["nope"]}, "'run_experiments': unknown experiment 'nope'"),
         ({"dataset": {"kind": "voc"}}, "'dataset.root': required"),
         ({"saliency": {"source": "folder"}}, "'saliency.folder': required"),
         ({"segmentation": {"scale_range": [1.5, 0.5]}}, "'segmentation.scale_range'"),
         ({"experiments": {"x": {"lambda_ob": 1}}}, "'experiments.x'"),
-        ({"segmentation": {"backbone": "resnet101"}},
-         "'segmentation.weights': 'pretrained' (the pretraining stage) exists for backbone "
-         "'small' only, not 'resnet101'"),
+        (
+            {"segmentation": {"backbone": "resnet101"}},
+            "'segmentation.weights': 'pretrained' (the pretraining stage) exists for backbone "
+            "'small' only, not 'resnet101'",
+        ),
     ],
 )
 def test_bad_config_names_the_key(config, message):
@@ -75,10 +87,18 @@ def test_validated_config_has_one_key_order_whatever_order_it_was_written_in():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"classifier": {"lr": float("nan")}},
-         "config key 'classifier.lr': nan is not a finite number"),
-        ({"experiments": {"x": {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": float("inf")}}},
-         "config key 'experiments.x.lambda_csd': inf is not a finite number"),
+        (
+            {"classifier": {"lr": float("nan")}},
+            "config key 'classifier.lr': nan is not a finite number",
+        ),
+        (
+            {
+                "experiments": {
+                    "x": {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": float("inf")}
+                }
+            },
+            "config key 'experiments.x.lambda_csd': inf is not a finite number",
+        ),
         ({"cams": {"scales": [1.0, float("inf")]}}, "config key 'cams.scales.1': inf is not"),
     ],
 )
@@ -99,14 +119,18 @@ def test_yaml_nan_is_refused():
 def test_command_line_texts_are_typed_where_the_schema_wants_no_string():
     # What Snakemake hands over for --config 'classifier={epochs: 3, lr: 1e-3}' 'seeds=[0,1]'
     # 'dataset={root: null}' 'experiments={x: {...}}': YAML's BaseLoader types nothing.
-    config = validate_config({
-        "seeds": ["0", "1"],
-        "classifier": {"epochs": "3", "lr": "1e-3", "weights": "null"},
-        "cams": {"scales": ["1.0", "0.5"], "flip": "true"},
-        "experiments": {"baseline": {"lambda_ob": "0", "lambda_bg": "0", "lambda_csd": "0.1"},
-                        "i2crc": {"lambda_ob": "0.01", "lambda_bg": "0.025", "lambda_csd": "0.1"}},
-        "ablation_experiments": ["baseline", "i2crc"],
-    })
+    config = validate_config(
+        {
+            "seeds": ["0", "1"],
+            "classifier": {"epochs": "3", "lr": "1e-3", "weights": "null"},
+            "cams": {"scales": ["1.0", "0.5"], "flip": "true"},
+            "experiments": {
+                "baseline": {"lambda_ob": "0", "lambda_bg": "0", "lambda_csd": "0.1"},
+                "i2crc": {"lambda_ob": "0.01", "lambda_bg": "0.025", "lambda_csd": "0.1"},
+            },
+            "ablation_experiments": ["baseline", "i2crc"],
+        }
+    )
     assert config["seeds"] == [0, 1]
     assert (config["classifier"]["epochs"], config["classifier"]["lr"]) == (3, 0.001)
     assert config["classifier"]["weights"] is None
@@ -134,11 +158,19 @@ def test_typing_keeps_what_the_schema_must_judge(config, message):
 
 def test_deep_update_merges_mappings_and_replaces_the_rest():
     base = {"classifier": {"epochs": 3, "lr": 0.1}, "seeds": [0, 1], "saliency": None}
-    changes = {"classifier": {"epochs": 5}, "seeds": [2], "saliency": {"source": "url"},
-               "dataset": {"kind": "voc"}}
+    changes = {
+        "classifier": {"epochs": 5},
+        "seeds": [2],
+        "saliency": {"source": "url"},
+        "dataset": {"kind": "voc"},
+    }
     merged = deep_update(base, changes)
-    assert merged == {"classifier": {"epochs": 5, "lr": 0.1}, "seeds": [2],
-                      "saliency": {"source": "url"}, "dataset": {"kind": "voc"}}
+    assert merged == {
+        "classifier": {"epochs": 5, "lr": 0.1},
+        "seeds": [2],
+        "saliency": {"source": "url"},
+        "dataset": {"kind": "voc"},
+    }
     # neither argument changes, and the result shares no mapping of `changes`
     assert base == {"classifier": {"epochs": 3, "lr": 0.1}, "seeds": [0, 1], "saliency": None}
     merged["dataset"]["kind"] = "coco"

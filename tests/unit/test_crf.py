@@ -81,8 +81,14 @@ def test_image_colours_invert_the_normalisation_exactly_for_every_level():
 def test_settings_are_none_when_disabled_and_the_parameters_without_the_switch_otherwise():
     section = defaults()["segmentation"]["crf"]
     assert section["enabled"] is False and settings(section) is None
-    assert CRF == {"iter_max": 10, "pos_w": 3, "pos_xy_std": 1, "bi_w": 4, "bi_xy_std": 67,
-                   "bi_rgb_std": 3}, "deeplab-pytorch's configs/voc12.yaml"
+    assert CRF == {
+        "iter_max": 10,
+        "pos_w": 3,
+        "pos_xy_std": 1,
+        "bi_w": 4,
+        "bi_xy_std": 67,
+        "bi_rgb_std": 3,
+    }, "deeplab-pytorch's configs/voc12.yaml"
 
 
 def test_the_presets_validate_and_turn_the_crf_on_for_voc_only():
@@ -91,15 +97,20 @@ def test_the_presets_validate_and_turn_the_crf_on_for_voc_only():
         config = validate_config(yaml.safe_load((REPO / name).read_text()))
         enabled[name] = config["segmentation"]["crf"]["enabled"]
         assert settings(config["segmentation"]["crf"]) in (None, CRF)
-    assert enabled == {"config/voc12.yaml": True, "config/coco14.yaml": False,
-                       "config.yaml": False}
+    assert enabled == {"config/voc12.yaml": True, "config/coco14.yaml": False, "config.yaml": False}
 
 
-@pytest.mark.parametrize(("crf", "message"), [
-    ({"iter_max": 0}, "'segmentation.crf.iter_max': 0 is less than the minimum of 1"),
-    ({"bi_rgb_std": 0}, "'segmentation.crf.bi_rgb_std': 0 is less than or equal to the minimum"),
-    ({"enable": True}, "unknown key 'segmentation.crf.enable'"),
-])
+@pytest.mark.parametrize(
+    ("crf", "message"),
+    [
+        ({"iter_max": 0}, "'segmentation.crf.iter_max': 0 is less than the minimum of 1"),
+        (
+            {"bi_rgb_std": 0},
+            "'segmentation.crf.bi_rgb_std': 0 is less than or equal to the minimum",
+        ),
+        ({"enable": True}, "unknown key 'segmentation.crf.enable'"),
+    ],
+)
 def test_a_bad_crf_key_names_it(crf, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate_config({"segmentation": {"crf": crf}})
@@ -115,10 +126,16 @@ def dataset(tmp_path_factory):
         image = np.repeat(np.repeat(rng.integers(0, 256, (5, 6, 3), dtype=np.uint8), 8, 0), 8, 1)
         write_image(root / "JPEGImages" / f"{image_id}.jpg", image[: 40 - 8 * (index % 2)])
     labels = {image_id: [1] for image_id in ids}
-    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
-             class_names=["a", "b", "c"], ids={"train": ids, "val": ids},
-             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+    Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=NUM_CLASSES,
+        class_names=["a", "b", "c"],
+        ids={"train": ids, "val": ids},
+        image_labels={"train": labels, "val": labels},
+    ).save(root / "manifest.json")
     torch.manual_seed(0)
     segmenter = build_segmenter("small", NUM_CLASSES)
     save_model(root / "model.pt", segmenter, class_names=["background", "a", "b", "c"])
@@ -126,13 +143,22 @@ def dataset(tmp_path_factory):
 
 
 def run_predict(root, out_dir, crf, threads=2):
-    predict.run(manifest_path=root / "manifest.json", model_path=root / "model.pt", split="val",
-                out_dir=out_dir, scales=[1.0, 0.75], crf=crf, device="cpu", precision="fp32",
-                threads=threads)
+    predict.run(
+        manifest_path=root / "manifest.json",
+        model_path=root / "model.pt",
+        split="val",
+        out_dir=out_dir,
+        scales=[1.0, 0.75],
+        crf=crf,
+        device="cpu",
+        precision="fp32",
+        threads=threads,
+    )
 
 
-def test_the_predict_stage_applies_the_crf_over_worker_processes_as_image_by_image(tmp_path,
-                                                                                   dataset):
+def test_the_predict_stage_applies_the_crf_over_worker_processes_as_image_by_image(
+    tmp_path, dataset
+):
     root, manifest, segmenter = dataset
     run_predict(root, tmp_path / "crf", CRF, threads=2)
     run_predict(root, tmp_path / "plain", None)
@@ -155,13 +181,16 @@ def without_pydensecrf(monkeypatch):
 
 
 def test_without_pydensecrf_the_stage_says_how_to_install_it_before_predicting(
-        tmp_path, dataset, without_pydensecrf):
+    tmp_path, dataset, without_pydensecrf
+):
     root, _, _ = dataset
     with pytest.raises(ConfigError) as raised:
         run_predict(root, tmp_path / "out", CRF)
-    assert str(raised.value) == ("config key 'segmentation.crf.enabled': the dense CRF needs the "
-                                 "optional package pydensecrf2; install it with "
-                                 "pip install -e '.[crf]'")
+    assert str(raised.value) == (
+        "config key 'segmentation.crf.enabled': the dense CRF needs the "
+        "optional package pydensecrf2; install it with "
+        "pip install -e '.[crf]'"
+    )
     assert not (tmp_path / "out").exists()
     run_predict(root, tmp_path / "out", None)  # off, it needs no package
     assert len(list((tmp_path / "out").iterdir())) == 4
@@ -170,19 +199,48 @@ def test_without_pydensecrf_the_stage_says_how_to_install_it_before_predicting(
 def test_the_command_line_crf(dataset, tmp_path, capsys, monkeypatch):
     root, manifest, segmenter = dataset
     images = root / "JPEGImages"
-    assert main(["--model", str(root / "model.pt"), str(images), "--out", str(tmp_path / "crf"),
-                 "--device", "cpu", "--crf"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(root / "model.pt"),
+                str(images),
+                "--out",
+                str(tmp_path / "crf"),
+                "--device",
+                "cpu",
+                "--crf",
+            ]
+        )
+        == 0
+    )
     for image_id in manifest.ids["val"]:
         image = ImageDataset(manifest.layout(), [image_id])[0]["image"][None]
         expected = predict_labels(segmenter, image, [1.0], DenseCRF(CRF))[0]
-        assert np.array_equal(read_label(tmp_path / "crf" / f"{image_id}.png", NUM_CLASSES),
-                              expected)
+        assert np.array_equal(
+            read_label(tmp_path / "crf" / f"{image_id}.png", NUM_CLASSES), expected
+        )
     for name in ("pydensecrf", "pydensecrf.densecrf"):
         monkeypatch.setitem(sys.modules, name, None)
     capsys.readouterr()
-    assert main(["--model", str(root / "model.pt"), str(images), "--out", str(tmp_path / "no"),
-                 "--device", "cpu", "--crf"]) == 1
-    assert capsys.readouterr().err == ("i2crc error: option --crf: the dense CRF needs the "
-                                       "optional package pydensecrf2; install it with "
-                                       "pip install -e '.[crf]'\n")
+    assert (
+        main(
+            [
+                "--model",
+                str(root / "model.pt"),
+                str(images),
+                "--out",
+                str(tmp_path / "no"),
+                "--device",
+                "cpu",
+                "--crf",
+            ]
+        )
+        == 1
+    )
+    assert capsys.readouterr().err == (
+        "i2crc error: option --crf: the dense CRF needs the "
+        "optional package pydensecrf2; install it with "
+        "pip install -e '.[crf]'\n"
+    )
     assert not (tmp_path / "no").exists()

@@ -38,9 +38,14 @@ def test_an_untouched_dataset_keeps_its_fingerprint(root):
     assert fingerprint(root) == fingerprint(root)
 
 
-@pytest.mark.parametrize("relative", [
-    "JPEGImages/a.jpg", "SegmentationClass/c.png", "ImageSets/Segmentation/val.txt",
-])
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "JPEGImages/a.jpg",
+        "SegmentationClass/c.png",
+        "ImageSets/Segmentation/val.txt",
+    ],
+)
 def test_editing_a_file_the_run_reads_changes_it(root, relative):
     before = fingerprint(root)
     edit(root / relative, b"x")  # same size: the modification time alone must tell

@@ -17,14 +17,6 @@ from i2crc_core.datasets import (
     SegmentationDataset,
     normalize,
 )
-from i2crc_core.layout import (
-    VocLayout,
-    image_labels_from_masks,
-    present_classes,
-    read_image_labels,
-    read_split,
-    write_image_labels,
-)
 from i2crc_core.errors import DatasetError, SaliencyError
 from i2crc_core.fileio import (
     IGNORE,
@@ -33,6 +25,14 @@ from i2crc_core.fileio import (
     write_gray,
     write_image,
     write_label,
+)
+from i2crc_core.layout import (
+    VocLayout,
+    image_labels_from_masks,
+    present_classes,
+    read_image_labels,
+    read_split,
+    write_image_labels,
 )
 from i2crc_core.saliency import load_saliency
 from i2crc_core.sampling import SeededSamples
@@ -581,15 +581,20 @@ def test_cached_epochs_give_the_samples_of_uncached_ones(layout, tmp_path, kind)
 
     if kind == "segmentation":
         label_dir = layout.mask_dir
-        build = lambda: SegmentationDataset(layout, list(SAMPLES), label_dir, C, crop_size=16)
+
+        def build():
+            return SegmentationDataset(layout, list(SAMPLES), label_dir, C, crop_size=16)
     else:
         saliency_dir = tmp_path / "saliency"
         for index, image_id in enumerate(SAMPLES):
-            write_gray(saliency_dir / f"{image_id}.png",
-                       np.full((20, 30), 40 * index, np.uint8))
+            write_gray(saliency_dir / f"{image_id}.png", np.full((20, 30), 40 * index, np.uint8))
         labels = {image_id: classes for image_id, classes in SAMPLES.items()}
-        build = lambda: ClassificationDataset(layout, list(SAMPLES), labels, C, saliency_dir,
-                                              input_size=20, train=True)
+
+        def build():
+            return ClassificationDataset(
+                layout, list(SAMPLES), labels, C, saliency_dir, input_size=20, train=True
+            )
+
     cached, uncached = build(), build()
     uncached.decoded = DecodedCache(max_bytes=0)
     keys = [(index, 100 * epoch + index) for epoch in range(2) for index in range(len(SAMPLES))]
@@ -622,10 +627,14 @@ def _noise_root(tmp_path, sizes):
     layout = make_root(tmp_path / "noise", {image_id: (1,) for image_id in ids})
     for image_id, (height, width) in zip(ids, sizes):
         write_image(layout.image_path(image_id), rng.integers(0, 256, (height, width, 3), np.uint8))
-        write_label(tmp_path / "labels" / f"{image_id}.png",
-                    rng.choice(np.array([0, 2, IGNORE], np.uint8), (height, width)))
-        write_gray(tmp_path / "saliency" / f"{image_id}.png",
-                   rng.integers(0, 256, (height, width), np.uint8))
+        write_label(
+            tmp_path / "labels" / f"{image_id}.png",
+            rng.choice(np.array([0, 2, IGNORE], np.uint8), (height, width)),
+        )
+        write_gray(
+            tmp_path / "saliency" / f"{image_id}.png",
+            rng.integers(0, 256, (height, width), np.uint8),
+        )
     return layout, ids
 
 
@@ -641,25 +650,35 @@ def _reference_classification(layout, saliency_dir, image_id, size, color_jitter
 
 
 @pytest.mark.parametrize("color_jitter", [(0.3, 0.3, 0.3, 0.1), (0.0, 0.0, 0.0, 0.0)])
-def test_finished_classifier_batches_are_those_jittered_in_the_loader_before(tmp_path,
-                                                                            color_jitter):
+def test_finished_classifier_batches_are_those_jittered_in_the_loader_before(
+    tmp_path, color_jitter
+):
     layout, ids = _noise_root(tmp_path, [(30, 40), (41, 23), (32, 32)])
-    dataset = ClassificationDataset(layout, ids, {i: (1,) for i in ids}, C,
-                                    tmp_path / "saliency", 24, train=True,
-                                    color_jitter=color_jitter)
+    dataset = ClassificationDataset(
+        layout,
+        ids,
+        {i: (1,) for i in ids},
+        C,
+        tmp_path / "saliency",
+        24,
+        train=True,
+        color_jitter=color_jitter,
+    )
     keys = [(index % len(ids), 1000 + index) for index in range(10)]
     batch = _finished(dataset, [SeededSamples(dataset)[key] for key in keys])
     flips = set()
     for row, (index, seed) in enumerate(keys):
         torch.manual_seed(seed)
-        image, saliency = _reference_classification(layout, tmp_path / "saliency", ids[index],
-                                                    24, color_jitter)
+        image, saliency = _reference_classification(
+            layout, tmp_path / "saliency", ids[index], 24, color_jitter
+        )
         assert torch.equal(batch["image"][row], image), (row, color_jitter)
         assert torch.equal(batch["saliency"][row], saliency), row
         flips.add(bool(SeededSamples(dataset)[(index, seed)]["flip"]))
     assert flips == {True, False}
-    plain = ClassificationDataset(layout, ids, {i: (1,) for i in ids}, C, tmp_path / "saliency",
-                                  24, train=False)
+    plain = ClassificationDataset(
+        layout, ids, {i: (1,) for i in ids}, C, tmp_path / "saliency", 24, train=False
+    )
     unaugmented = _finished(plain, [plain[index] for index, _ in keys])["image"]
     assert not torch.equal(batch["image"], unaugmented), "augmentation changed nothing"
 
@@ -694,15 +713,24 @@ def test_finished_segmentation_batches_are_those_normalised_before_the_crop(tmp_
     """Scales 0.5-1.5 of 30x40 images against a 32 crop: some crops are padded (on the left too,
     when flipped), others cut; the padding must come out exactly +0.0, as it was padded."""
     layout, ids = _noise_root(tmp_path, [(30, 40), (41, 23), (32, 32)])
-    dataset = SegmentationDataset(layout, ids, tmp_path / "labels", C, crop_size=32,
-                                  scale_range=(0.5, 1.5), flip=True, train=train)
+    dataset = SegmentationDataset(
+        layout,
+        ids,
+        tmp_path / "labels",
+        C,
+        crop_size=32,
+        scale_range=(0.5, 1.5),
+        flip=True,
+        train=train,
+    )
     keys = [(index % len(ids), 50 + index) for index in range(12)]
     batch = _finished(dataset, [SeededSamples(dataset)[key] for key in keys])
     padded = 0
     for row, (index, seed) in enumerate(keys):
         torch.manual_seed(seed)
-        image, label = _reference_segmentation(layout, tmp_path / "labels", ids[index], 32,
-                                               (0.5, 1.5), train)
+        image, label = _reference_segmentation(
+            layout, tmp_path / "labels", ids[index], 32, (0.5, 1.5), train
+        )
         assert torch.equal(batch["image"][row], image), row
         assert torch.equal(batch["image"][row].signbit(), image.signbit()), row
         assert torch.equal(batch["label"][row], label), row

@@ -56,7 +56,9 @@ def fake_nvidia_smi(tmp_path, monkeypatch, output, code=0):
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_cuda_requested_with_an_old_driver_names_the_findings_and_the_way_out(tmp_path, monkeypatch):
+def test_cuda_requested_with_an_old_driver_names_the_findings_and_the_way_out(
+    tmp_path, monkeypatch
+):
     fake_nvidia_smi(tmp_path, monkeypatch, "Tesla V100-SXM2-32GB, 535.104.05")
     with pytest.raises(ConfigError) as caught:
         select_device("cuda")
@@ -74,7 +76,12 @@ def test_cuda_requested_without_a_driver_says_so(tmp_path, monkeypatch):
 
 
 def test_failing_nvidia_smi_is_reported(tmp_path, monkeypatch):
-    fake_nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver", code=9)
+    fake_nvidia_smi(
+        tmp_path,
+        monkeypatch,
+        "NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver",
+        code=9,
+    )
     with pytest.raises(ConfigError, match="nvidia-smi failed \\(NVIDIA-SMI has failed"):
         select_device("cuda")
 
@@ -106,10 +113,14 @@ def test_gpu_training_threads_are_one_in_the_process_and_the_rest_workers():
     gpu = torch.device("cuda")
     assert main_process_threads(gpu, 8) == 1 and main_process_threads(CPU, 8) == 8
     assert loader_options(gpu, 8) == {
-        "num_workers": 7, "pin_memory": True, "persistent_workers": True,
+        "num_workers": 7,
+        "pin_memory": True,
+        "persistent_workers": True,
     }
     assert loader_options(gpu, 1) == {
-        "num_workers": 0, "pin_memory": True, "persistent_workers": False,
+        "num_workers": 0,
+        "pin_memory": True,
+        "persistent_workers": False,
     }
 
 
@@ -126,8 +137,9 @@ def _fp16_steps():
         with autocast(CPU, "fp16"):
             attention = model(images)
         assert attention.dtype == torch.float16
-        loss, parts = total_loss(attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025,
-                                 lambda_csd=0.1)
+        loss, parts = total_loss(
+            attention, labels, saliency, lambda_ob=0.01, lambda_bg=0.025, lambda_csd=0.1
+        )
         assert loss.dtype == torch.float32 and parts.dtype == torch.float32
         optimisation_step(loss, optimizer, scaler)
         losses.append(loss.item())
@@ -154,10 +166,12 @@ def fake_gpu(monkeypatch, name, capability, arch_list=BUILD):
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: arch_list)
 
 
-@pytest.mark.parametrize(("name", "capability"), [("Tesla V100-SXM2-32GB", (7, 0)),
-                                                  ("Tesla P100-PCIE-16GB", (6, 0))])
+@pytest.mark.parametrize(
+    ("name", "capability"), [("Tesla V100-SXM2-32GB", (7, 0)), ("Tesla P100-PCIE-16GB", (6, 0))]
+)
 def test_a_gpu_older_than_the_build_is_told_that_only_the_cuda12_wheels_help(
-        monkeypatch, name, capability):
+    monkeypatch, name, capability
+):
     from i2crc_core.device import cuda_problem
 
     fake_gpu(monkeypatch, name, capability)
@@ -167,11 +181,14 @@ def test_a_gpu_older_than_the_build_is_told_that_only_the_cuda12_wheels_help(
     assert "Install a driver" not in problem
 
 
-@pytest.mark.parametrize(("capability", "arch_list"), [
-    ((8, 9), BUILD),                      # L40S: sm_86 binaries run on sm_89
-    ((9, 0), BUILD),
-    ((13, 0), [*BUILD, "compute_120"]),   # newer than the build: PTX compiled by the driver
-])
+@pytest.mark.parametrize(
+    ("capability", "arch_list"),
+    [
+        ((8, 9), BUILD),  # L40S: sm_86 binaries run on sm_89
+        ((9, 0), BUILD),
+        ((13, 0), [*BUILD, "compute_120"]),  # newer than the build: PTX compiled by the driver
+    ],
+)
 def test_gpus_with_binary_or_ptx_kernels_are_usable(monkeypatch, capability, arch_list):
     from i2crc_core.device import cuda_problem
 

@@ -17,15 +17,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = ("i2crc_core", "rules", "workflow_scripts", "bench", "config", "profiles", "tests",
-           "docs", ".test", ".ci")
+FOLDERS = (
+    "i2crc_core",
+    "rules",
+    "workflow_scripts",
+    "bench",
+    "config",
+    "profiles",
+    "tests",
+    "docs",
+    ".test",
+    ".ci",
+)
 ROOT_FILES = ("README.md", "Makefile", "Snakefile", "config.yaml", "pyproject.toml")
 SUFFIXES = {".py", ".smk", ".yaml", ".yml", ".rst", ".md", ".toml", ".cfg", ".txt"}
 SELF = "docs/method.md"
 
 SECTION = r'§(?:"[^"\n]+"|\d+(?:\.\d+)*)'
-REFERENCE = re.compile(rf"(?P<doc>README(?:\.md)?|docs/[\w-]+\.md)\s+"
-                       rf"(?P<sections>{SECTION}(?:\s*(?:,|/|and|or)\s*{SECTION})*)")
+REFERENCE = re.compile(
+    rf"(?P<doc>README(?:\.md)?|docs/[\w-]+\.md)\s+"
+    rf"(?P<sections>{SECTION}(?:\s*(?:,|/|and|or)\s*{SECTION})*)"
+)
 ONE_SECTION = re.compile(r'§(?:"(?P<title>[^"\n]+)"|(?P<number>\d+(?:\.\d+)*))')
 LOOSE_SECTION = re.compile(r'§(?="|\d)')
 DOC_NAME = re.compile(r"docs/[\w-]+\.md")
@@ -37,8 +49,11 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 def scanned_files() -> list[Path]:
     files = [REPO / name for name in ROOT_FILES]
     for folder in FOLDERS:
-        files += [path for path in (REPO / folder).rglob("*")
-                  if path.is_file() and (path.suffix in SUFFIXES or path.name == "run")]
+        files += [
+            path
+            for path in (REPO / folder).rglob("*")
+            if path.is_file() and (path.suffix in SUFFIXES or path.name == "run")
+        ]
     return sorted(path for path in files if path.name != Path(__file__).name)
 
 
@@ -62,7 +77,9 @@ def headings(path: Path) -> tuple[set[str], set[str], set[str]]:
             numbers.add(numbered.group(1))
         titles.add(numbered.group(2) if numbered else line)
         anchor = slug(line)
-        anchors.update({anchor} if anchor not in anchors else {f"{anchor}-{i}" for i in range(1, 9)})
+        anchors.update(
+            {anchor} if anchor not in anchors else {f"{anchor}-{i}" for i in range(1, 9)}
+        )
     return numbers, titles, anchors
 
 
@@ -92,15 +109,17 @@ def reference_problems(text: str, where: str) -> list[str]:
         if loose.start() in covered:
             continue
         if where == SELF:
-            found += _section_problems(SELF, text[loose.start():loose.start() + 40].split(")")[0])
+            found += _section_problems(SELF, text[loose.start() : loose.start() + 40].split(")")[0])
         else:
-            found.append(f"§ without a document: {text[loose.start():loose.start() + 30]!r}")
+            found.append(f"§ without a document: {text[loose.start() : loose.start() + 30]!r}")
     for name in set(DOC_NAME.findall(text)):
         if not (REPO / name).is_file():
             found.append(f"{name} does not exist")
     for old in OLD_FORMS.finditer(text):
-        found.append(f"unchecked form {text[old.start():old.start() + 30]!r}; "
-                     'write README §"Heading" or docs/<name>.md §"Heading" / §N')
+        found.append(
+            f"unchecked form {text[old.start() : old.start() + 30]!r}; "
+            'write README §"Heading" or docs/<name>.md §"Heading" / §N'
+        )
     return [f"{where}: {problem}" for problem in found]
 
 
@@ -124,7 +143,8 @@ def test_there_are_references_to_check():
     texts = [path.read_text(encoding="utf-8", errors="replace") for path in scanned_files()]
     assert sum(len(REFERENCE.findall(text)) for text in texts) >= 40
     assert {"README.md", "docs/gpu.md", "docs/method.md"} <= {
-        str(path.relative_to(REPO)) for path in scanned_files()}
+        str(path.relative_to(REPO)) for path in scanned_files()
+    }
 
 
 @pytest.mark.parametrize("path", scanned_files(), ids=lambda path: str(path.relative_to(REPO)))
@@ -140,16 +160,29 @@ def test_every_section_reference_names_a_heading_that_exists(path):
 def test_the_check_finds_each_kind_of_broken_reference():
     """Against the real documents: what used to be written, and references to sections that
     are not there, are reported; references that resolve are not."""
-    good = ('docs/method.md §4/§6, docs/gpu.md §"Precision", README §"The two commands", '
-            'docs/method.md §2, §5 and docs/method.md §1.3')
+    good = (
+        'docs/method.md §4/§6, docs/gpu.md §"Precision", README §"The two commands", '
+        "docs/method.md §2, §5 and docs/method.md §1.3"
+    )
     assert reference_problems(good, "x.py") == []
-    for bad in ["(README: GPU)", "(README: cluster sizing)", 'README "Reproduce the paper"',
-                "(README)",
-                'docs/gpu.md §"GPU"', "docs/method.md §11", "docs/method.md §2, §12",
-                "docs/nowhere.md", "see §4 above", 'README §"Results on the benchmark"']:
+    for bad in [
+        "(README: GPU)",
+        "(README: cluster sizing)",
+        'README "Reproduce the paper"',
+        "(README)",
+        'docs/gpu.md §"GPU"',
+        "docs/method.md §11",
+        "docs/method.md §2, §12",
+        "docs/nowhere.md",
+        "see §4 above",
+        'README §"Results on the benchmark"',
+    ]:
         assert reference_problems(bad, "x.py"), bad
     assert reference_problems("(§4 rule 5)", SELF) == []
     assert reference_problems("(§12)", SELF)
-    assert link_problems("[a](docs/gpu.md#precision) [b](docs/images/rulegraph.dot)", "README.md") == []
+    assert (
+        link_problems("[a](docs/gpu.md#precision) [b](docs/images/rulegraph.dot)", "README.md")
+        == []
+    )
     assert link_problems("[a](docs/gpu.md#gpu-precision)", "README.md")
     assert link_problems("[a](docs/gpus.md)", "README.md")

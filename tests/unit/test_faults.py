@@ -39,15 +39,25 @@ def dataset(tmp_path_factory):
     rng = np.random.default_rng(0)
     ids = ["a", "b"]
     for image_id in ids:
-        write_image(root / "JPEGImages" / f"{image_id}.jpg",
-                    rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
-        write_gray(root / "saliency" / f"{image_id}.png",
-                   rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8))
+        write_image(
+            root / "JPEGImages" / f"{image_id}.jpg",
+            rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8),
+        )
+        write_gray(
+            root / "saliency" / f"{image_id}.png",
+            rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8),
+        )
     labels = {"a": [1, 2], "b": [2, 3]}
-    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=3, class_names=["x", "y", "z"],
-             ids={"train": ids, "val": ids},
-             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+    Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=3,
+        class_names=["x", "y", "z"],
+        ids={"train": ids, "val": ids},
+        image_labels={"train": labels, "val": labels},
+    ).save(root / "manifest.json")
     torch.manual_seed(0)
     save_model(root / "classifier.pt", build_classifier("small", 3))
     return root
@@ -68,9 +78,17 @@ def assert_one_clear_error(result, path):
 
 def test_cam_store_on_a_full_disk(dataset, tmp_path):
     store = tmp_path / "cams" / "1-of-1.h5"
-    kwargs = dict(manifest_path=str(dataset / "manifest.json"), model_path=str(dataset / "classifier.pt"),
-                  out_path=str(store), shard="1-of-1", scales=[1.0], flip=False, device="cpu",
-                  precision="fp32", threads=1)
+    kwargs = dict(
+        manifest_path=str(dataset / "manifest.json"),
+        model_path=str(dataset / "classifier.pt"),
+        out_path=str(store),
+        shard="1-of-1",
+        scales=[1.0],
+        flip=False,
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
     assert_one_clear_error(run_stage("extract_cams", LIMIT, tmp_path / "full.log", **kwargs), store)
     assert list(store.parent.iterdir()) == [], "no store, no temporary file"
     assert run_stage("extract_cams", None, tmp_path / "rerun.log", **kwargs).returncode == 0
@@ -79,14 +97,38 @@ def test_cam_store_on_a_full_disk(dataset, tmp_path):
 
 def test_label_pngs_on_a_full_disk(dataset, tmp_path):
     cams = tmp_path / "cams.h5"
-    assert run_stage("extract_cams", None, tmp_path / "cams.log", manifest_path=str(dataset / "manifest.json"),
-                     model_path=str(dataset / "classifier.pt"), out_path=str(cams), shard="1-of-1",
-                     scales=[1.0], flip=False, device="cpu", precision="fp32", threads=1).returncode == 0
+    assert (
+        run_stage(
+            "extract_cams",
+            None,
+            tmp_path / "cams.log",
+            manifest_path=str(dataset / "manifest.json"),
+            model_path=str(dataset / "classifier.pt"),
+            out_path=str(cams),
+            shard="1-of-1",
+            scales=[1.0],
+            flip=False,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        ).returncode
+        == 0
+    )
     labels = tmp_path / "labels"
-    kwargs = dict(manifest_path=str(dataset / "manifest.json"), cams_path=str(cams),
-                  saliency_dir=str(dataset / "saliency"), out_dir=str(labels), score_floor=0.0,
-                  conflict_threshold=0.9, bg_saliency=0.1, bg_cam=0.5, min_foreground=0.0)
-    assert_one_clear_error(run_stage("pseudo_labels", 600, tmp_path / "full.log", **kwargs), labels / "a.png")
+    kwargs = dict(
+        manifest_path=str(dataset / "manifest.json"),
+        cams_path=str(cams),
+        saliency_dir=str(dataset / "saliency"),
+        out_dir=str(labels),
+        score_floor=0.0,
+        conflict_threshold=0.9,
+        bg_saliency=0.1,
+        bg_cam=0.5,
+        min_foreground=0.0,
+    )
+    assert_one_clear_error(
+        run_stage("pseudo_labels", 600, tmp_path / "full.log", **kwargs), labels / "a.png"
+    )
     assert list(labels.iterdir()) == [], "the label being written is not left half-written"
     assert run_stage("pseudo_labels", None, tmp_path / "rerun.log", **kwargs).returncode == 0
     assert read_label(labels / "b.png", 3).shape == (SIZE, SIZE)

@@ -421,7 +421,9 @@ def test_absolute_and_backslash_names_stay_inside(tmp_path, kind):
     else:  # a plain character of a file name inside the output on POSIX
         extract_archive(backslashes, out)
         assert (out / "maps\\..\\..\\e.png").read_bytes() == b"e"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"abs.{kind}", f"bs.{kind}", "out"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"abs.{kind}", f"bs.{kind}", "out"]
+    )
     assert not list(tmp_path.parent.glob("*.png"))
 
 

@@ -1,4 +1,5 @@
-"""docs/method.md §1 formats: label PNGs (palette or L, 0..C and 255), images, atomic writes, digests."""
+"""docs/method.md §1 formats: label PNGs (palette or L, 0..C and 255), images, atomic writes,
+digests."""
 
 import os
 import stat
@@ -291,8 +292,10 @@ def test_a_map_of_another_mode_is_one_line_naming_the_file(tmp_path):
     Image.fromarray(np.full((3, 4), 300.5, np.float32)).save(path, format="TIFF")  # mode F
     with pytest.raises(SaliencyError) as error:
         read_gray(path)
-    assert str(error.value) == (f"{path}: saliency map has image mode F; expected an 8-bit or "
-                                "16-bit greyscale PNG (or 8-bit colour)")
+    assert str(error.value) == (
+        f"{path}: saliency map has image mode F; expected an 8-bit or "
+        "16-bit greyscale PNG (or 8-bit colour)"
+    )
 
 
 def test_read_gray_missing_or_corrupt_is_saliency_error(tmp_path):

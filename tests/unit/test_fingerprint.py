@@ -21,8 +21,13 @@ def package_copy(tmp_path, monkeypatch):
 
 def test_closure_follows_relative_and_absolute_imports():
     closure = fingerprint.import_closure("i2crc_core.stages.pseudo_labels")
-    assert {"i2crc_core.pseudo_labels", "i2crc_core.camstore", "i2crc_core.fileio",
-            "i2crc_core.errors", "i2crc_core.manifest"} <= closure
+    assert {
+        "i2crc_core.pseudo_labels",
+        "i2crc_core.camstore",
+        "i2crc_core.fileio",
+        "i2crc_core.errors",
+        "i2crc_core.manifest",
+    } <= closure
     assert "i2crc_core.models" not in closure
     assert "i2crc_core.losses" not in closure
 

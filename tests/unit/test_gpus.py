@@ -28,7 +28,8 @@ import logging, os, sys, time
 from i2crc_core.gpus import claim_gpu
 logging.basicConfig(level=logging.INFO)
 {before}
-print(claim_gpu([f"GPU-{{i}}" for i in range({count})], {lock_dir!r}, poll_seconds=0.05), flush=True)
+slots = [f"GPU-{{i}}" for i in range({count})]
+print(claim_gpu(slots, {lock_dir!r}, poll_seconds=0.05), flush=True)
 {after}
 """
 
@@ -45,8 +46,12 @@ def claimer():
         paths = [str(ROOT), environment.get("PYTHONPATH")]
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         child = subprocess.Popen(
-            [sys.executable, "-c", code], env=environment, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-c", code],
+            env=environment,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         children.append(child)
         return child
@@ -83,9 +88,15 @@ def is_locked(path: Path) -> bool:
 
 def test_three_jobs_over_two_slots_never_share_one_and_the_third_waits(claimer, tmp_path):
     # Each job holds its slot for 0.5 s; they claim together, once all have started.
-    jobs = [claimer(2, tmp_path, before="sys.stdin.readline()",
-                    after="start = time.time(); time.sleep(0.5); print(start, time.time())")
-            for _ in range(3)]
+    jobs = [
+        claimer(
+            2,
+            tmp_path,
+            before="sys.stdin.readline()",
+            after="start = time.time(); time.sleep(0.5); print(start, time.time())",
+        )
+        for _ in range(3)
+    ]
     for job in jobs:
         job.stdin.write("go\n")
         job.stdin.flush()
@@ -111,8 +122,11 @@ def test_the_slot_of_a_killed_job_is_free_again(claimer, tmp_path):
     assert is_locked(lock)
     assert lock.read_text() == f"{holder.pid}\n"  # for people looking at the file
     waiter = claimer(1, tmp_path)
-    read_until(waiter.stderr, f"all 1 GPUs are in use by other jobs; waiting for one to be free "
-                              f"(lock files in {tmp_path})")
+    read_until(
+        waiter.stderr,
+        f"all 1 GPUs are in use by other jobs; waiting for one to be free "
+        f"(lock files in {tmp_path})",
+    )
 
     killed = time.monotonic()
     os.kill(holder.pid, signal.SIGKILL)
@@ -124,8 +138,11 @@ def test_the_slot_of_a_killed_job_is_free_again(claimer, tmp_path):
 
 
 def test_a_second_claim_in_the_same_process_returns_the_slot_it_holds(claimer, tmp_path):
-    out, _ = finish(claimer(3, tmp_path, after=f"print(claim_gpu(['GPU-0', 'GPU-1', 'GPU-2'], "
-                                               f"{str(tmp_path)!r}))"))
+    out, _ = finish(
+        claimer(
+            3, tmp_path, after=f"print(claim_gpu(['GPU-0', 'GPU-1', 'GPU-2'], {str(tmp_path)!r}))"
+        )
+    )
     assert out == "0\n0\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["gpu-GPU-0.lock"]
 
@@ -136,8 +153,7 @@ def test_no_slots_is_an_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_lock_directory_comes_from_the_environment_and_is_open_to_all_users(claimer,
-                                                                                tmp_path):
+def test_the_lock_directory_comes_from_the_environment_and_is_open_to_all_users(claimer, tmp_path):
     lock_dir = tmp_path / "node" / "locks"
     # A umask that would keep other users out: the modes are set explicitly.
     child = claimer(2, None, before="os.umask(0o077)", env={"I2CRC_GPU_LOCK_DIR": str(lock_dir)})
@@ -179,8 +195,9 @@ def test_a_job_claims_by_uuid_whenever_it_sees_more_than_one_gpu(monkeypatch, vi
 
     claims = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda index: _Properties(f"uuid-of-card-{index}"))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda index: _Properties(f"uuid-of-card-{index}")
+    )
     monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "fake")
     monkeypatch.setattr(device, "claim_gpu", lambda uuids: claims.append(uuids) or len(uuids) - 1)

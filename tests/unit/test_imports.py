@@ -28,9 +28,13 @@ HEAVY = ("torch", "torchvision", "cv2", "matplotlib")
 
 @pytest.mark.parametrize("stage", sorted(CPU_STAGES))
 def test_cpu_stage_imports_no_heavy_package_it_does_not_use(stage):
-    code = (f"import json, sys; import i2crc_core.stages.{stage}; "
-            f"print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        f"import json, sys; import i2crc_core.stages.{stage}; "
+        f"print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert set(json.loads(result.stdout)) <= CPU_STAGES[stage]
 
 
@@ -41,7 +45,12 @@ def test_library_modules_do_not_import_stages():
     """The stages use the library, never the other way round: a library module (the predict
     CLI included) that needs something of a stage takes it from the library module it belongs
     in. Imports anywhere in a module count (fingerprint's reading), directly or through others."""
-    offenders = {path.stem: sorted(name for name in import_closure(f"i2crc_core.{path.stem}")
-                                   if name.startswith("i2crc_core.stages"))
-                 for path in sorted(LIBRARY.glob("*.py"))}
+    offenders = {
+        path.stem: sorted(
+            name
+            for name in import_closure(f"i2crc_core.{path.stem}")
+            if name.startswith("i2crc_core.stages")
+        )
+        for path in sorted(LIBRARY.glob("*.py"))
+    }
     assert {name: found for name, found in offenders.items() if found} == {}

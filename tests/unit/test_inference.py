@@ -19,8 +19,9 @@ def test_predictions_fuse_the_scales_by_their_maximum():
     images = torch.randn(2, 3, 32, 40)
     with torch.no_grad():
         full = model(images)
-        half = F.interpolate(model(rescale(images, 0.5)), size=(32, 40), mode="bilinear",
-                             align_corners=False)
+        half = F.interpolate(
+            model(rescale(images, 0.5)), size=(32, 40), mode="bilinear", align_corners=False
+        )
     expected = torch.maximum(full, half).argmax(dim=1).to(torch.uint8).numpy()
     assert (predict_labels(model, images, scales=(1.0, 0.5)) == expected).all()
     assert predict_labels(model, images).dtype.name == "uint8"

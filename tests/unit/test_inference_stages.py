@@ -7,14 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from i2crc_core.camstore import CamStore
+from i2crc_core import loading
 from i2crc_core.cams import compute_cams_batch
+from i2crc_core.camstore import CamStore
 from i2crc_core.checkpoints import save_model
 from i2crc_core.datasets import ImageDataset
 from i2crc_core.errors import CamStoreError, ConfigError, DatasetError
-from i2crc_core import loading
 from i2crc_core.fileio import read_label, write_image
-from i2crc_core.inference import BATCH_PIXELS, BackgroundWriter, predict_labels, size_ordered_batches
+from i2crc_core.inference import (
+    BATCH_PIXELS,
+    BackgroundWriter,
+    predict_labels,
+    size_ordered_batches,
+)
 from i2crc_core.manifest import Manifest
 from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.stages import extract_cams, predict
@@ -31,16 +36,29 @@ def layout(tmp_path_factory):
     ids = [f"img {index}" for index in range(10)]
     for index, image_id in enumerate(ids):
         height, width = SIZES[index % 3]
-        write_image(root / "JPEGImages" / f"{image_id}.jpg",
-                    rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-    labels = {i: [1 + n % NUM_CLASSES] + ([4] if n % 4 == 0 and n % NUM_CLASSES != 3 else [])
-              for n, i in enumerate(ids)}
-    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
-             class_names=["a", "b", "c", "d"], ids={"train": ids, "val": ids},
-             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+        write_image(
+            root / "JPEGImages" / f"{image_id}.jpg",
+            rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        )
+    labels = {
+        i: [1 + n % NUM_CLASSES] + ([4] if n % 4 == 0 and n % NUM_CLASSES != 3 else [])
+        for n, i in enumerate(ids)
+    }
+    Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=NUM_CLASSES,
+        class_names=["a", "b", "c", "d"],
+        ids={"train": ids, "val": ids},
+        image_labels={"train": labels, "val": labels},
+    ).save(root / "manifest.json")
     torch.manual_seed(0)
-    classifier, segmenter = build_classifier("small", NUM_CLASSES), build_segmenter("small", NUM_CLASSES)
+    classifier, segmenter = (
+        build_classifier("small", NUM_CLASSES),
+        build_segmenter("small", NUM_CLASSES),
+    )
     save_model(root / "classifier.pt", classifier)
     save_model(root / "segmenter.pt", segmenter)
     manifest = Manifest.load(root / "manifest.json")
@@ -65,15 +83,28 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
     monkeypatch.setitem(BATCH_PIXELS, "cpu", images * 56 * 40)
     root, manifest, classifier, _ = layout
     out = tmp_path / "cams.h5"
-    extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
-                     out_path=out, shard="1-of-1", scales=[1.0, 0.5], flip=True, device="cpu",
-                     precision="fp32", threads=2)
+    extract_cams.run(
+        manifest_path=root / "manifest.json",
+        model_path=root / "classifier.pt",
+        out_path=out,
+        shard="1-of-1",
+        scales=[1.0, 0.5],
+        flip=True,
+        device="cpu",
+        precision="fp32",
+        threads=2,
+    )
     labels = manifest.labels("train")
     with CamStore(out) as store:
         assert store.ids == sorted(manifest.ids["train"])
         for image_id in manifest.ids["train"]:
-            expected = compute_cams_batch(classifier, image(manifest, image_id), [labels[image_id]],
-                                          scales=[1.0, 0.5], flip=True)[0]
+            expected = compute_cams_batch(
+                classifier,
+                image(manifest, image_id),
+                [labels[image_id]],
+                scales=[1.0, 0.5],
+                flip=True,
+            )[0]
             cams, class_ids = store[image_id]
             assert class_ids.tolist() == list(labels[image_id])
             np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
@@ -81,31 +112,61 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
 
 def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout):
     root, manifest, _, segmenter = layout
-    predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt", split="val",
-                out_dir=tmp_path / "pred", scales=[1.0, 0.75], crf=None, device="cpu",
-                precision="fp32", threads=2)
+    predict.run(
+        manifest_path=root / "manifest.json",
+        model_path=root / "segmenter.pt",
+        split="val",
+        out_dir=tmp_path / "pred",
+        scales=[1.0, 0.75],
+        crf=None,
+        device="cpu",
+        precision="fp32",
+        threads=2,
+    )
     for image_id in manifest.ids["val"]:
         expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
-        assert np.array_equal(read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected)
+        assert np.array_equal(
+            read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected
+        )
 
 
 def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error(tmp_path, layout):
     root, _, _, _ = layout
     with pytest.raises(ConfigError) as raised:
-        extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
-                         out_path=tmp_path / "cams.h5", shard="1-of-1", scales=[1.0, 0.001],
-                         flip=False, device="cpu", precision="fp32", threads=1)
+        extract_cams.run(
+            manifest_path=root / "manifest.json",
+            model_path=root / "classifier.pt",
+            out_path=tmp_path / "cams.h5",
+            shard="1-of-1",
+            scales=[1.0, 0.001],
+            flip=False,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        )
     image_path = root / "JPEGImages" / "img 0.jpg"
-    assert str(raised.value) == (f"config key 'cams.scales': scale 0.001 makes the 40-pixel side "
-                                 f"of {image_path} 0 pixels, fewer than the networks' output "
-                                 "stride of 8")
+    assert str(raised.value) == (
+        f"config key 'cams.scales': scale 0.001 makes the 40-pixel side "
+        f"of {image_path} 0 pixels, fewer than the networks' output "
+        "stride of 8"
+    )
     # 6 pixels: the small backbone would still run, VGG-16's poolings would fail
     with pytest.raises(ConfigError) as raised:
-        predict.run(manifest_path=root / "manifest.json", model_path=root / "segmenter.pt",
-                    split="val", out_dir=tmp_path / "pred", scales=[0.15, 1.0], crf=None,
-                    device="cpu", precision="fp32", threads=1)
-    assert str(raised.value).startswith("config key 'segmentation.inference_scales': scale 0.15 "
-                                        f"makes the 40-pixel side of {image_path} 6 pixels")
+        predict.run(
+            manifest_path=root / "manifest.json",
+            model_path=root / "segmenter.pt",
+            split="val",
+            out_dir=tmp_path / "pred",
+            scales=[0.15, 1.0],
+            crf=None,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        )
+    assert str(raised.value).startswith(
+        "config key 'segmentation.inference_scales': scale 0.15 "
+        f"makes the 40-pixel side of {image_path} 6 pixels"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -121,9 +182,17 @@ def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, m
     monkeypatch.setattr("i2crc_core.camstore.CamStoreWriter.write", failing_write)
     out = tmp_path / "cams.h5"
     with pytest.raises(CamStoreError, match="disk full"):
-        extract_cams.run(manifest_path=root / "manifest.json", model_path=root / "classifier.pt",
-                         out_path=out, shard="1-of-1", scales=[1.0], flip=False, device="cpu",
-                         precision="fp32", threads=1)
+        extract_cams.run(
+            manifest_path=root / "manifest.json",
+            model_path=root / "classifier.pt",
+            out_path=out,
+            shard="1-of-1",
+            scales=[1.0],
+            flip=False,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        )
     assert calls[0] == "output-writer", "writes happen off the compute thread"
     assert not out.exists() and list(tmp_path.iterdir()) == [], "nothing half-written left"
 
@@ -134,24 +203,43 @@ def test_a_corrupt_image_in_a_loader_worker_is_a_one_line_user_error(tmp_path, l
     with the worker's traceback in the message; forced here on the CPU."""
     root, _, _, _ = layout
     loader = loading.DataLoader
-    monkeypatch.setattr(loading, "DataLoader", lambda *args, **options: loader(
-        *args, **{**options, "num_workers": 2}))
+    monkeypatch.setattr(
+        loading,
+        "DataLoader",
+        lambda *args, **options: loader(*args, **{**options, "num_workers": 2}),
+    )
     rng = np.random.default_rng(1)
     ids = ["a", "b", "c"]
     for image_id in ids:
-        write_image(tmp_path / "voc" / "JPEGImages" / f"{image_id}.jpg",
-                    rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+        write_image(
+            tmp_path / "voc" / "JPEGImages" / f"{image_id}.jpg",
+            rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
+        )
     broken = tmp_path / "voc" / "JPEGImages" / "b.jpg"
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size * 2 // 3])  # header intact
-    Manifest(root=str(tmp_path / "voc"), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=NUM_CLASSES,
-             class_names=["a", "b", "c", "d"], ids={"train": ids},
-             image_labels={"train": {i: [1] for i in ids}}).save(tmp_path / "manifest.json")
+    Manifest(
+        root=str(tmp_path / "voc"),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=NUM_CLASSES,
+        class_names=["a", "b", "c", "d"],
+        ids={"train": ids},
+        image_labels={"train": {i: [1] for i in ids}},
+    ).save(tmp_path / "manifest.json")
     out = tmp_path / "cams.h5"
     with pytest.raises(DatasetError, match="b.jpg: image file is unreadable") as raised:
-        extract_cams.run(manifest_path=tmp_path / "manifest.json",
-                         model_path=root / "classifier.pt", out_path=out, shard="1-of-1",
-                         scales=[1.0], flip=False, device="cpu", precision="fp32", threads=2)
+        extract_cams.run(
+            manifest_path=tmp_path / "manifest.json",
+            model_path=root / "classifier.pt",
+            out_path=out,
+            shard="1-of-1",
+            scales=[1.0],
+            flip=False,
+            device="cpu",
+            precision="fp32",
+            threads=2,
+        )
     assert len(str(raised.value).splitlines()) == 1
     assert not out.exists()
 

@@ -25,8 +25,9 @@ class _Broken(Dataset):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_user_error_from_a_worker_is_raised_as_itself(workers):
     options = {"num_workers": workers, "persistent_workers": True} if workers else {}
-    loader = UserErrorLoader(SeededSamples(_Broken()), batch_size=2,
-                             sampler=ChunkSampler(6, seed=0), **options)
+    loader = UserErrorLoader(
+        SeededSamples(_Broken()), batch_size=2, sampler=ChunkSampler(6, seed=0), **options
+    )
     with pytest.raises(DatasetError) as raised:
         list(loader)
     assert str(raised.value) == "img4.jpg: image file is unreadable or corrupt (truncated)"

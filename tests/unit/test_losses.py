@@ -143,9 +143,13 @@ def three_image_case():
              out mean (0.6·8 + 1·(-4)) / 1.6 = 0.5; no pixel has M >= 0.5: in max undefined,
              out max 8.
     """
-    attention = torch.tensor([[[4.0, 0.0], [0.0, 0.0], [100.0, 100.0]],
-                              [[2.0, -2.0], [6.0, 0.0], [100.0, 100.0]],
-                              [[0.0, 0.0], [8.0, -4.0], [100.0, 100.0]]])[:, :, None, :]
+    attention = torch.tensor(
+        [
+            [[4.0, 0.0], [0.0, 0.0], [100.0, 100.0]],
+            [[2.0, -2.0], [6.0, 0.0], [100.0, 100.0]],
+            [[0.0, 0.0], [8.0, -4.0], [100.0, 100.0]],
+        ]
+    )[:, :, None, :]
     labels = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
     saliency = torch.tensor([[0.75, 0.25], [1.0, 0.0], [0.4, 0.0]])[:, None, None, :]
     return attention, labels, saliency
@@ -154,9 +158,17 @@ def three_image_case():
 def test_attention_stats_match_hand_computed_values():
     sums, counts = attention_stats(*three_image_case())
     assert dict(zip(ATTENTION_STATS, counts.tolist())) == {
-        "att_in_mean": 3, "att_out_mean": 3, "att_in_max": 2, "att_out_max": 3}
-    expected = {"att_in_mean": 3 + 4 + 8, "att_out_mean": 1 - 1 + 0.5, "att_in_max": 4 + 6,
-                "att_out_max": 0 + 0 + 8}
+        "att_in_mean": 3,
+        "att_out_mean": 3,
+        "att_in_max": 2,
+        "att_out_max": 3,
+    }
+    expected = {
+        "att_in_mean": 3 + 4 + 8,
+        "att_out_mean": 1 - 1 + 0.5,
+        "att_in_max": 4 + 6,
+        "att_out_max": 0 + 0 + 8,
+    }
     assert dict(zip(ATTENTION_STATS, sums.tolist())) == pytest.approx(expected, rel=1e-4)
     # image 0 alone: the inside and outside means are the prototypes p_1, p̄_1 behind L_csd
     single = [tensor[:1] for tensor in three_image_case()]

@@ -7,6 +7,8 @@ import pytest
 
 from i2crc_core import synthetic
 from i2crc_core.config import defaults
+from i2crc_core.errors import DatasetError
+from i2crc_core.fileio import read_label, write_image, write_label
 from i2crc_core.layout import (
     VOC_CLASSES,
     VocLayout,
@@ -15,8 +17,6 @@ from i2crc_core.layout import (
     read_split,
     write_image_labels,
 )
-from i2crc_core.errors import DatasetError
-from i2crc_core.fileio import read_label, write_image, write_label
 from i2crc_core.manifest import ROLES, LabelSplit, Manifest
 from i2crc_core.stages import prepare_dataset
 
@@ -46,8 +46,15 @@ def _manifest(root="/data/voc"):
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("prep") / "synthetic"
-    synthetic.generate(root, seed=0, num_classes=C, num_train=12, num_val=4, image_size=48,
-                       simple_fraction=FRACTION)
+    synthetic.generate(
+        root,
+        seed=0,
+        num_classes=C,
+        num_train=12,
+        num_val=4,
+        image_size=48,
+        simple_fraction=FRACTION,
+    )
     return root
 
 
@@ -150,8 +157,9 @@ def test_prepare_dataset_missing_root(tmp_path):
 
 def test_prepare_dataset_rejects_a_broken_dataset(tmp_path):
     root = tmp_path / "root"
-    synthetic.generate(root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32,
-                       simple_fraction=FRACTION)
+    synthetic.generate(
+        root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
     write_label(root / "SegmentationClass" / "syn_val_000001.png", np.zeros((32, 31), np.uint8))
     with pytest.raises(DatasetError, match="31x32"):
         _run(root, tmp_path / "out")
@@ -160,8 +168,9 @@ def test_prepare_dataset_rejects_a_broken_dataset(tmp_path):
 
 def test_prepare_dataset_refuses_evaluation_ids_that_are_training_images(tmp_path):
     root = tmp_path / "root"
-    synthetic.generate(root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32,
-                       simple_fraction=FRACTION)
+    synthetic.generate(
+        root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
     val_list = root / LAYOUT["split_dir"] / "val.txt"
     val_list.write_text(val_list.read_text() + "syn_train_000002\nsyn_train_000000\n")
     with pytest.raises(DatasetError) as error:
@@ -176,8 +185,9 @@ def test_prepare_dataset_refuses_evaluation_ids_that_are_training_images(tmp_pat
 
 def test_prepare_dataset_class_names(tmp_path):
     root = tmp_path / "root"
-    synthetic.generate(root, seed=1, num_classes=C, num_train=2, num_val=2, image_size=32,
-                       simple_fraction=FRACTION)
+    synthetic.generate(
+        root, seed=1, num_classes=C, num_train=2, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
     (root / "class_names.txt").write_text("only\ntwo\n")
     with pytest.raises(DatasetError, match="lists 2 classes"):
         _run(root, tmp_path / "out")
@@ -222,9 +232,13 @@ def test_label_split_is_a_subset_of_the_training_images_in_list_order(tmp_path, 
     manifest_path, _ = _run(synthetic_root, tmp_path)
     train = Manifest.load(manifest_path).ids["train"]
     (synthetic_root / LAYOUT["split_dir"] / "few.txt").write_text(f"{train[5]}\n{train[1]}\n")
-    prepare_dataset.label_split(manifest_path=manifest_path, split="few", out_path=tmp_path / "few.json")
+    prepare_dataset.label_split(
+        manifest_path=manifest_path, split="few", out_path=tmp_path / "few.json"
+    )
     assert LabelSplit.load(tmp_path / "few.json") == LabelSplit("few", [train[5], train[1]])
-    prepare_dataset.label_split(manifest_path=manifest_path, split=None, out_path=tmp_path / "all.json")
+    prepare_dataset.label_split(
+        manifest_path=manifest_path, split=None, out_path=tmp_path / "all.json"
+    )
     assert LabelSplit.load(tmp_path / "all.json") == LabelSplit("train", train)
 
 
@@ -234,15 +248,19 @@ def test_label_split_outside_the_training_images_is_a_one_line_error(tmp_path, s
     listed = synthetic_root / LAYOUT["split_dir"] / "mixed.txt"
     listed.write_text(f"{manifest.ids['train'][0]}\n{manifest.ids['val'][2]}\n")
     with pytest.raises(DatasetError) as error:
-        prepare_dataset.label_split(manifest_path=manifest_path, split="mixed",
-                                    out_path=tmp_path / "mixed.json")
+        prepare_dataset.label_split(
+            manifest_path=manifest_path, split="mixed", out_path=tmp_path / "mixed.json"
+        )
     message = str(error.value)
-    assert message.startswith(f"{listed}: evaluation.label_split 'mixed' lists 1 of 2 ids outside "
-                              "the training images of split 'train'")
+    assert message.startswith(
+        f"{listed}: evaluation.label_split 'mixed' lists 1 of 2 ids outside "
+        "the training images of split 'train'"
+    )
     assert repr(manifest.ids["val"][2]) in message and "\n" not in message
     assert not (tmp_path / "mixed.json").exists()
     with pytest.raises(DatasetError, match="absent.txt"):
-        prepare_dataset.label_split(manifest_path=manifest_path, split="absent",
-                                    out_path=tmp_path / "absent.json")
+        prepare_dataset.label_split(
+            manifest_path=manifest_path, split="absent", out_path=tmp_path / "absent.json"
+        )
     with pytest.raises(DatasetError, match="label split is missing"):
         LabelSplit.load(tmp_path / "absent.json")

@@ -182,11 +182,15 @@ def test_cam_sweep_fixed_threshold_equals_naive_loop_on_random_data():
     for _ in range(4):
         class_ids = sorted(rng.choice(np.arange(1, 5), rng.integers(1, 3), replace=False))
         cams = rng.random((len(class_ids), 7, 5)).astype(np.float32)
-        items.append((rng.choice([0, *class_ids, IGN], size=(7, 5)).astype(np.uint8), cams, class_ids))
+        items.append(
+            (rng.choice([0, *class_ids, IGN], size=(7, 5)).astype(np.uint8), cams, class_ids)
+        )
     sweep = CamSweep(5, [0.2, 0.6], fixed=0.37)
     for gt, cams, class_ids in items:
         sweep.update(gt, cams, class_ids)
-    assert sweep.result()["fixed_miou"] == pytest.approx(naive_sweep(items, 5, [np.float32(0.37)])[0])
+    assert sweep.result()["fixed_miou"] == pytest.approx(
+        naive_sweep(items, 5, [np.float32(0.37)])[0]
+    )
 
 
 def test_cam_sweep_rejects_bad_input():

@@ -32,9 +32,10 @@ def test_vgg_classifier_has_the_spec_layers():
     assert [(c.out_channels, c.kernel_size) for c in head] == [(512, (3, 3))] * 3 + [(20, (1, 1))]
 
 
-@pytest.mark.parametrize(("backbone", "rates"), [("small", (1, 2, 4, 6)),
-                                                 ("vgg16", (6, 12, 18, 24)),
-                                                 ("resnet101", (6, 12, 18, 24))])
+@pytest.mark.parametrize(
+    ("backbone", "rates"),
+    [("small", (1, 2, 4, 6)), ("vgg16", (6, 12, 18, 24)), ("resnet101", (6, 12, 18, 24))],
+)
 def test_segmenter_returns_logits_at_input_size_with_deeplab_aspp(backbone, rates):
     model = build_segmenter(backbone, 3).eval()
     assert tuple(branch.dilation[0] for branch in model.head.branches) == rates
@@ -62,8 +63,10 @@ def test_param_groups_cover_every_parameter_once_with_ref_code_multipliers():
     assert lr_of[id(next(model.backbone.parameters()))] == pytest.approx(0.001)
 
 
-@pytest.mark.parametrize("builder", [lambda: build_classifier("small", 7),
-                                     lambda: build_segmenter("small", 7, aspp_rates=[2, 5])])
+@pytest.mark.parametrize(
+    "builder",
+    [lambda: build_classifier("small", 7), lambda: build_segmenter("small", 7, aspp_rates=[2, 5])],
+)
 def test_architecture_id_round_trip(builder):
     model = builder()
     rebuilt = build_from_architecture_id(architecture_id(model))
@@ -132,8 +135,11 @@ def test_small_backbone_starts_from_a_pretraining_runs_backbone(tmp_path):
 def test_a_whole_model_is_not_a_small_backbone_state_dict(tmp_path):
     path = tmp_path / "model_state.pth"
     torch.save(build_classifier("small", 3).state_dict(), path)
-    with pytest.raises(CheckpointError, match="model_state.pth: is not a small backbone state dict"):
+    with pytest.raises(
+        CheckpointError, match="model_state.pth: is not a small backbone state dict"
+    ):
         build_segmenter("small", 3, weights=str(path))
+
 
 def test_segmenter_logits_are_float32_under_bf16_autocast_and_keep_fp32_argmax():
     """The backbone may run in bf16; the ASPP sum and upsampling do not: logits near 12 that

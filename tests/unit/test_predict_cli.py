@@ -40,8 +40,12 @@ def work(tmp_path_factory):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "i2crc_core.predict", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "i2crc_core.predict", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _check_labels(out):
@@ -53,8 +57,18 @@ def _check_labels(out):
 
 
 def test_a_segmenter_labels_a_folder_of_images_on_the_cpu(work, tmp_path):
-    result = _cli("--model", work / "seg" / "model.pt", work / "images", "--out", tmp_path / "out",
-                  "--device", "cpu", "--scales", "1.0", "0.75")
+    result = _cli(
+        "--model",
+        work / "seg" / "model.pt",
+        work / "images",
+        "--out",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+        "--scales",
+        "1.0",
+        "0.75",
+    )
     assert result.returncode == 0, result.stderr
     _check_labels(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
@@ -65,23 +79,51 @@ def test_it_says_what_the_model_learned_from_and_warns_on_images_far_from_its_si
     trained_on = {"dataset": "/data/shapes", "split": "train", "images": 12, "labels": "masks"}
     names = ["background", "cat", "dog", "bird"]
     for size in (8, 48):
-        save_model(tmp_path / f"seg{size}" / "model.pt", build_segmenter("small", NUM_CLASSES),
-                   class_names=names, input_size=size, trained_on=trained_on)
-    said = {size: _cli("--model", tmp_path / f"seg{size}" / "model.pt", work / "images", "--out",
-                       tmp_path / f"out{size}", "--device", "cpu").stderr for size in (8, 48)}
+        save_model(
+            tmp_path / f"seg{size}" / "model.pt",
+            build_segmenter("small", NUM_CLASSES),
+            class_names=names,
+            input_size=size,
+            trained_on=trained_on,
+        )
+    said = {
+        size: _cli(
+            "--model",
+            tmp_path / f"seg{size}" / "model.pt",
+            work / "images",
+            "--out",
+            tmp_path / f"out{size}",
+            "--device",
+            "cpu",
+        ).stderr
+        for size in (8, 48)
+    }
     for size, stderr in said.items():
-        assert (f"model: segmenter trained on 12 images of /data/shapes at {size} px; "
-                "classes: cat, dog, bird") in stderr
+        assert (
+            f"model: segmenter trained on 12 images of /data/shapes at {size} px; "
+            "classes: cat, dog, bird"
+        ) in stderr
     # Median longer side 56 px: 7x the 8-px training images, within 4x of 48 px.
-    assert ("warning: these images (median longer side 56 px) are 7.0x the size of the model's "
-            "training images (8 px)") in said[8]
+    assert (
+        "warning: these images (median longer side 56 px) are 7.0x the size of the model's "
+        "training images (8 px)"
+    ) in said[8]
     assert "warning" not in said[48]
 
 
 def test_a_classifier_writes_cam_labels_and_overlays(work, tmp_path):
-    result = _cli("--model", work / "cls" / "model.pt", work / "images" / "a.jpg",
-                  work / "images" / "b.png", work / "images" / "c.jpeg", "--out", tmp_path,
-                  "--device", "cpu", "--cams")
+    result = _cli(
+        "--model",
+        work / "cls" / "model.pt",
+        work / "images" / "a.jpg",
+        work / "images" / "b.png",
+        work / "images" / "c.jpeg",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--cams",
+    )
     assert result.returncode == 0, result.stderr
     _check_labels(tmp_path)
     for name, (height, width) in SIZES.items():
@@ -112,43 +154,80 @@ def test_a_model_without_its_sidecar(work, tmp_path, capsys):
 
 def test_an_unreadable_image(work, tmp_path, capsys):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    err = _error(capsys, "--model", work / "seg" / "model.pt", tmp_path / "broken.jpg",
-                 "--out", tmp_path / "o")
+    err = _error(
+        capsys,
+        "--model",
+        work / "seg" / "model.pt",
+        tmp_path / "broken.jpg",
+        "--out",
+        tmp_path / "o",
+    )
     assert f"{tmp_path / 'broken.jpg'}: image file is unreadable or corrupt" in err
 
 
-def test_an_empty_folder_a_missing_input_cams_of_a_segmenter_and_crf_of_a_classifier(work, tmp_path,
-                                                                                     capsys):
+def test_an_empty_folder_a_missing_input_cams_of_a_segmenter_and_crf_of_a_classifier(
+    work, tmp_path, capsys
+):
     (tmp_path / "empty").mkdir()
     model = work / "seg" / "model.pt"
-    assert "empty: folder has no images" in _error(capsys, "--model", model, tmp_path / "empty",
-                                                    "--out", tmp_path / "o")
+    assert "empty: folder has no images" in _error(
+        capsys, "--model", model, tmp_path / "empty", "--out", tmp_path / "o"
+    )
     assert "nothing.jpg: no such image file or folder" in _error(
-        capsys, "--model", model, tmp_path / "nothing.jpg", "--out", tmp_path / "o")
+        capsys, "--model", model, tmp_path / "nothing.jpg", "--out", tmp_path / "o"
+    )
     assert "--cams needs a classifier model" in _error(
-        capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams")
+        capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams"
+    )
     assert "--crf needs a segmenter model, this is a classifier" in _error(
-        capsys, "--model", work / "cls" / "model.pt", work / "images", "--out", tmp_path / "o",
-        "--crf")
+        capsys,
+        "--model",
+        work / "cls" / "model.pt",
+        work / "images",
+        "--out",
+        tmp_path / "o",
+        "--crf",
+    )
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("scale", ["0", "nan", "-1", "inf"])
-def test_a_scale_that_is_not_a_positive_number_is_refused_before_anything_else(work, tmp_path,
-                                                                               capsys, scale):
-    err = _error(capsys, "--model", tmp_path / "not-read.pt", work / "images", "--out",
-                 tmp_path / "o", "--scales", "1.0", scale)
+def test_a_scale_that_is_not_a_positive_number_is_refused_before_anything_else(
+    work, tmp_path, capsys, scale
+):
+    err = _error(
+        capsys,
+        "--model",
+        tmp_path / "not-read.pt",
+        work / "images",
+        "--out",
+        tmp_path / "o",
+        "--scales",
+        "1.0",
+        scale,
+    )
     assert err == f"i2crc error: option --scales: {float(scale)} is not a positive finite number"
     assert not (tmp_path / "o").exists()
 
 
 def test_a_scale_that_leaves_an_image_without_output_pixels_is_refused_before_predicting(
-        work, tmp_path, capsys):
-    err = _error(capsys, "--model", work / "seg" / "model.pt", work / "images", "--out",
-                 tmp_path / "o", "--scales", "0.001")
-    assert err == (f"i2crc error: option --scales: scale 0.001 makes the 40-pixel side of "
-                   f"{work / 'images' / 'a.jpg'} 0 pixels, fewer than the networks' output "
-                   "stride of 8")
+    work, tmp_path, capsys
+):
+    err = _error(
+        capsys,
+        "--model",
+        work / "seg" / "model.pt",
+        work / "images",
+        "--out",
+        tmp_path / "o",
+        "--scales",
+        "0.001",
+    )
+    assert err == (
+        f"i2crc error: option --scales: scale 0.001 makes the 40-pixel side of "
+        f"{work / 'images' / 'a.jpg'} 0 pixels, fewer than the networks' output "
+        "stride of 8"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -156,10 +235,12 @@ def test_an_out_that_is_a_file_or_below_one_is_refused_before_predicting(work, t
     model = work / "seg" / "model.pt"
     (tmp_path / "taken").write_text("a file")
     assert _error(capsys, "--model", model, work / "images", "--out", tmp_path / "taken") == (
-        f"i2crc error: option --out: {tmp_path / 'taken'} is a file; give a folder")
+        f"i2crc error: option --out: {tmp_path / 'taken'} is a file; give a folder"
+    )
     below = tmp_path / "taken" / "sub" / "dir"
     assert _error(capsys, "--model", model, work / "images", "--out", below) == (
-        f"i2crc error: option --out: {below} is below {tmp_path / 'taken'}, a file; give a folder")
+        f"i2crc error: option --out: {below} is below {tmp_path / 'taken'}, a file; give a folder"
+    )
     assert (tmp_path / "taken").read_text() == "a file"
 
 
@@ -168,17 +249,33 @@ def test_an_out_in_a_read_only_folder_is_refused_before_predicting(work, tmp_pat
     locked.mkdir(mode=0o555)
     if os.access(locked, os.W_OK):
         pytest.skip("this user (root) can write in a read-only folder")
-    err = _error(capsys, "--model", work / "seg" / "model.pt", work / "images", "--out",
-                 locked / "o")
+    err = _error(
+        capsys, "--model", work / "seg" / "model.pt", work / "images", "--out", locked / "o"
+    )
     assert err == f"i2crc error: option --out: cannot write in the folder {locked}"
 
 
-def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(work, tmp_path, capsys,
-                                                                      monkeypatch):
+def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(
+    work, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(device, "cuda_problem", lambda: "no GPU here (simulated)")
-    assert main(["--model", str(work / "seg" / "model.pt"), str(work / "images"),
-                 "--out", str(tmp_path / "o"), "--device", "cuda"]) == 1
+    assert (
+        main(
+            [
+                "--model",
+                str(work / "seg" / "model.pt"),
+                str(work / "images"),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cuda",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
-    assert err.startswith("i2crc error: option --device: 'cuda' requested but CUDA is unusable: "
-                          'no GPU here (simulated) (docs/gpu.md §"Drivers and wheels")')
+    assert err.startswith(
+        "i2crc error: option --device: 'cuda' requested but CUDA is unusable: "
+        'no GPU here (simulated) (docs/gpu.md §"Drivers and wheels")'
+    )
     assert err.count("\n") == 1 and "config key" not in err

@@ -123,7 +123,9 @@ def test_defaults_match_spec_on_a_small_image():
 
 
 def test_no_class_image_is_all_ignore():
-    labels = pseudo_label(np.zeros((0, 3, 3), np.float32), [], np.zeros((3, 3), np.float32), **DEFAULTS)
+    labels = pseudo_label(
+        np.zeros((0, 3, 3), np.float32), [], np.zeros((3, 3), np.float32), **DEFAULTS
+    )
     assert labels.dtype == np.uint8 and (labels == IGN).all()
 
 
@@ -160,8 +162,9 @@ def pseudo_label_inputs(draw):
     return cams, class_ids, saliency
 
 
-def naive_pseudo_label(cams, class_ids, saliency, floor=0.3, conflict=0.9, bgs=32 / 255,
-                       bgc=0.5, min_fg=0.01):
+def naive_pseudo_label(
+    cams, class_ids, saliency, floor=0.3, conflict=0.9, bgs=32 / 255, bgc=0.5, min_fg=0.01
+):
     """A literal per-rule transcription of docs/method.md §4, for comparison."""
     scores = np.concatenate([(1 - saliency)[None], cams]).astype(np.float32)
     scores[scores < np.float32(floor)] = 0

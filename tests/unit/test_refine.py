@@ -17,7 +17,9 @@ DEFAULTS = defaults()["refinement"]
 
 def refine(prediction, initial, class_ids, **options):
     return refine_label(
-        np.asarray(prediction, np.uint8), np.asarray(initial, np.uint8), class_ids,
+        np.asarray(prediction, np.uint8),
+        np.asarray(initial, np.uint8),
+        class_ids,
         **{**DEFAULTS, "min_foreground": 0.0, **options},
     ).tolist()
 
@@ -79,7 +81,9 @@ def test_too_little_foreground_makes_whole_image_ignore():
     initial = np.zeros_like(prediction)
     out = refine_label(prediction, initial, [1], **{**DEFAULTS, "min_foreground": 0.01})
     assert out[0, 0] == 1 and (out.ravel()[1:] == 0).all()
-    assert (refine_label(prediction, initial, [1], **{**DEFAULTS, "min_foreground": 0.02}) == IGN).all()
+    assert (
+        refine_label(prediction, initial, [1], **{**DEFAULTS, "min_foreground": 0.02}) == IGN
+    ).all()
 
 
 def test_inputs_are_not_modified():
@@ -116,7 +120,9 @@ def refine_inputs(draw):
 @given(refine_inputs())
 def test_property_refined_labels_are_background_image_classes_or_ignore(inputs):
     prediction, initial, class_ids, multi_class_only = inputs
-    out = refine_label(prediction, initial, class_ids, **{**DEFAULTS, "multi_class_only": multi_class_only})
+    out = refine_label(
+        prediction, initial, class_ids, **{**DEFAULTS, "multi_class_only": multi_class_only}
+    )
     assert out.shape == prediction.shape and out.dtype == np.uint8
     assert set(np.unique(out).tolist()) <= {0, 255, *class_ids}
     # Refinement never invents an object where both P and L said background.

@@ -25,8 +25,13 @@ def rules_and_edges(dot: str) -> tuple[set[str], set[tuple[str, str]]]:
 
 def test_the_pictured_rule_graph_is_the_workflows(tmp_path):
     shutil.copy(REPO / "config.yaml", tmp_path)
-    result = subprocess.run([str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--rulegraph"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--rulegraph"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     now, pictured = rules_and_edges(result.stdout), rules_and_edges(DOT.read_text())
     assert len(now[0]) >= 20 and ("train_classifier", "extract_cams") in now[1]
@@ -34,8 +39,11 @@ def test_the_pictured_rule_graph_is_the_workflows(tmp_path):
         "docs/images/rulegraph.dot is stale; regenerate it and its SVG as "
         'docs/development.md §"What keeps the documentation true" says: '
         f"rules added {now[0] - pictured[0]}, removed {pictured[0] - now[0]}; "
-        f"edges added {now[1] - pictured[1]}, removed {pictured[1] - now[1]}")
-    svg_labels = set(re.findall(r">([\w]+)</text>", (REPO / "docs/images/rulegraph.svg").read_text()))
+        f"edges added {now[1] - pictured[1]}, removed {pictured[1] - now[1]}"
+    )
+    svg_labels = set(
+        re.findall(r">([\w]+)</text>", (REPO / "docs/images/rulegraph.svg").read_text())
+    )
     assert svg_labels == pictured[0], "docs/images/rulegraph.svg is not rendered from the .dot"
 
 
@@ -45,4 +53,6 @@ def test_the_comparison_sees_a_missing_edge():
     line = re.search(r"^\s*(\d+) -> (\d+)\n", dot, flags=re.MULTILINE)
     names = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.MULTILINE))
     assert rules_and_edges(dot.replace(line.group(0), "", 1)) == (
-        rules, edges - {(names[line.group(1)], names[line.group(2)])})
+        rules,
+        edges - {(names[line.group(1)], names[line.group(2)])},
+    )

@@ -38,7 +38,9 @@ def _synthetic_masks(count=8, size=64, simple=None):
     }
     params = ShapeParameters(image_size=size, num_classes=5, **drawing)
     return [
-        render_image(np.random.default_rng([7, i]), params, i % 2 == 0 if simple is None else simple)[1]
+        render_image(
+            np.random.default_rng([7, i]), params, i % 2 == 0 if simple is None else simple
+        )[1]
         for i in range(count)
     ]
 
@@ -162,7 +164,9 @@ def _outside_foreground_components(saliency, mask, level=32):
     """Connected regions of saliency >= level that do not touch the true foreground."""
     import cv2
 
-    count, components = cv2.connectedComponents((saliency >= level).astype(np.uint8), connectivity=8)
+    count, components = cv2.connectedComponents(
+        (saliency >= level).astype(np.uint8), connectivity=8
+    )
     return [c for c in range(1, count) if not (mask[components == c] > 0).any()]
 
 
@@ -220,7 +224,9 @@ def test_simulate_detector_is_smooth_and_zero_on_background_away_from_objects():
     import cv2
 
     for index, mask in enumerate(_synthetic_masks(12)):
-        saliency = simulate_detector(mask, image_rng(1, str(index)), **{**SIMULATED, "false_blob_prob": 0.0})
+        saliency = simulate_detector(
+            mask, image_rng(1, str(index)), **{**SIMULATED, "false_blob_prob": 0.0}
+        )
         assert _outside_foreground_components(saliency, mask) == []
         assert _outside_foreground_components(saliency, mask, level=1) == []
         distance = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 5)
@@ -258,8 +264,14 @@ def test_simulate_detector_missed_regions_lower_the_foreground():
     assert (missing[mask == 0] == 0).all()  # nothing appears outside
     # Over many objects, missed regions lower the foreground's mean saliency and the mIoU.
     masks = _synthetic_masks(12)
-    kept = [simulate_detector(m, image_rng(4, str(i)), **{**SIMULATED, "miss_prob": 0.0}) for i, m in enumerate(masks)]
-    lost = [simulate_detector(m, image_rng(4, str(i)), **{**SIMULATED, "miss_prob": 1.0}) for i, m in enumerate(masks)]
+    kept = [
+        simulate_detector(m, image_rng(4, str(i)), **{**SIMULATED, "miss_prob": 0.0})
+        for i, m in enumerate(masks)
+    ]
+    lost = [
+        simulate_detector(m, image_rng(4, str(i)), **{**SIMULATED, "miss_prob": 1.0})
+        for i, m in enumerate(masks)
+    ]
     foreground = np.concatenate([(m > 0).ravel() for m in masks])
     assert np.concatenate([s.ravel() for s in lost])[foreground].mean() < (
         np.concatenate([s.ravel() for s in kept])[foreground].mean() - 25
@@ -269,7 +281,12 @@ def test_simulate_detector_missed_regions_lower_the_foreground():
 
 def test_simulate_detector_false_blob_appears_on_background():
     mask = _disc_mask(radius=8)
-    strong = {**PERFECT, "false_blob_prob": 1.0, "false_blob_strength": 0.9, "false_blob_radius": [10.0, 10.0]}
+    strong = {
+        **PERFECT,
+        "false_blob_prob": 1.0,
+        "false_blob_strength": 0.9,
+        "false_blob_radius": [10.0, 10.0],
+    }
     blob = simulate_detector(mask, image_rng(0, "b"), **strong)
     background = blob[mask == 0]
     assert background.max() == round(0.9 * 255)  # a plateau of the blob's strength
@@ -286,7 +303,9 @@ def test_simulate_detector_false_blob_appears_on_background():
 
 def test_simulate_detector_false_blob_radius_is_checked():
     with pytest.raises(ValueError, match="false_blob_radius"):
-        simulate_detector(_disc_mask(), image_rng(0, "r"), **{**PERFECT, "false_blob_radius": [8.0, 4.0]})
+        simulate_detector(
+            _disc_mask(), image_rng(0, "r"), **{**PERFECT, "false_blob_radius": [8.0, 4.0]}
+        )
 
 
 def test_simulate_detector_blur_softens_the_boundaries():
@@ -303,13 +322,20 @@ def test_simulate_detector_blur_softens_the_boundaries():
 def test_simulate_detector_sizes_scale_with_the_image():
     """The same scene at 64 and 128 pixels: soft band and false blob scale with the side, so
     their areas grow by ~4."""
-    defects = {**PERFECT, "blur_sigma": 3.0, "false_blob_prob": 1.0, "false_blob_radius": [10.0, 10.0]}
+    defects = {
+        **PERFECT,
+        "blur_sigma": 3.0,
+        "false_blob_prob": 1.0,
+        "false_blob_radius": [10.0, 10.0],
+    }
     small = simulate_detector(_disc_mask(64, 14), image_rng(0, "z"), **defects)
     large = simulate_detector(_disc_mask(128, 28), image_rng(0, "z"), **defects)
     for level in (1, 32, 128):
         ratio = np.count_nonzero(large >= level) / np.count_nonzero(small >= level)
         assert 3.4 < ratio < 4.6
-    soft_ratio = np.count_nonzero((large > 0) & (large < 255)) / np.count_nonzero((small > 0) & (small < 255))
+    soft_ratio = np.count_nonzero((large > 0) & (large < 255)) / np.count_nonzero(
+        (small > 0) & (small < 255)
+    )
     assert 3.0 < soft_ratio < 5.0
 
 
@@ -317,7 +343,11 @@ def test_simulate_detector_defaults_lower_miou_than_perfect():
     masks = _synthetic_masks(8)
     default = [simulate_detector(m, image_rng(2, str(i)), **SIMULATED) for i, m in enumerate(masks)]
     harsh = [
-        simulate_detector(m, image_rng(2, str(i)), **{**SIMULATED, "miss_prob": 1.0, "miss_scale": 0.6, "blur_sigma": 6.0})
+        simulate_detector(
+            m,
+            image_rng(2, str(i)),
+            **{**SIMULATED, "miss_prob": 1.0, "miss_scale": 0.6, "blur_sigma": 6.0},
+        )
         for i, m in enumerate(masks)
     ]
     assert saliency_miou(harsh, masks) < saliency_miou(default, masks) < 1.0
@@ -329,7 +359,10 @@ def test_simulate_detector_defaults_match_the_papers_detector_on_simple_images(s
     69.1), whatever the image size. 400 images differ from the 3 x 640 of the calibration by
     ~0.015 (sampling), so the tolerance is 0.03."""
     masks = _synthetic_masks(400, size=size, simple=True)
-    maps = [simulate_detector(m, image_rng(0, f"syn_train_{i:06d}"), **SIMULATED) for i, m in enumerate(masks)]
+    maps = [
+        simulate_detector(m, image_rng(0, f"syn_train_{i:06d}"), **SIMULATED)
+        for i, m in enumerate(masks)
+    ]
     assert saliency_miou(maps, masks) == pytest.approx(0.69, abs=0.03)
 
 

@@ -11,8 +11,10 @@ T_975_2 = 4.302653  # t_{0.975} with 2 degrees of freedom
 
 
 def test_aggregate_runs_gives_mean_sample_spread_and_each_seed():
-    runs = {seed: {"experiments": {"a": {"m": v, "cam_only_threshold": 0.3, "n": None}}}
-            for seed, v in zip((0, 1, 2), (0.2, 0.4, 0.6))}
+    runs = {
+        seed: {"experiments": {"a": {"m": v, "cam_only_threshold": 0.3, "n": None}}}
+        for seed, v in zip((0, 1, 2), (0.2, 0.4, 0.6))
+    }
     stats = aggregate_runs(runs)["a"]["m"]
     assert stats["mean"] == pytest.approx(0.4) and stats["std"] == pytest.approx(0.2)
     assert (stats["values"], stats["n"]) == ([0.2, 0.4, 0.6], 3)
@@ -31,11 +33,16 @@ def test_one_seed_is_its_value():
 
 
 # Differences i2crc − baseline of 1, 2 and 3 points in `m`; `full` the ceiling.
-THREE_SEEDS = {seed: {"experiments": {
-    "baseline": {"m": b, "m_threshold": 0.1, "only_baseline": 0.5},
-    "i2crc": {"m": b + d, "m_threshold": 0.9, "only_i2crc": 0.5},
-    "full": {"m": 0.9}}}
-    for seed, b, d in zip((0, 1, 2), (0.50, 0.60, 0.70), (0.01, 0.02, 0.03))}
+THREE_SEEDS = {
+    seed: {
+        "experiments": {
+            "baseline": {"m": b, "m_threshold": 0.1, "only_baseline": 0.5},
+            "i2crc": {"m": b + d, "m_threshold": 0.9, "only_i2crc": 0.5},
+            "full": {"m": 0.9},
+        }
+    }
+    for seed, b, d in zip((0, 1, 2), (0.50, 0.60, 0.70), (0.01, 0.02, 0.03))
+}
 
 
 def test_the_paired_difference_has_the_t_interval_of_its_mean():
@@ -43,8 +50,11 @@ def test_the_paired_difference_has_the_t_interval_of_its_mean():
     paired = table["i2crc"]["m"]["vs_baseline"]
     assert paired["values"] == pytest.approx([0.01, 0.02, 0.03])
     assert (paired["mean"], paired["std"], paired["n"]) == (
-        pytest.approx(0.02), pytest.approx(0.01), 3)
-    half = T_975_2 * 0.01 / 3 ** 0.5
+        pytest.approx(0.02),
+        pytest.approx(0.01),
+        3,
+    )
+    half = T_975_2 * 0.01 / 3**0.5
     assert paired["ci95"] == pytest.approx([0.02 - half, 0.02 + half], abs=1e-7)
     assert paired["ci95"][0] == pytest.approx(-0.0048414, abs=1e-7)
 
@@ -58,8 +68,10 @@ def test_only_method_rows_and_shared_scores_are_compared():
 
 
 def test_the_difference_pairs_the_seeds_where_both_have_a_value():
-    runs = {seed: {"experiments": {"baseline": {"m": b}, "x": {"m": x}}}
-            for seed, b, x in ((0, 0.5, 0.6), (1, None, 0.9), (2, 0.4, None))}
+    runs = {
+        seed: {"experiments": {"baseline": {"m": b}, "x": {"m": x}}}
+        for seed, b, x in ((0, 0.5, 0.6), (1, None, 0.9), (2, 0.4, None))
+    }
     table = aggregate_runs(runs)
     assert table["x"]["m"]["n"] == 2 and table["baseline"]["m"]["n"] == 2
     paired = table["x"]["m"]["vs_baseline"]
@@ -70,11 +82,14 @@ def test_the_difference_pairs_the_seeds_where_both_have_a_value():
 
 def test_the_markdown_gives_the_paired_differences_below_the_spread():
     markdown = aggregate_markdown(aggregate_runs(THREE_SEEDS), [0, 1, 2])
-    spread, paired = markdown.split("Paired difference to the baseline (percentage points): "
-                                    "mean [95 % t-interval] (n)")
+    spread, paired = markdown.split(
+        "Paired difference to the baseline (percentage points): mean [95 % t-interval] (n)"
+    )
     assert "| metric | baseline | i2crc | full |" in spread
-    assert ("| m | 60.0 ± 10.0 (50.0 / 60.0 / 70.0) | 62.0 ± 11.0 (51.0 / 62.0 / 73.0) "
-            "| 90.0 ± 0.0 (90.0 / 90.0 / 90.0) |") in spread
+    assert (
+        "| m | 60.0 ± 10.0 (50.0 / 60.0 / 70.0) | 62.0 ± 11.0 (51.0 / 62.0 / 73.0) "
+        "| 90.0 ± 0.0 (90.0 / 90.0 / 90.0) |"
+    ) in spread
     assert "| metric | i2crc |" in paired, "only the compared experiments"
     assert "| m | +2.0 [-0.5, +4.5] (n=3) |" in paired
     assert "only_i2crc" not in paired
@@ -85,8 +100,12 @@ def test_run_writes_the_paired_statistics_to_json(tmp_path):
     for seed, summary in THREE_SEEDS.items():
         paths.append(tmp_path / f"summary{seed}.json")
         paths[-1].write_text(json.dumps(summary))
-    summary_seeds.run(summary_paths=paths, seeds=[0, 1, 2], json_path=tmp_path / "seeds.json",
-                      markdown_path=tmp_path / "seeds.md")
+    summary_seeds.run(
+        summary_paths=paths,
+        seeds=[0, 1, 2],
+        json_path=tmp_path / "seeds.json",
+        markdown_path=tmp_path / "seeds.md",
+    )
     written = json.loads((tmp_path / "seeds.json").read_text())
     assert written["seeds"] == [0, 1, 2]
     assert written["aggregate"]["i2crc"]["m"]["vs_baseline"]["mean"] == pytest.approx(0.02)

@@ -6,8 +6,8 @@ from PIL import Image
 
 from i2crc_core import synthetic
 from i2crc_core.config import defaults
-from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
 from i2crc_core.fileio import read_image, read_label, voc_palette
+from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
 
 C = 5
 FRACTION = defaults()["dataset"]["synthetic"]["simple_fraction"]
@@ -24,7 +24,15 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hundred(tmp_path_factory):
     root = tmp_path_factory.mktemp("syn100") / "data"
-    stats = synthetic.generate(root, seed=4, num_classes=C, num_train=80, num_val=20, image_size=48, simple_fraction=FRACTION)
+    stats = synthetic.generate(
+        root,
+        seed=4,
+        num_classes=C,
+        num_train=80,
+        num_val=20,
+        image_size=48,
+        simple_fraction=FRACTION,
+    )
     return root, stats
 
 
@@ -190,9 +198,23 @@ def test_class_names_are_unique_for_many_classes():
 
 def test_resolution_scales_content(tmp_path):
     small = synthetic.generate(
-        tmp_path / "s", seed=3, num_classes=C, num_train=40, num_val=2, image_size=48, simple_fraction=FRACTION)
+        tmp_path / "s",
+        seed=3,
+        num_classes=C,
+        num_train=40,
+        num_val=2,
+        image_size=48,
+        simple_fraction=FRACTION,
+    )
     large = synthetic.generate(
-        tmp_path / "l", seed=3, num_classes=C, num_train=40, num_val=2, image_size=96, simple_fraction=FRACTION)
+        tmp_path / "l",
+        seed=3,
+        num_classes=C,
+        num_train=40,
+        num_val=2,
+        image_size=96,
+        simple_fraction=FRACTION,
+    )
     # Sizes are relative to the image, so the area fractions are about the same.
     assert large["mean_object_area_fraction"] == pytest.approx(
         small["mean_object_area_fraction"], rel=0.35
@@ -201,7 +223,15 @@ def test_resolution_scales_content(tmp_path):
 
 def test_regenerating_over_an_existing_root_replaces_it(tmp_path, tiny):
     root = tmp_path / "data"
-    synthetic.generate(root, seed=9, num_classes=C, num_train=20, num_val=6, image_size=48, simple_fraction=FRACTION)
+    synthetic.generate(
+        root,
+        seed=9,
+        num_classes=C,
+        num_train=20,
+        num_val=6,
+        image_size=48,
+        simple_fraction=FRACTION,
+    )
     (root / "stale.txt").write_text("from an older run")
     synthetic.generate(root, seed=0, **TINY)
     assert not (root / "stale.txt").exists()
@@ -212,12 +242,22 @@ def test_regenerating_over_an_existing_root_replaces_it(tmp_path, tiny):
 
 def test_failed_generation_leaves_the_old_root_untouched(tmp_path):
     root = tmp_path / "data"
-    synthetic.generate(root, seed=0, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION)
+    synthetic.generate(
+        root, seed=0, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
     before = _files(root)
     # clutter_blobs (5, 2) is an invalid range: drawing the first image raises.
     with pytest.raises(ValueError):
         synthetic.generate(
-            root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, clutter_blobs=(5, 2), simple_fraction=FRACTION)
+            root,
+            seed=1,
+            num_classes=C,
+            num_train=3,
+            num_val=2,
+            image_size=32,
+            clutter_blobs=(5, 2),
+            simple_fraction=FRACTION,
+        )
     assert _files(root) == before
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
 
@@ -241,7 +281,7 @@ def test_figures_draw_each_class_in_the_colour_its_name_and_its_parts_have(num_c
         drawn = colorsys.rgb_to_hsv(*(_class_colour(class_id, num_classes) / 255.0))[0]
         shown = colorsys.rgb_to_hsv(*(palette[class_id] / 255.0))[0]
         assert abs((drawn - shown + 0.5) % 1.0 - 0.5) <= 1 / 24 + 1e-6  # the nearest named hue
-    assert (palette[num_classes + 1:] == PALETTE[num_classes + 1:]).all()
+    assert (palette[num_classes + 1 :] == PALETTE[num_classes + 1 :]).all()
     assert (palette[0] == PALETTE[0]).all(), "background keeps VOC's black"
 
 

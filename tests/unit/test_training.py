@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from i2crc_core import training
 from i2crc_core.errors import TrainingError
 from i2crc_core.models import build_classifier
 from i2crc_core.sampling import ChunkSampler, SeededSamples
-from i2crc_core import training
 from i2crc_core.training import (
     LOG_INTERVAL,
     ImageMeans,
@@ -31,7 +31,9 @@ def test_loss_log_reports_the_first_non_finite_step_at_the_next_read():
     log.add(torch.tensor([1.0, 0.5]))
     log.add(torch.tensor([float("nan"), 0.5]))
     log.add(torch.tensor([float("inf"), 0.5]))
-    with pytest.raises(TrainingError, match="training diverged at epoch 3, iteration 2: loss is nan"):
+    with pytest.raises(
+        TrainingError, match="training diverged at epoch 3, iteration 2: loss is nan"
+    ):
         log.means()
 
 
@@ -124,8 +126,14 @@ def _train(tmp_path, chunks, stop_after=None):
         done.append(chunk)
 
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-    train_in_chunks(num_chunks=chunks, run_chunk=run_chunk, state=state, checkpoint_dir=tmp_path,
-                    run_key="k", seed=5)
+    train_in_chunks(
+        num_chunks=chunks,
+        run_chunk=run_chunk,
+        state=state,
+        checkpoint_dir=tmp_path,
+        run_key="k",
+        seed=5,
+    )
     return model, done
 
 
@@ -155,7 +163,9 @@ def test_a_sample_stream_does_not_depend_on_how_it_is_cut_into_chunks():
 def test_loss_log_hands_the_means_since_the_previous_read_to_on_read(monkeypatch):
     monkeypatch.setattr(training, "LOG_INTERVAL", 2)
     reads = []
-    log = LossLog(("loss",), CPU, str, length=5, on_read=lambda steps, means: reads.append((steps, means)))
+    log = LossLog(
+        ("loss",), CPU, str, length=5, on_read=lambda steps, means: reads.append((steps, means))
+    )
     for value in [1.0, 3.0, 5.0, 7.0, 9.0]:
         log.add(torch.tensor(value))
     assert reads == [(2, {"loss": 2.0}), (4, {"loss": 6.0}), (5, {"loss": 9.0})]
@@ -166,7 +176,9 @@ def test_loss_curve_is_a_tsv_rewritten_at_every_row_and_restored_from_its_state(
     curve = LossCurve(tmp_path / "losses.tsv", ("epoch", "loss", "lr"))
     curve.add(epoch=1, loss=0.5, lr=0.001)
     curve.add(lr=0.0001, loss=0.25, epoch=2)
-    assert (tmp_path / "losses.tsv").read_text() == "epoch\tloss\tlr\n1\t0.5\t0.001\n2\t0.25\t0.0001\n"
+    assert (
+        tmp_path / "losses.tsv"
+    ).read_text() == "epoch\tloss\tlr\n1\t0.5\t0.001\n2\t0.25\t0.0001\n"
     assert read_curve(tmp_path / "losses.tsv")["loss"].tolist() == [0.5, 0.25]
     state = curve.state_dict()
     curve.add(epoch=3, loss=0.125, lr=0.0001)
@@ -175,7 +187,9 @@ def test_loss_curve_is_a_tsv_rewritten_at_every_row_and_restored_from_its_state(
     assert read_curve(tmp_path / "losses.tsv")["epoch"].tolist() == [1, 2], "rewritten at load"
 
 
-def test_without_tensorboard_the_curve_says_so_once_and_writes_no_events(tmp_path, monkeypatch, caplog):
+def test_without_tensorboard_the_curve_says_so_once_and_writes_no_events(
+    tmp_path, monkeypatch, caplog
+):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if absent
     caplog.set_level(logging.INFO)
     curve = LossCurve(tmp_path / "losses.tsv", ("epoch", "loss"))
@@ -184,7 +198,8 @@ def test_without_tensorboard_the_curve_says_so_once_and_writes_no_events(tmp_pat
     curve.close()
     assert [r.message for r in caplog.records if "tensorboard" in r.message] == [
         "tensorboard is not installed: the loss curve goes to the TSV only "
-        "(pip install '.[tensorboard]' for event files)"]
+        "(pip install '.[tensorboard]' for event files)"
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["losses.tsv"]
 
 

@@ -17,12 +17,33 @@ from i2crc_core.stages import pretrain, train_classifier, train_segmentation
 from i2crc_core.training import read_curve
 
 SIZE = 32
-COMMON = {"optimizer": "adam", "lr": 0.001, "momentum": None, "weight_decay": 0.0005,
-          "backbone": "small", "weights": None}
-CLASSIFIER = {**COMMON, "input_size": SIZE, "epochs": 3, "batch_size": 4, "lr_decay_epochs": [2],
-              "lr_decay_factor": 0.1, "color_jitter": [0.0, 0.0, 0.0, 0.0]}
-SEGMENTATION = {**COMMON, "iterations": 7, "batch_size": 2, "poly_power": 0.9, "crop_size": SIZE,
-                "scale_range": [0.5, 1.5], "flip": True, "aspp_rates": None}
+COMMON = {
+    "optimizer": "adam",
+    "lr": 0.001,
+    "momentum": None,
+    "weight_decay": 0.0005,
+    "backbone": "small",
+    "weights": None,
+}
+CLASSIFIER = {
+    **COMMON,
+    "input_size": SIZE,
+    "epochs": 3,
+    "batch_size": 4,
+    "lr_decay_epochs": [2],
+    "lr_decay_factor": 0.1,
+    "color_jitter": [0.0, 0.0, 0.0, 0.0],
+}
+SEGMENTATION = {
+    **COMMON,
+    "iterations": 7,
+    "batch_size": 2,
+    "poly_power": 0.9,
+    "crop_size": SIZE,
+    "scale_range": [0.5, 1.5],
+    "flip": True,
+    "aspp_rates": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,27 +62,51 @@ def dataset(tmp_path_factory):
         write_label(root / "SegmentationClass" / f"{image_id}.png", mask)
         write_gray(root / "saliency" / f"{image_id}.png", (mask > 0) * 255)
     labels = {image_id: [1 + index % 2] for index, image_id in enumerate(ids)}
-    Manifest(root=str(root), image_dir="JPEGImages", mask_dir="SegmentationClass",
-             split_dir="ImageSets/Segmentation", num_classes=2, class_names=["red", "green"],
-             ids={"train": ids, "val": ids},
-             image_labels={"train": labels, "val": labels}).save(root / "manifest.json")
+    Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=2,
+        class_names=["red", "green"],
+        ids={"train": ids, "val": ids},
+        image_labels={"train": labels, "val": labels},
+    ).save(root / "manifest.json")
     return root
 
 
 def _classifier(dataset, out):
-    train_classifier.run(manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
-                         model_path=out / "model.pt", curve_path=out / "losses.tsv",
-                         checkpoint_dir=out / "checkpoints", training=CLASSIFIER, weights=None,
-                         loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
-                         seed=0, device="cpu", precision="fp32", threads=1)
+    train_classifier.run(
+        manifest_path=dataset / "manifest.json",
+        saliency_dir=dataset / "saliency",
+        model_path=out / "model.pt",
+        curve_path=out / "losses.tsv",
+        checkpoint_dir=out / "checkpoints",
+        training=CLASSIFIER,
+        weights=None,
+        loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
 
 
 def _segmenter(dataset, out):
-    train_segmentation.run(manifest_path=dataset / "manifest.json",
-                           label_dir=dataset / "SegmentationClass", model_path=out / "model.pt",
-                           curve_path=out / "losses.tsv", checkpoint_dir=out / "checkpoints",
-                           checkpoint_every=3, training=SEGMENTATION, weights=None, seed=0,
-                           device="cpu", precision="fp32", threads=1)
+    train_segmentation.run(
+        manifest_path=dataset / "manifest.json",
+        label_dir=dataset / "SegmentationClass",
+        model_path=out / "model.pt",
+        curve_path=out / "losses.tsv",
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=3,
+        training=SEGMENTATION,
+        weights=None,
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
 
 
 def _interrupt_after(monkeypatch, module, name, calls):
@@ -77,7 +122,9 @@ def _interrupt_after(monkeypatch, module, name, calls):
     monkeypatch.setattr(module, name, counted)
 
 
-def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(dataset, tmp_path, monkeypatch):
+def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(
+    dataset, tmp_path, monkeypatch
+):
     _classifier(dataset, tmp_path / "a")
     expected = (tmp_path / "a" / "losses.tsv").read_text()
     assert expected.splitlines()[0].split("\t") == ["epoch", *LOSS_PARTS, "lr", *ATTENTION_STATS]
@@ -99,8 +146,9 @@ def test_classifier_curve_has_one_row_per_epoch_and_survives_a_resume(dataset, t
     assert (tmp_path / "b" / "losses.tsv").read_text() == expected
 
 
-def test_reading_the_attention_statistics_changes_neither_losses_nor_weights(dataset, tmp_path,
-                                                                           monkeypatch):
+def test_reading_the_attention_statistics_changes_neither_losses_nor_weights(
+    dataset, tmp_path, monkeypatch
+):
     _classifier(dataset, tmp_path / "read")
     with monkeypatch.context() as patch:
         patch.setattr(train_classifier, "attention_stats", lambda *_: torch.zeros(2, 4))
@@ -109,14 +157,17 @@ def test_reading_the_attention_statistics_changes_neither_losses_nor_weights(dat
     for part in LOSS_PARTS:
         assert read[part].tolist() == not_read[part].tolist()
     assert np.isnan(not_read["att_in_mean"]).all(), "no image counted: NaN, not 0"
-    weights = [torch.load(tmp_path / name / "model.pt", weights_only=True)["model"]
-               for name in ("read", "not_read")]
+    weights = [
+        torch.load(tmp_path / name / "model.pt", weights_only=True)["model"]
+        for name in ("read", "not_read")
+    ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
-def test_segmenter_curve_has_a_row_per_log_interval_and_survives_a_resume(dataset, tmp_path,
-                                                                         monkeypatch):
+def test_segmenter_curve_has_a_row_per_log_interval_and_survives_a_resume(
+    dataset, tmp_path, monkeypatch
+):
     monkeypatch.setattr(training, "LOG_INTERVAL", 2)
     _segmenter(dataset, tmp_path / "a")
     expected = (tmp_path / "a" / "losses.tsv").read_text()
@@ -147,13 +198,22 @@ def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, t
 
 
 def test_pretraining_learns_the_image_labels_and_writes_the_backbone_the_segmenter_starts_from(
-        dataset, tmp_path):
+    dataset, tmp_path
+):
     out = tmp_path / "pretraining"
     pretraining = {key: CLASSIFIER[key] for key in CLASSIFIER if key not in ("backbone", "weights")}
-    pretrain.run(manifest_path=dataset / "manifest.json", model_path=out / "model.pt",
-                 backbone_path=out / "backbone.pth", curve_path=out / "losses.tsv",
-                 checkpoint_dir=out / "checkpoints", training={**pretraining, "epochs": 6},
-                 seed=0, device="cpu", precision="fp32", threads=1)
+    pretrain.run(
+        manifest_path=dataset / "manifest.json",
+        model_path=out / "model.pt",
+        backbone_path=out / "backbone.pth",
+        curve_path=out / "losses.tsv",
+        checkpoint_dir=out / "checkpoints",
+        training={**pretraining, "epochs": 6},
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
     curve = read_curve(out / "losses.tsv")
     assert list(curve) == ["epoch", "cls", "lr"] and curve["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
     assert curve["cls"][-1] < curve["cls"][0]
@@ -167,23 +227,40 @@ def test_pretraining_learns_the_image_labels_and_writes_the_backbone_the_segment
 
 def test_a_batch_larger_than_the_training_set_is_a_config_error_before_training(dataset, tmp_path):
     # Epochs drop their last partial batch: 16 of 8 images would train without one step.
-    message = ("config key '{}.batch_size': 16 is larger than the 8 training images, so an epoch "
-               "(last partial batch dropped) takes no step")
+    message = (
+        "config key '{}.batch_size': 16 is larger than the 8 training images, so an epoch "
+        "(last partial batch dropped) takes no step"
+    )
     with pytest.raises(ConfigError) as error:
         train_classifier.run(
-            manifest_path=dataset / "manifest.json", saliency_dir=dataset / "saliency",
-            model_path=tmp_path / "model.pt", curve_path=tmp_path / "losses.tsv",
-            checkpoint_dir=tmp_path / "checkpoints", training={**CLASSIFIER, "batch_size": 16},
-            weights=None, loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
-            seed=0, device="cpu", precision="fp32", threads=1)
+            manifest_path=dataset / "manifest.json",
+            saliency_dir=dataset / "saliency",
+            model_path=tmp_path / "model.pt",
+            curve_path=tmp_path / "losses.tsv",
+            checkpoint_dir=tmp_path / "checkpoints",
+            training={**CLASSIFIER, "batch_size": 16},
+            weights=None,
+            loss_weights={"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1},
+            seed=0,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        )
     assert str(error.value) == message.format("classifier")
     pretraining = {key: CLASSIFIER[key] for key in CLASSIFIER if key not in ("backbone", "weights")}
     with pytest.raises(ConfigError) as error:
-        pretrain.run(manifest_path=dataset / "manifest.json", model_path=tmp_path / "model.pt",
-                     backbone_path=tmp_path / "backbone.pth", curve_path=tmp_path / "losses.tsv",
-                     checkpoint_dir=tmp_path / "checkpoints",
-                     training={**pretraining, "batch_size": 16}, seed=0, device="cpu",
-                     precision="fp32", threads=1)
+        pretrain.run(
+            manifest_path=dataset / "manifest.json",
+            model_path=tmp_path / "model.pt",
+            backbone_path=tmp_path / "backbone.pth",
+            curve_path=tmp_path / "losses.tsv",
+            checkpoint_dir=tmp_path / "checkpoints",
+            training={**pretraining, "batch_size": 16},
+            seed=0,
+            device="cpu",
+            precision="fp32",
+            threads=1,
+        )
     assert str(error.value) == message.format("pretraining")
     assert list(tmp_path.iterdir()) == [], "nothing trained, nothing written"
 
@@ -191,10 +268,18 @@ def test_a_batch_larger_than_the_training_set_is_a_config_error_before_training(
 def test_a_segmenter_batch_larger_than_the_training_set_still_steps(dataset, tmp_path):
     # Its iterations draw images with replacement: every iteration is a full batch.
     train_segmentation.run(
-        manifest_path=dataset / "manifest.json", label_dir=dataset / "SegmentationClass",
-        model_path=tmp_path / "model.pt", curve_path=tmp_path / "losses.tsv",
-        checkpoint_dir=tmp_path / "checkpoints", checkpoint_every=2,
-        training={**SEGMENTATION, "iterations": 2, "batch_size": 16}, weights=None, seed=0,
-        device="cpu", precision="fp32", threads=1)
+        manifest_path=dataset / "manifest.json",
+        label_dir=dataset / "SegmentationClass",
+        model_path=tmp_path / "model.pt",
+        curve_path=tmp_path / "losses.tsv",
+        checkpoint_dir=tmp_path / "checkpoints",
+        checkpoint_every=2,
+        training={**SEGMENTATION, "iterations": 2, "batch_size": 16},
+        weights=None,
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
     curve = read_curve(tmp_path / "losses.tsv")
     assert curve["iteration"].tolist() == [2] and (curve["loss"] > 0).all()

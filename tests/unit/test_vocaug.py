@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 
 from i2crc_core.config import SCHEMA_PATH
-from i2crc_core.errors import FetchError
 from i2crc_core.downloads import ChecksumMismatch
+from i2crc_core.errors import FetchError
 from i2crc_core.vocaug import fetch_voc_aug, sbd_mask, train_aug_ids
 from tests.helpers.voc_sbd_archives import (
     NOT_IN_VOC_IMAGES,
@@ -39,10 +39,15 @@ def archives(served):
     return specs, hits
 
 
-def _fetch(tmp_path, specs, count=len(TRAIN_AUG)):
+TRAIN_AUG_COUNT = len(TRAIN_AUG)
+
+
+def _fetch(tmp_path, specs, count=TRAIN_AUG_COUNT):
     return fetch_voc_aug(
-        root=tmp_path / "data" / "VOCdevkit" / "VOC2012", download_dir=tmp_path / "data" / "downloads",
-        train_aug_count=count, **specs,
+        root=tmp_path / "data" / "VOCdevkit" / "VOC2012",
+        download_dir=tmp_path / "data" / "downloads",
+        train_aug_count=count,
+        **specs,
     )
 
 
@@ -54,7 +59,9 @@ def test_builds_segmentation_class_aug_and_train_aug(tmp_path, archives):
     assert _fetch(tmp_path, specs) == TRAIN_AUG
     assert (root / "ImageSets/Segmentation/train_aug.txt").read_text().split() == TRAIN_AUG
     assert (root / "ImageSets/Segmentation/val.txt").read_text().split() == VOC_SPLITS["val"]
-    annotated = set(VOC_SPLITS["train"] + VOC_SPLITS["val"] + SBD_SPLITS["train"] + SBD_SPLITS["val"])
+    annotated = set(
+        VOC_SPLITS["train"] + VOC_SPLITS["val"] + SBD_SPLITS["train"] + SBD_SPLITS["val"]
+    )
     masks = root / "SegmentationClassAug"
     assert sorted(p.stem for p in masks.iterdir()) == sorted(annotated)
     for image_id in annotated:
@@ -69,10 +76,18 @@ def test_builds_segmentation_class_aug_and_train_aug(tmp_path, archives):
     assert (root / "JPEGImages" / f"{NOT_IN_VOC_IMAGES}.jpg").is_file()
     assert all((root / "JPEGImages" / f"{i}.jpg").is_file() for i in TRAIN_AUG + VOC_SPLITS["val"])
     assert sorted(p.name for p in root.iterdir()) == [
-        "Annotations", "ImageSets", "JPEGImages", "SegmentationClass", "SegmentationClassAug"]
+        "Annotations",
+        "ImageSets",
+        "JPEGImages",
+        "SegmentationClass",
+        "SegmentationClassAug",
+    ]
     assert sorted(p.name for p in root.parent.iterdir()) == ["VOC2012"]  # no staging left
     downloads = tmp_path / "data" / "downloads"
-    assert sorted(p.name for p in downloads.iterdir()) == ["VOCtrainval_11-May-2012.tar", "benchmark.tgz"]
+    assert sorted(p.name for p in downloads.iterdir()) == [
+        "VOCtrainval_11-May-2012.tar",
+        "benchmark.tgz",
+    ]
     # A rebuild reuses the verified downloads.
     _fetch(tmp_path, specs)
     assert sorted(hits) == ["/VOCtrainval_11-May-2012.tar", "/benchmark.tgz"]
@@ -91,10 +106,13 @@ def test_count_mismatch_is_one_line_and_builds_nothing(tmp_path, archives):
 def test_bad_checksum_names_the_url_and_keeps_nothing(tmp_path, archives):
     specs, _ = archives
     specs["sbd"]["md5"] = "0" * 32
-    with pytest.raises(ChecksumMismatch, match=f"{specs['sbd']['url']}: md5 is [0-9a-f]{{32}}, expected 0{{32}}"):
+    with pytest.raises(
+        ChecksumMismatch, match=f"{specs['sbd']['url']}: md5 is [0-9a-f]{{32}}, expected 0{{32}}"
+    ):
         _fetch(tmp_path, specs)
     assert sorted(p.name for p in (tmp_path / "data" / "downloads").iterdir()) == [
-        "VOCtrainval_11-May-2012.tar"]
+        "VOCtrainval_11-May-2012.tar"
+    ]
     assert not (tmp_path / "data" / "VOCdevkit").exists()
 
 
@@ -102,8 +120,10 @@ def test_missing_member_is_named(tmp_path, served):
     www, base, _ = served
     voc = write_voc_tar(www / "VOCtrainval_11-May-2012.tar")
     sbd = write_sbd_tgz(www / "benchmark.tgz", skip_mat="2008_000004")
-    specs = {name: {"url": f"{base}/{path.name}", "md5": None, "sha256": None}
-             for name, path in (("voc", voc), ("sbd", sbd))}
+    specs = {
+        name: {"url": f"{base}/{path.name}", "md5": None, "sha256": None}
+        for name, path in (("voc", voc), ("sbd", sbd))
+    }
     with pytest.raises(FetchError) as caught:
         _fetch(tmp_path, specs)
     assert str(caught.value) == (
@@ -137,7 +157,12 @@ def test_sbd_mask_reads_the_gtcls_struct(tmp_path):
 
 
 def test_train_aug_ids_is_the_set_algebra():
-    assert train_aug_ids(["a", "b"], ["c", "d"], ["b", "c", "e"], ["f", "a"]) == ["a", "b", "e", "f"]
+    assert train_aug_ids(["a", "b"], ["c", "d"], ["b", "c", "e"], ["f", "a"]) == [
+        "a",
+        "b",
+        "e",
+        "f",
+    ]
 
 
 def test_real_archives_are_pinned_in_the_schema():
@@ -146,10 +171,13 @@ def test_real_archives_are_pinned_in_the_schema():
     archives = dataset["archives"]["properties"]
     voc, sbd = (archives[name]["properties"] for name in ("voc", "sbd"))
     assert voc["url"]["default"] == (
-        "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar")
+        "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
+    )
     assert voc["md5"]["default"] == "6cd6e144f989b92b3379bac3b3de84fd"
-    assert sbd["url"]["default"] == ("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/"
-                                     "grouping/semantic_contours/benchmark.tgz")
+    assert sbd["url"]["default"] == (
+        "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/"
+        "grouping/semantic_contours/benchmark.tgz"
+    )
     assert sbd["md5"]["default"] == "82b4d87ceb2ed10f6038a1cba92111cb"
     assert dataset["train_aug_count"]["default"] == 10582
     assert dataset["fetch"]["default"] is False

@@ -50,10 +50,15 @@ CHANGES = {
     "dataset.eval_split": {"dataset": {"eval_split": "test"}},
     "dataset.image_labels": {"dataset": {"image_labels": "train_cls.txt"}},
     "dataset.fetch": {"dataset": {"kind": "voc", "root": "data/VOC2012", "fetch": True}},
-    **{f"dataset.archives.{name}.{key}": _nested(f"dataset.archives.{name}.{key}", value)
-       for name in ("voc", "sbd")
-       for key, value in [("url", f"http://127.0.0.1:8000/{name}.tar"), ("md5", "0" * 32),
-                          ("sha256", "0" * 64)]},
+    **{
+        f"dataset.archives.{name}.{key}": _nested(f"dataset.archives.{name}.{key}", value)
+        for name in ("voc", "sbd")
+        for key, value in [
+            ("url", f"http://127.0.0.1:8000/{name}.tar"),
+            ("md5", "0" * 32),
+            ("sha256", "0" * 64),
+        ]
+    },
     "dataset.download_dir": {"dataset": {"download_dir": "downloads"}},
     "saliency.source": {"saliency": {"source": "opencv_spectral_residual"}},
     "saliency.folder": {"saliency": {"folder": "maps"}},
@@ -124,14 +129,18 @@ def change_for(key: str, defaults: dict) -> dict:
 
 def parse_dry_run(output: str) -> Outcome:
     invalidated, jobs, training = [], 0, 0
-    for rule, reason in re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    reason: (.*)$", output,
-                                   flags=re.MULTILINE):
+    for rule, reason in re.findall(
+        r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    reason: (.*)$", output, flags=re.MULTILINE
+    ):
         if rule == "all":
             continue
         jobs += 1
         training += rule in TRAINING_RULES
-        own = [part for part in reason.split("; ")
-               if not part.startswith("Input files updated by another job")]
+        own = [
+            part
+            for part in reason.split("; ")
+            if not part.startswith("Input files updated by another job")
+        ]
         if own and rule not in invalidated:
             invalidated.append(rule)
     return Outcome(tuple(sorted(invalidated)), jobs, training)
@@ -142,7 +151,10 @@ def dry_run(project: Project, config: dict, name: str) -> Outcome:
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run(
         [str(SNAKEMAKE), "--dry-run", "--nolock", "--cores", "2", "--configfile", path.name],
-        cwd=project.root, capture_output=True, text=True, timeout=300,
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(project.root)},
     )
     path.unlink()
@@ -171,8 +183,11 @@ def grouped(matrix: dict[str, Outcome], tree: dict, prefix: str = "") -> list[tu
         key = f"{prefix}{name}"
         if isinstance(value, dict) and value:
             outcomes = {matrix[leaf] for leaf in leaf_keys(value, key + ".")}
-            rows += ([(key + ".*", outcomes.pop())] if len(outcomes) == 1
-                     else grouped(matrix, value, key + "."))
+            rows += (
+                [(key + ".*", outcomes.pop())]
+                if len(outcomes) == 1
+                else grouped(matrix, value, key + ".")
+            )
         else:
             rows.append((key, matrix[key]))
     return rows
@@ -180,10 +195,11 @@ def grouped(matrix: dict[str, Outcome], tree: dict, prefix: str = "") -> list[tu
 
 def markdown(matrix: dict[str, Outcome]) -> str:
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
-    lines = ["| config key | invalidates | jobs rerun | of which training |",
-             "|---|---|---:|---:|"]
-    lines += [f"| `{key}` | " + " | ".join(outcome.cells()) + " |"
-              for key, outcome in grouped(matrix, defaults)]
+    lines = ["| config key | invalidates | jobs rerun | of which training |", "|---|---|---:|---:|"]
+    lines += [
+        f"| `{key}` | " + " | ".join(outcome.cells()) + " |"
+        for key, outcome in grouped(matrix, defaults)
+    ]
     return "\n".join(lines)
 
 
@@ -197,13 +213,18 @@ def readme_table(markers=README_MARKERS) -> str:
 # user's folder of saliency maps (MAPS_FOLDER); each row rewrites one file the run reads.
 DATA_ROOT, MAPS_FOLDER = "data/voc", "data/maps"
 DATA_README_MARKERS = ("<!-- data-rerun:start -->", "<!-- data-rerun:end -->")
-DATA_CONFIG = {"dataset": {"kind": "voc", "root": DATA_ROOT, "train_split": "train",
-                           "eval_split": "val"},
-               "saliency": {"source": "folder", "folder": MAPS_FOLDER}}
+DATA_CONFIG = {
+    "dataset": {"kind": "voc", "root": DATA_ROOT, "train_split": "train", "eval_split": "val"},
+    "saliency": {"source": "folder", "folder": MAPS_FOLDER},
+}
 
 
 def first_id(project: Project, split: str) -> str:
-    return (project.root / DATA_ROOT / "ImageSets/Segmentation" / f"{split}.txt").read_text().split()[0]
+    return (
+        (project.root / DATA_ROOT / "ImageSets/Segmentation" / f"{split}.txt")
+        .read_text()
+        .split()[0]
+    )
 
 
 DATA_EDITS = {
@@ -241,7 +262,10 @@ def data_rows(project: Project) -> dict[str, Outcome]:
 
 
 def data_markdown(rows: dict[str, Outcome]) -> str:
-    lines = ["| file edited | invalidates | jobs rerun | of which training |", "|---|---|---:|---:|"]
+    lines = [
+        "| file edited | invalidates | jobs rerun | of which training |",
+        "|---|---|---:|---:|",
+    ]
     lines += [f"| {name} | " + " | ".join(outcome.cells()) + " |" for name, outcome in rows.items()]
     return "\n".join(lines)
 

@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 import yaml
+from test_presets import write_dataset
 
 from i2crc_core.config import deep_update
-from test_presets import write_dataset
 from tests.helpers.voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
 from tests.helpers.workflow_project import make_project
 
@@ -25,19 +25,29 @@ def voc_project(tmp_path, served):
     """A VOC-layout project whose saliency maps are a zip served over HTTP."""
     www, base, _ = served
     root = tmp_path / "VOC2012"
-    write_dataset(root, num_classes=20, mask_dir="SegmentationClass",
-                  split_dir="ImageSets/Segmentation",
-                  splits={"train": ["a", "b", "c"], "val": ["d"]}, sizes=[(40, 48)])
+    write_dataset(
+        root,
+        num_classes=20,
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        splits={"train": ["a", "b", "c"], "val": ["d"]},
+        sizes=[(40, 48)],
+    )
     archive = www / "saliency_aug.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
         for path in sorted((tmp_path / "saliency").glob("*.png")):
             bundle.write(path, f"saliency_aug/{path.name}")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     project = make_project(tmp_path / "project")
-    project.write_config(deep_update(project.config, {
-        "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
-        "saliency": {"source": "url", "url": f"{base}/saliency_aug.zip", "sha256": digest},
-    }))
+    project.write_config(
+        deep_update(
+            project.config,
+            {
+                "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
+                "saliency": {"source": "url", "url": f"{base}/saliency_aug.zip", "sha256": digest},
+            },
+        )
+    )
     return project
 
 
@@ -63,11 +73,22 @@ def test_voc_and_sbd_are_fetched_built_and_prepared(tmp_path, served):
     sbd = write_sbd_tgz(www / "benchmark.tgz")
     project = make_project(tmp_path / "project")
     config = yaml.safe_load((project.root / "config" / "voc12.yaml").read_text())
-    config = deep_update(config, yaml.safe_load((project.root / "config" / "voc12_fetch.yaml").read_text()))
-    config = deep_update(config, {"output_dir": "results", "dataset": {
-        "archives": {"voc": {"url": f"{base}/{voc.name}", "md5": md5(voc)},
-                     "sbd": {"url": f"{base}/{sbd.name}", "md5": md5(sbd)}},
-        "train_aug_count": len(TRAIN_AUG)}})
+    config = deep_update(
+        config, yaml.safe_load((project.root / "config" / "voc12_fetch.yaml").read_text())
+    )
+    config = deep_update(
+        config,
+        {
+            "output_dir": "results",
+            "dataset": {
+                "archives": {
+                    "voc": {"url": f"{base}/{voc.name}", "md5": md5(voc)},
+                    "sbd": {"url": f"{base}/{sbd.name}", "md5": md5(sbd)},
+                },
+                "train_aug_count": len(TRAIN_AUG),
+            },
+        },
+    )
     project.write_config(config)
     target = "results/dataset/manifest.json"
     assert project.planned_jobs(target) == {"fetch_voc": 1, "prepare_dataset": 1}
@@ -75,13 +96,17 @@ def test_voc_and_sbd_are_fetched_built_and_prepared(tmp_path, served):
     root = project.root / "data" / "VOCdevkit" / "VOC2012"
     assert (root / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split() == TRAIN_AUG
     manifest = json.loads((project.root / target).read_text())
-    assert manifest["root"] == str(root.resolve()) and manifest["mask_dir"] == "SegmentationClassAug"
+    assert (
+        manifest["root"] == str(root.resolve()) and manifest["mask_dir"] == "SegmentationClassAug"
+    )
     assert manifest["ids"] == {"train": TRAIN_AUG, "val": VOC_SPLITS["val"]}
     # Image-level labels follow from the masks: VOC's for 2007_000032, SBD's for 2008_000003.
     assert manifest["image_labels"]["train"]["2007_000032"] == [13]
     assert manifest["image_labels"]["train"]["2008_000003"] == [11, 20]
     assert sorted(p.name for p in (project.root / "data" / "downloads").iterdir()) == [
-        "VOCtrainval_11-May-2012.tar", "benchmark.tgz"]
+        "VOCtrainval_11-May-2012.tar",
+        "benchmark.tgz",
+    ]
     assert "Nothing to be done" in project.snakemake("--dry-run", target).stdout
     assert sorted(hits) == ["/VOCtrainval_11-May-2012.tar", "/benchmark.tgz"]
 
@@ -90,8 +115,10 @@ def test_fetch_needs_the_voc_kind(tmp_path):
     project = make_project(tmp_path / "project", {"dataset": {"fetch": True}})
     result = project.snakemake("--dry-run", check=False)
     assert result.returncode != 0
-    assert "i2crc error: config key 'dataset.fetch': builds VOC 2012 + SBD, which needs " \
+    assert (
+        "i2crc error: config key 'dataset.fetch': builds VOC 2012 + SBD, which needs "
         "dataset.kind 'voc' (got 'synthetic')" in result.stderr
+    )
 
 
 def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
@@ -99,7 +126,9 @@ def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
     cached = torch_home / "hub" / "checkpoints" / VGG16_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"stand-in for the cached file")
-    project = make_project(tmp_path / "project", {"classifier": {"backbone": "vgg16", "weights": "imagenet"}})
+    project = make_project(
+        tmp_path / "project", {"classifier": {"backbone": "vgg16", "weights": "imagenet"}}
+    )
     assert project.planned_jobs()["imagenet_weights"] == 1
     os.environ["TORCH_HOME"] = str(torch_home)
     try:
@@ -111,10 +140,15 @@ def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path):
 
 
 def test_imagenet_weights_offline_without_cache_say_how_to_provide_them(tmp_path, closed_port):
-    project = make_project(tmp_path / "project", {"segmentation": {"backbone": "resnet101", "weights": "imagenet"}})
+    project = make_project(
+        tmp_path / "project", {"segmentation": {"backbone": "resnet101", "weights": "imagenet"}}
+    )
     # A proxy on a closed port makes the machine offline for this run, even where it is not.
-    offline = {"TORCH_HOME": str(tmp_path / "empty_torch_home"),
-               "HTTPS_PROXY": f"http://127.0.0.1:{closed_port}", "NO_PROXY": ""}
+    offline = {
+        "TORCH_HOME": str(tmp_path / "empty_torch_home"),
+        "HTTPS_PROXY": f"http://127.0.0.1:{closed_port}",
+        "NO_PROXY": "",
+    }
     saved = {key: os.environ.get(key) for key in offline}
     os.environ.update(offline)
     try:

@@ -2,9 +2,9 @@
 non-zero exit, and no output that Snakemake would take as finished."""
 
 import pytest
+from test_presets import write_dataset
 
 from i2crc_core.config import deep_update
-from test_presets import write_dataset
 from tests.helpers.workflow_project import RUN0, make_project
 
 pytestmark = pytest.mark.pipeline
@@ -14,12 +14,27 @@ pytestmark = pytest.mark.pipeline
     ("change", "message"),
     [
         ({"classifier": {"epoch": 3}}, "unknown key 'classifier.epoch'"),
-        ({"classifier": {"epochs": "many"}}, "config key 'classifier.epochs': 'many' is not of type 'integer'"),
-        ({"classifier": {"epochs": 0}}, "config key 'classifier.epochs': 0 is less than the minimum of 1"),
-        ({"pseudo_labels": {"bg_cam": 1.5}}, "config key 'pseudo_labels.bg_cam': 1.5 is greater than the maximum of 1"),
+        (
+            {"classifier": {"epochs": "many"}},
+            "config key 'classifier.epochs': 'many' is not of type 'integer'",
+        ),
+        (
+            {"classifier": {"epochs": 0}},
+            "config key 'classifier.epochs': 0 is less than the minimum of 1",
+        ),
+        (
+            {"pseudo_labels": {"bg_cam": 1.5}},
+            "config key 'pseudo_labels.bg_cam': 1.5 is greater than the maximum of 1",
+        ),
         ({"segmentation": {"lr": -0.1}}, "config key 'segmentation.lr'"),
-        ({"segmentation": {"backbone": "resnet50"}}, "config key 'segmentation.backbone': 'resnet50' is not one of"),
-        ({"run_experiments": ["baseline", "i2crcc"]}, "config key 'run_experiments': unknown experiment 'i2crcc'"),
+        (
+            {"segmentation": {"backbone": "resnet50"}},
+            "config key 'segmentation.backbone': 'resnet50' is not one of",
+        ),
+        (
+            {"run_experiments": ["baseline", "i2crcc"]},
+            "config key 'run_experiments': unknown experiment 'i2crcc'",
+        ),
         ({"dataset": {"kind": "voc"}}, "config key 'dataset.root': required"),
     ],
 )
@@ -44,15 +59,25 @@ def test_missing_dataset_root_fails_in_the_dataset_rule(tmp_path):
 
 def test_missing_saliency_folder_fails_in_the_saliency_rule(tmp_path):
     root = tmp_path / "VOC2012"
-    write_dataset(root, num_classes=20, mask_dir="SegmentationClass",
-                  split_dir="ImageSets/Segmentation",
-                  splits={"train": ["a", "b"], "val": ["c"]}, sizes=[(40, 48)])
+    write_dataset(
+        root,
+        num_classes=20,
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        splits={"train": ["a", "b"], "val": ["c"]},
+        sizes=[(40, 48)],
+    )
     folder = tmp_path / "no_saliency_here"
     project = make_project(tmp_path / "project")
-    project.write_config(deep_update(project.config, {
-        "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
-        "saliency": {"source": "folder", "folder": str(folder)},
-    }))
+    project.write_config(
+        deep_update(
+            project.config,
+            {
+                "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
+                "saliency": {"source": "folder", "folder": str(folder)},
+            },
+        )
+    )
     result = project.snakemake("results/saliency/quality.json", check=False)
     assert result.returncode != 0
     assert f"i2crc error: {folder / 'a.png'}: saliency map is missing" in result.stderr

@@ -69,19 +69,26 @@ def test_the_training_figure_plots_each_loss_file(finished_project, monkeypatch)
     out = finished_project.root / RUN0
     experiments = ("baseline", "i2crc")
     classifier = {e: out / e / "classifier" / "losses.tsv" for e in experiments}
-    segmentation = {r: {e: out / e / "segmentation" / r / "losses.tsv" for e in experiments}
-                    for r in ("pseudo", "refined")}
+    segmentation = {
+        r: {e: out / e / "segmentation" / r / "losses.tsv" for e in experiments}
+        for r in ("pseudo", "refined")
+    }
     drawn = _kept_open(monkeypatch)
-    figures.training_figure(classifier_curves=classifier, segmentation_curves=segmentation,
-                            out_path=None)
-    total = {line.get_label(): line.get_ydata() for line in
-             _panel(drawn[0], "classifier: total").get_lines()}
+    figures.training_figure(
+        classifier_curves=classifier, segmentation_curves=segmentation, out_path=None
+    )
+    total = {
+        line.get_label(): line.get_ydata()
+        for line in _panel(drawn[0], "classifier: total").get_lines()
+    }
     assert set(total) == set(experiments)
     for experiment in experiments:
         assert total[experiment].tolist() == read_curve(classifier[experiment])["total"].tolist()
         for name, paths in segmentation.items():
-            lines = {line.get_label(): line for line in
-                     _panel(drawn[0], f"segmentation loss: {name}").get_lines()}
+            lines = {
+                line.get_label(): line
+                for line in _panel(drawn[0], f"segmentation loss: {name}").get_lines()
+            }
             curve = read_curve(paths[experiment])
             assert lines[experiment].get_xdata().tolist() == curve["iteration"].tolist()
             assert lines[experiment].get_ydata().tolist() == curve["loss"].tolist()
@@ -105,19 +112,25 @@ def test_the_examples_figure_shows_each_stages_labels(finished_project, monkeypa
     model_path = run / "segmentation" / "refined" / "model.pt"
     drawn = _kept_open(monkeypatch)
     figures.examples_figure(
-        manifest_path=out / "dataset" / "manifest.json", saliency_dir=out / "saliency" / "maps",
-        cams_path=run / "cams" / "cams.h5", pseudo_dir=run / "labels" / "pseudo",
-        refined_dir=run / "labels" / "refined", model_path=model_path, scales=[1.0], crf=None,
-        num_images=2, out_path=None)
+        manifest_path=out / "dataset" / "manifest.json",
+        saliency_dir=out / "saliency" / "maps",
+        cams_path=run / "cams" / "cams.h5",
+        pseudo_dir=run / "labels" / "pseudo",
+        refined_dir=run / "labels" / "refined",
+        model_path=model_path,
+        scales=[1.0],
+        crf=None,
+        num_images=2,
+        out_path=None,
+    )
     axes = drawn[0].get_axes()
     model = load_model(model_path, CPU, expected_kind="segmenter")
     for row, image_id in enumerate(manifest.ids["train"][:2]):
-        shown = [panel.get_images()[0].get_array() for panel in axes[7 * row: 7 * row + 7]]
+        shown = [panel.get_images()[0].get_array() for panel in axes[7 * row : 7 * row + 7]]
         expected = {
             3: read_label(run / "labels" / "pseudo" / f"{image_id}.png", manifest.num_classes),
             4: read_label(run / "labels" / "refined" / f"{image_id}.png", manifest.num_classes),
-            5: predict_labels(model, ImageDataset(layout, [image_id])[0]["image"][None],
-                              [1.0])[0],
+            5: predict_labels(model, ImageDataset(layout, [image_id])[0]["image"][None], [1.0])[0],
             6: read_label(layout.mask_path(image_id), manifest.num_classes),
         }
         for column, label in expected.items():

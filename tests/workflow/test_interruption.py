@@ -42,7 +42,10 @@ def run_until(project, condition, sig=signal.SIGKILL, timeout=300) -> str:
     env = {**os.environ, "PYTHONPATH": str(project.root), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         [str(SNAKEMAKE), "--cores", "1", "--configfile", "test_config.yaml", "--rerun-incomplete"],
-        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + timeout
@@ -65,12 +68,17 @@ def run_until(project, condition, sig=signal.SIGKILL, timeout=300) -> str:
 
 def mid_training(out: Path, stage_dir: str):
     """An experiment whose training has a checkpoint but no final model yet."""
+
     def condition():
         for experiment in EXPERIMENTS:
             directory = out / experiment / stage_dir
-            if list(directory.glob("checkpoints/*/step_*.pt")) and not (directory / "model.pt").exists():
+            if (
+                list(directory.glob("checkpoints/*/step_*.pt"))
+                and not (directory / "model.pt").exists()
+            ):
                 return experiment
         return None
+
     return condition
 
 
@@ -84,6 +92,7 @@ def recorded_complete(project_root: Path, output: Path) -> bool:
 
 def between_cam_shards(project_root: Path, out: Path):
     """One shard of an experiment finished (and recorded so), the other not."""
+
     def condition():
         for experiment in EXPERIMENTS:
             shards = [out / experiment / "cams" / "shards" / f"{i}-of-2.h5" for i in (1, 2)]
@@ -91,6 +100,7 @@ def between_cam_shards(project_root: Path, out: Path):
             if len(done) == 1 and sum(shard.exists() for shard in shards) == 1:
                 return done[0]
         return None
+
     return condition
 
 

@@ -30,31 +30,49 @@ def test_default_target_produces_the_summary(finished_project):
         "cam_only_fixed_threshold": ("cams", "fixed_threshold"),
         "seg_val_round1": ("segmentation_pseudo", "miou_ignore_excluded"),
         "seg_val_retrain_refined": ("segmentation_refined", "miou_ignore_excluded"),
-        **{f"{prefix}_{column}": (f"labels_{labels}", key)
-           for labels, prefix in (("pseudo", "pseudo_train"), ("refined", "refined_train"))
-           for column, key in (("miou_ignore_excluded", "miou_ignore_excluded"),
-                               ("miou_ignore_as_bg", "miou_ignore_as_background"),
-                               ("ignored_fraction", "ignored_fraction"))},
+        **{
+            f"{prefix}_{column}": (f"labels_{labels}", key)
+            for labels, prefix in (("pseudo", "pseudo_train"), ("refined", "refined_train"))
+            for column, key in (
+                ("miou_ignore_excluded", "miou_ignore_excluded"),
+                ("miou_ignore_as_bg", "miou_ignore_as_background"),
+                ("ignored_fraction", "ignored_fraction"),
+            )
+        },
     }
     for experiment, row in summary["experiments"].items():
         metrics = out / experiment / "metrics"
-        expected = {column: json.loads((metrics / f"{name}.json").read_text())[key]
-                    for column, (name, key) in sources.items()}
+        expected = {
+            column: json.loads((metrics / f"{name}.json").read_text())[key]
+            for column, (name, key) in sources.items()
+        }
         if full["seg_val_round1"]:  # a 4-iteration ceiling can score 0: no fractions then
-            expected.update({f"{column}_of_full": expected[column] / full["seg_val_round1"]
-                             for column in ("seg_val_round1", "seg_val_retrain_refined")})
+            expected.update(
+                {
+                    f"{column}_of_full": expected[column] / full["seg_val_round1"]
+                    for column in ("seg_val_round1", "seg_val_retrain_refined")
+                }
+            )
         assert row == expected, experiment
-        for column in ("cls_val_map", "cam_only_miou", "pseudo_train_miou_ignore_as_bg",
-                       "seg_val_round1", "seg_val_retrain_refined"):
+        for column in (
+            "cls_val_map",
+            "cam_only_miou",
+            "pseudo_train_miou_ignore_as_bg",
+            "seg_val_round1",
+            "seg_val_retrain_refined",
+        ):
             assert 0.0 <= row[column] <= 1.0
     assert 0.0 < summary["saliency"]["miou_all"] <= 1.0
     assert "| baseline |" in (out / "summary.md").read_text()
     over_seeds = json.loads((finished_project.root / "results" / "summary.json").read_text())
     assert over_seeds["seeds"] == [0]
-    assert over_seeds["per_seed"]["0"] == {**summary, "experiments": {**summary["experiments"],
-                                                                      "full": full}}
+    assert over_seeds["per_seed"]["0"] == {
+        **summary,
+        "experiments": {**summary["experiments"], "full": full},
+    }
     assert over_seeds["aggregate"]["i2crc"]["cam_only_miou"]["values"] == [
-        summary["experiments"]["i2crc"]["cam_only_miou"]]
+        summary["experiments"]["i2crc"]["cam_only_miou"]
+    ]
     assert Image.open(out / "figures" / "cams.png").size[0] > 100
 
 
@@ -67,9 +85,14 @@ def test_one_pretraining_per_seed_starts_every_classifier_and_segmenter(finished
     # goes on from the pretraining's count.
     started = int(backbone["0.1.num_batches_tracked"])
     images = config["dataset"]["synthetic"]["num_train"]
-    classifier_steps = config["classifier"]["epochs"] * (images // config["classifier"]["batch_size"])
-    steps = {"baseline/classifier": classifier_steps, "i2crc/classifier": classifier_steps,
-             "i2crc/segmentation/pseudo": config["segmentation"]["iterations"]}
+    classifier_steps = config["classifier"]["epochs"] * (
+        images // config["classifier"]["batch_size"]
+    )
+    steps = {
+        "baseline/classifier": classifier_steps,
+        "i2crc/classifier": classifier_steps,
+        "i2crc/segmentation/pseudo": config["segmentation"]["iterations"],
+    }
     for model, own_steps in steps.items():
         state = torch.load(out / model / "model.pt", weights_only=True)["model"]
         assert int(state["backbone.0.1.num_batches_tracked"]) == started + own_steps, model
@@ -112,7 +135,8 @@ def test_ablation_target_adds_the_table_iv_rows(finished_project):
     jobs = finished_project.planned_jobs("ablation")
     assert jobs["train_classifier"] == 3, "cad, csd and cad_no_bg; baseline and i2crc are reused"
     assert jobs["train_segmentation"] == 3 * 3 + 2, (
-        "the ablations' round 1 and both retrainings + the others' retraining unrefined")
+        "the ablations' round 1 and both retrainings + the others' retraining unrefined"
+    )
     assert jobs["summary_ablation"] == 1
     assert jobs["ablation_tables"] == 1, "Tables IV and V over seeds"
 
@@ -123,7 +147,9 @@ def test_paper_target_adds_the_lambda_sweep_to_the_ablation(finished_project):
     # cad_no_bg and cad, trained once.
     sweep = 3 * 4 - 2
     assert jobs["train_classifier"] == 3 + sweep
-    assert jobs["train_segmentation"] == 3 * 3 + 2 + sweep, "Table IV as in `ablation`, round 1 per λ"
+    assert jobs["train_segmentation"] == 3 * 3 + 2 + sweep, (
+        "Table IV as in `ablation`, round 1 per λ"
+    )
     assert jobs["summary_sweep"] == 1 and jobs["summary_sweep_seeds"] == 1
     assert jobs["ablation_tables"] == 1 and jobs["sweep_table"] == 1, "Tables IV, V and VIII"
 

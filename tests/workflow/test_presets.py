@@ -29,11 +29,15 @@ def write_dataset(root, *, num_classes, mask_dir, split_dir, splits, sizes):
             for slot, class_id in enumerate(classes):
                 mask[5 + 20 * slot : 20 + 20 * slot, 10:40] = class_id
             mask[0, :3] = 255
-            write_image(root / "JPEGImages" / f"{image_id}.jpg",
-                        rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+            write_image(
+                root / "JPEGImages" / f"{image_id}.jpg",
+                rng.integers(0, 255, (height, width, 3), dtype=np.uint8),
+            )
             write_label(root / mask_dir / f"{image_id}.png", mask)
-            write_gray(root.parent / "saliency" / f"{image_id}.png",
-                       ((mask[::2, ::2] > 0) * 255).astype(np.uint8))
+            write_gray(
+                root.parent / "saliency" / f"{image_id}.png",
+                ((mask[::2, ::2] > 0) * 255).astype(np.uint8),
+            )
             labels[image_id] = sorted(int(c) for c in classes)
     return labels
 
@@ -59,17 +63,27 @@ def assert_full_pipeline_planned(jobs, shards):
 @pytest.mark.parametrize("labels_from", ["masks", "list"])
 def test_voc12_preset(tmp_path, labels_from):
     root = tmp_path / "VOC2012"
-    splits = {"train_aug": [f"2007_{i:06d}" for i in range(4)], "val": ["2008_000001", "2008_000002"]}
-    labels = write_dataset(root, num_classes=20, mask_dir="SegmentationClassAug",
-                           split_dir="ImageSets/Segmentation", splits=splits,
-                           sizes=[(60, 80), (75, 50)])
+    splits = {
+        "train_aug": [f"2007_{i:06d}" for i in range(4)],
+        "val": ["2008_000001", "2008_000002"],
+    }
+    labels = write_dataset(
+        root,
+        num_classes=20,
+        mask_dir="SegmentationClassAug",
+        split_dir="ImageSets/Segmentation",
+        splits=splits,
+        sizes=[(60, 80), (75, 50)],
+    )
     overrides = {"root": str(root)}
     if labels_from == "list":
         listing = tmp_path / "train_cls.txt"
-        listing.write_text("".join(
-            f"{image_id} " + " ".join(str(c - 1) for c in classes) + "\n"
-            for image_id, classes in labels.items()
-        ))
+        listing.write_text(
+            "".join(
+                f"{image_id} " + " ".join(str(c - 1) for c in classes) + "\n"
+                for image_id, classes in labels.items()
+            )
+        )
         overrides["image_labels"] = str(listing)
     project, jobs = run_preset(tmp_path, "voc12.yaml", overrides)
     assert_full_pipeline_planned(jobs, shards=2)
@@ -82,10 +96,18 @@ def test_voc12_preset(tmp_path, labels_from):
 
 def test_coco14_preset(tmp_path):
     root = tmp_path / "coco2014"
-    splits = {"train": [f"COCO_train2014_{i:012d}" for i in range(4)],
-              "val": [f"COCO_val2014_{i:012d}" for i in range(2)]}
-    labels = write_dataset(root, num_classes=80, mask_dir="SegmentationClass", split_dir="ImageSets",
-                           splits=splits, sizes=[(64, 64)])
+    splits = {
+        "train": [f"COCO_train2014_{i:012d}" for i in range(4)],
+        "val": [f"COCO_val2014_{i:012d}" for i in range(2)],
+    }
+    labels = write_dataset(
+        root,
+        num_classes=80,
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets",
+        splits=splits,
+        sizes=[(64, 64)],
+    )
     project, jobs = run_preset(tmp_path, "coco14.yaml", {"root": str(root)})
     assert_full_pipeline_planned(jobs, shards=4)
     manifest = yaml.safe_load((project.root / "results" / "dataset" / "manifest.json").read_text())
@@ -94,8 +116,9 @@ def test_coco14_preset(tmp_path):
 
 
 @pytest.mark.parametrize("weights", ["pretrained", None])
-def test_the_ablation_plans_the_pretraining_exactly_when_a_network_starts_from_it(tmp_path,
-                                                                                  weights):
+def test_the_ablation_plans_the_pretraining_exactly_when_a_network_starts_from_it(
+    tmp_path, weights
+):
     overlay = {"classifier": {"weights": weights}, "segmentation": {"weights": weights}}
     project = make_project(tmp_path, deep_update(TINY_CONFIG, {**overlay, "output_dir": "results"}))
     jobs = project.planned_jobs("ablation")

@@ -36,17 +36,27 @@ def provided_gpus(workflow, *args, gpus_listed=None, visible=None) -> str | None
     env = {key: value for key, value in os.environ.items() if key != "CUDA_VISIBLE_DEVICES"}
     if gpus_listed is not None:
         script = workflow / "bin" / "nvidia-smi"
-        lines = "".join(f"echo 'GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i})'\n" for i in range(gpus_listed))
+        lines = "".join(
+            f"echo 'GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i})'\n" for i in range(gpus_listed)
+        )
         script.write_text("#!/bin/sh\n" + lines)
         script.chmod(0o755)
     env["PATH"] = f"{workflow / 'bin'}{os.pathsep}/usr/bin:/bin"
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
-    result = subprocess.run([str(SNAKEMAKE), "a.txt", "b.txt", "--profile", "profiles/local", *args], cwd=workflow, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(SNAKEMAKE), "a.txt", "b.txt", "--profile", "profiles/local", *args],
+        cwd=workflow,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Using profile profiles/local" in result.stderr
-    found = re.search(r"Provided resources: .*?gpu=(?:Resource\(\"gpu\", )?(\d+)", result.stdout + result.stderr)
+    found = re.search(
+        r"Provided resources: .*?gpu=(?:Resource\(\"gpu\", )?(\d+)", result.stdout + result.stderr
+    )
     return found and found.group(1)
 
 
@@ -69,10 +79,17 @@ def test_command_line_resources_override_the_profile(workflow):
 def effective_options(*argv) -> dict:
     """The options a Snakemake started in the repository with `argv` would run with: the real
     command-line parser, profiles (and any workflow profile it finds) applied."""
-    code = ("import json, sys; from snakemake.cli import parse_args; "
-            "print(json.dumps(vars(parse_args(sys.argv[1:])[1]), default=str))")
-    result = subprocess.run([str(SNAKEMAKE.parent / "python"), "-c", code, *argv], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    code = (
+        "import json, sys; from snakemake.cli import parse_args; "
+        "print(json.dumps(vars(parse_args(sys.argv[1:])[1]), default=str))"
+    )
+    result = subprocess.run(
+        [str(SNAKEMAKE.parent / "python"), "-c", code, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -81,7 +98,8 @@ def test_a_site_profile_layered_on_the_slurm_profile_is_what_runs(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "profile.yaml").write_text(
-        "jobs: 7\nkeep-going: true\nprintshellcmds: false\nresources: [gpu=8]\nlatency-wait: 5\n")
+        "jobs: 7\nkeep-going: true\nprintshellcmds: false\nresources: [gpu=8]\nlatency-wait: 5\n"
+    )
     options = effective_options("--profile", "profiles/slurm", "--profile", str(site))
     assert options["executor"] == "slurm"
     assert options["jobs"] == 7 and options["keep_going"] is True

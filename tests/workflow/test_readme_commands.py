@@ -52,8 +52,9 @@ COMMANDS = commands()
 def test_the_documents_have_commands_and_every_one_is_run_or_named():
     assert len(COMMANDS) >= 15
     for where, command in COMMANDS:
-        runnable = command.startswith((".venv/bin/snakemake", "make ",
-                                       ".venv/bin/python -m i2crc_core.predict"))
+        runnable = command.startswith(
+            (".venv/bin/snakemake", "make ", ".venv/bin/python -m i2crc_core.predict")
+        )
         assert runnable or command.startswith(tuple(NOT_RUN)), f"{where}: no way to run {command!r}"
 
 
@@ -70,19 +71,33 @@ def project(finished_project, tmp_path_factory) -> Project:
     return Project(root, finished_project.config)
 
 
-@pytest.mark.parametrize(("where", "command"), [c for c in COMMANDS if not c[1].startswith(tuple(NOT_RUN))],
-                         ids=[f"{c[0]}: {c[1][:60]}" for c in COMMANDS if not c[1].startswith(tuple(NOT_RUN))])
+@pytest.mark.parametrize(
+    ("where", "command"),
+    [c for c in COMMANDS if not c[1].startswith(tuple(NOT_RUN))],
+    ids=[f"{c[0]}: {c[1][:60]}" for c in COMMANDS if not c[1].startswith(tuple(NOT_RUN))],
+)
 def test_command_runs_as_written(project, where, command):
     words = shlex.split(command)
     if words[0] == "make":
-        result = subprocess.run(["make", "-n", *words[1:]], cwd=REPO, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            ["make", "-n", *words[1:]], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
     else:
         words[0] = str(VENV_BIN / Path(words[0]).name)
         if words[0].endswith("snakemake") and not {"--unlock", "--report"} & set(words):
             words.insert(1, "--dry-run")  # first: after a "--" it would be a target
-        result = subprocess.run(words, cwd=project.root, capture_output=True, text=True,
-                                timeout=600, env={"PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                                                  "PYTHONPATH": str(project.root),
-                                                  "HOME": str(project.root)})
-    assert result.returncode == 0, f"{where}: {command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        result = subprocess.run(
+            words,
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                "PYTHONPATH": str(project.root),
+                "HOME": str(project.root),
+            },
+        )
+    assert result.returncode == 0, (
+        f"{where}: {command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )

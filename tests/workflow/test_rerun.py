@@ -4,9 +4,9 @@ import shutil
 
 import numpy as np
 import pytest
+import rerun_matrix
 from PIL import Image
 
-import rerun_matrix
 from i2crc_core.config import deep_update
 from tests.helpers.workflow_project import Project
 
@@ -26,23 +26,30 @@ def project(finished_project, tmp_path) -> Project:
 def test_every_config_key_reruns_what_the_readme_table_says(finished_project):
     table = rerun_matrix.markdown(rerun_matrix.compute(finished_project))
     assert table == rerun_matrix.readme_table(), (
-        "docs/reproducibility.md's rerun matrix differs from what the dry runs schedule now:\n" + table)
+        "docs/reproducibility.md's rerun matrix differs from what the dry runs schedule now:\n"
+        + table
+    )
 
 
 @pytest.fixture(scope="module")
 def data_project(finished_project, tmp_path_factory):
-    return rerun_matrix.make_data_project(tmp_path_factory.mktemp("data") / "project", finished_project)
+    return rerun_matrix.make_data_project(
+        tmp_path_factory.mktemp("data") / "project", finished_project
+    )
 
 
 def test_every_data_edit_reruns_what_the_readme_table_says(data_project):
     assert data_project.planned_jobs() == {}, "an untouched dataset reruns nothing"
     table = rerun_matrix.data_markdown(rerun_matrix.data_rows(data_project))
     assert table == rerun_matrix.readme_table(rerun_matrix.DATA_README_MARKERS), (
-        "docs/reproducibility.md's data rerun table differs from what the dry runs schedule now:\n" + table)
+        "docs/reproducibility.md's data rerun table differs from what the dry runs schedule now:\n"
+        + table
+    )
 
 
-def test_a_mask_given_a_new_class_and_a_split_list_given_an_id_rerun_the_dataset(data_project,
-                                                                                  tmp_path):
+def test_a_mask_given_a_new_class_and_a_split_list_given_an_id_rerun_the_dataset(
+    data_project, tmp_path
+):
     """The report that made data fingerprints: both edits left `snakemake -n` with nothing."""
     root = tmp_path / "project"
     shutil.copytree(data_project.root, root, symlinks=True)
@@ -61,17 +68,20 @@ def test_a_mask_given_a_new_class_and_a_split_list_given_an_id_rerun_the_dataset
 
 
 def test_the_matrix_reads_what_a_dry_run_would_rerun(project):
-    outcome = rerun_matrix.dry_run(project, deep_update(project.config, {"refinement": {"min_foreground": 0.5}}),
-                                   "refinement")
+    outcome = rerun_matrix.dry_run(
+        project, deep_update(project.config, {"refinement": {"min_foreground": 0.5}}), "refinement"
+    )
     assert outcome.invalidated == ("refine_labels",)
     assert outcome.training_jobs == 2 and outcome.jobs > 2, "round 2 retrains, its metrics follow"
 
 
 def test_the_crf_switch_reruns_what_inference_scales_do_and_its_parameters_nothing_while_off(
-        project):
+    project,
+):
     """segmentation.crf (not in config.yaml, so not in the README's matrix): turning it on
     reruns prediction and what follows, as a change of inference scales does; the parameters
     of a disabled CRF rerun nothing."""
+
     def outcome(change, name):
         return rerun_matrix.dry_run(project, deep_update(project.config, change), name)
 

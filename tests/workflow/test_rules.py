@@ -12,7 +12,13 @@ SCRIPTED = {name: body for name, body in RULES.items() if "script:" in body}
 
 
 def test_the_rule_files_were_read():
-    assert {"train_classifier", "extract_cams", "target", 'f"{target}_seeds"', "fetch_saliency"} <= set(SCRIPTED)
+    assert {
+        "train_classifier",
+        "extract_cams",
+        "target",
+        'f"{target}_seeds"',
+        "fetch_saliency",
+    } <= set(SCRIPTED)
 
 
 @pytest.mark.parametrize("rule", sorted(SCRIPTED))
