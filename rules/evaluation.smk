@@ -33,6 +33,8 @@ use rule evaluate_labels as evaluate_segmentation with:
         log_file("evaluate_segmentation/{experiment}/{labels}"),
     benchmark:
         benchmark_file("evaluate_segmentation/{experiment}/{labels}")
+    # `use rule ... with:` does not carry `localrule` over (Snakemake 9.27): it is given again.
+    localrule: True
     params:
         split="val",
         code=code("evaluate_labels"),

@@ -110,13 +110,16 @@ def make_project(root: Path, config_changes: dict | None = None) -> Project:
 
 
 def rule_bodies() -> dict[str, str]:
-    """Rule name -> the text of its definition in rules/*.smk; a rule made in a loop (`rule:`
-    with a `name:` expression) is keyed by that expression."""
+    """Rule name -> the text of its definition in rules/*.smk (for `use rule X as Y with:`, Y's
+    block: what it changes); a rule made in a loop (`rule:` with a `name:` expression) is keyed
+    by that expression."""
     bodies = {
         match.group(1): match.group(2)
         for path in sorted((REPO / "rules").glob("*.smk"))
         for match in re.finditer(
-            r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), flags=re.MULTILINE
+            r"^(?:rule|use rule \w+ as) (\w+)(?: with)?:\n((?:[ \t]+.*\n|\n)*)",
+            path.read_text(),
+            flags=re.MULTILINE,
         )
     }
     bodies.update(
