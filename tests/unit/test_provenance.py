@@ -141,7 +141,7 @@ def test_a_trained_model_records_the_process_that_trained_it(tmp_path):
         image_labels={"train": {"x": [1]}, "val": {}},
     )
     setup = TrainingSetup({"lr": 0.1}, 0, 1, torch.device("cpu"), "fp32", manifest)
-    trainer = Trainer(setup, build_classifier("small", 2), *[None] * 6)
+    trainer = Trainer(setup, build_classifier("small", 2), *[None] * 7)
     trainer.save(tmp_path / "model.pt", input_size=32, labels="image-level")
     record = json.loads((tmp_path / "model.json").read_text())["provenance"]
     assert record["device"]["type"] == "cpu"
