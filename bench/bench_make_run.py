@@ -14,7 +14,6 @@ time the AVX2 kernels on an AVX512 machine.
 import argparse
 import csv
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,15 +23,10 @@ from pathlib import Path
 
 import torch
 
+from i2crc_core.provenance import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def job_seconds(out: Path) -> dict[str, float]:

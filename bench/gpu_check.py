@@ -90,7 +90,7 @@ from i2crc_core.manifest import Manifest  # noqa: E402
 from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
 from i2crc_core.sampling import chunk_loader  # noqa: E402
 from i2crc_core.stages import extract_cams, predict  # noqa: E402
-from i2crc_core.training import make_optimizer, optimisation_step  # noqa: E402
+from i2crc_core.training import optimisation_step, optimizer_for  # noqa: E402
 from tests.helpers.workflow_project import make_project  # noqa: E402
 
 VOC_TRAIN_IMAGES, VOC_VAL_IMAGES = 10_582, 1_449
@@ -263,13 +263,7 @@ def training(meter, precisions, model, settings: dict, images, loss_of) -> dict:
     model's lr groups."""
     result = {"batch": images.shape[0], "input_hw": list(images.shape[-2:])}
     for precision in precisions:
-        optimizer = make_optimizer(
-            settings["optimizer"],
-            model.param_groups(settings["lr"]),
-            lr=settings["lr"],
-            momentum=settings["momentum"],
-            weight_decay=settings["weight_decay"],
-        )
+        optimizer = optimizer_for(model, settings)
         scaler = grad_scaler(meter.device, precision)
 
         def step():

@@ -65,12 +65,19 @@ def run_id(**settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def make_optimizer(name: str, param_groups, *, lr, momentum, weight_decay):
-    """SGD uses the model's lr-multiplied groups (paper); Adam one plain group per the groups."""
-    if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    flat = [{"params": group["params"]} for group in param_groups]
-    return torch.optim.Adam(flat, lr=lr, weight_decay=weight_decay)
+def optimizer_for(model, settings: dict):
+    """The optimiser a training section (`classifier`, `segmentation`, ...) names. SGD uses the
+    model's lr-multiplied groups (paper); Adam one plain group per the groups."""
+    groups = model.param_groups(settings["lr"])
+    if settings["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            groups,
+            lr=settings["lr"],
+            momentum=settings["momentum"],
+            weight_decay=settings["weight_decay"],
+        )
+    flat = [{"params": group["params"]} for group in groups]
+    return torch.optim.Adam(flat, lr=settings["lr"], weight_decay=settings["weight_decay"])
 
 
 def optimisation_step(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler) -> None:
@@ -273,14 +280,7 @@ class TrainingSetup:
             )
         torch.manual_seed(self.seed)
         model = prepare_model(build_model(), self.device, training=True)
-        settings = self.training
-        optimizer = make_optimizer(
-            settings["optimizer"],
-            model.param_groups(settings["lr"]),
-            lr=settings["lr"],
-            momentum=settings["momentum"],
-            weight_decay=settings["weight_decay"],
-        )
+        optimizer = optimizer_for(model, self.training)
         sampler, loader = chunk_loader(
             dataset,
             self.seed,
