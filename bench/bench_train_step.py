@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from i2crc_core.device import set_torch_threads
 from i2crc_core.fileio import IGNORE
 from i2crc_core.losses import segmentation_loss, total_loss
 from i2crc_core.models import build_classifier, build_segmenter
@@ -119,7 +120,7 @@ def main() -> None:
     }
     for name, (model, settings, batch, loss_fn) in networks(config).items():
         for threads in (1, 2):
-            torch.set_num_threads(threads)
+            set_torch_threads(threads)
             rows, reference = {}, None
             for variant, (channels_last, compiled) in VARIANTS.items():
                 torch._dynamo.reset()

@@ -192,6 +192,17 @@ def prepare_model(
     return model
 
 
+def set_torch_threads(threads: int) -> None:
+    """The process's torch threads, with subnormal floats flushed to zero on the CPU. A dead
+    channel's weights get only the weight-decay gradient and shrink until they are subnormal,
+    and x86 arithmetic on subnormals is many times slower: the benchmark's DeepLab after 9,600
+    Adam iterations carried 4.8 % subnormal weights and took 88 ms per step instead of 23
+    (docs/benchmarks.md §"Subnormal numbers"). Set before the first parallel region, whose OpenMP
+    threads inherit the setting. It changes no result that has no subnormal number in it."""
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(threads)
+
+
 def main_process_threads(device: torch.device, threads: int) -> int:
     """torch threads of a training stage's process with `threads` (module docstring)."""
     return 1 if device.type == "cuda" else threads

@@ -40,6 +40,7 @@ from .device import (
     prepare_model,
     resolve_precision,
     select_device,
+    set_torch_threads,
 )
 from .errors import ConfigError, TrainingError
 from .fileio import atomic_path, content_digest
@@ -306,7 +307,7 @@ def start_training(
     manifest_path, training: dict, *, seed: int, device: str, precision: str, threads: int
 ) -> TrainingSetup:
     device = select_device(device)
-    torch.set_num_threads(main_process_threads(device, threads))
+    set_torch_threads(main_process_threads(device, threads))
     precision = resolve_precision(precision, device)
     return TrainingSetup(training, seed, threads, device, precision, Manifest.load(manifest_path))
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import load_model
-from ..device import prepare_model, resolve_precision, select_device
+from ..device import prepare_model, resolve_precision, select_device, set_torch_threads
 from ..fileio import write_json
 from ..inference import infer_images
 from ..manifest import Manifest
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def run(*, manifest_path, model_path, split, out_path, device, precision, threads):
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)

@@ -2,13 +2,12 @@
 
 import logging
 
-import torch
 from tqdm import tqdm
 
 from ..cams import compute_cams_batch
 from ..camstore import CamStoreWriter
 from ..checkpoints import load_model
-from ..device import autocast, prepare_model, resolve_precision, select_device
+from ..device import autocast, prepare_model, resolve_precision, select_device, set_torch_threads
 from ..errors import ConfigError
 from ..inference import BackgroundWriter, check_scales, image_batches
 from ..manifest import Manifest
@@ -28,7 +27,7 @@ def shard_ids(ids: list[str], shard: str) -> list[str]:
 
 
 def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, precision, threads):
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)

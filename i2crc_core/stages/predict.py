@@ -4,18 +4,16 @@ dense CRF (crf.py) when `crf` holds its settings."""
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
-
 from ..checkpoints import load_model
 from ..crf import DenseCRF, require_pydensecrf
-from ..device import prepare_model, resolve_precision, select_device
+from ..device import prepare_model, resolve_precision, select_device, set_torch_threads
 from ..fileio import write_label
 from ..inference import check_scales, infer_images, predict_labels
 from ..manifest import Manifest
 
 
 def run(*, manifest_path, model_path, split, out_dir, scales, crf, device, precision, threads):
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
