@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit and workflow tests: a local HTTP server, an unused port."""
+"""Fixtures shared by the unit and workflow tests: a local HTTP server, an unused port, and torch's
+thread settings handed back after each test."""
 
 import socket
 import threading
@@ -6,6 +7,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import torch
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -38,3 +40,14 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def torch_thread_defaults():
+    """A stage run in-process sets torch's thread count and flushes subnormal floats to zero in
+    this thread (device.set_torch_threads); the next test starts from torch's defaults again, or a
+    property test that draws subnormals fails depending on which test ran before it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(threads)

@@ -128,17 +128,12 @@ def test_gpu_training_threads_are_one_in_the_process_and_the_rest_workers():
 def test_training_threads_flush_subnormal_floats_to_zero():
     """Arithmetic on subnormals is many times slower on x86; a stage's threads come with them
     flushed (docs/benchmarks.md §"Subnormal numbers")."""
-    threads = torch.get_num_threads()
     tiny = torch.tensor([1e-30], dtype=torch.float32)
-    try:
-        assert (tiny * 1e-10).item() != 0  # 1e-40 is subnormal, kept by default
-        set_torch_threads(1)
-        assert torch.get_num_threads() == 1
-        assert (tiny * 1e-10).item() == 0
-        assert (tiny * 1e-7).item() == pytest.approx(1e-37)  # normal floats are untouched
-    finally:
-        torch.set_flush_denormal(False)
-        torch.set_num_threads(threads)
+    assert (tiny * 1e-10).item() != 0  # 1e-40 is subnormal, kept by default
+    set_torch_threads(1)
+    assert torch.get_num_threads() == 1
+    assert (tiny * 1e-10).item() == 0
+    assert (tiny * 1e-7).item() == pytest.approx(1e-37)  # normal floats are untouched
 
 
 def _fp16_steps():
