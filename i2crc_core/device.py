@@ -198,7 +198,9 @@ def set_torch_threads(threads: int) -> None:
     and x86 arithmetic on subnormals is many times slower: the benchmark's DeepLab after 9,600
     Adam iterations carried 4.8 % subnormal weights and took 88 ms per step instead of 23
     (docs/benchmarks.md §"Subnormal numbers"). Set before the first parallel region, whose OpenMP
-    threads inherit the setting. It changes no result that has no subnormal number in it."""
+    threads inherit the setting. It changes no result that has no subnormal number in it. Both
+    settings stay for the rest of the process: a Snakemake job runs one stage, but a stage called
+    from a notebook leaves them set there."""
     torch.set_flush_denormal(True)
     torch.set_num_threads(threads)
 
