@@ -75,7 +75,6 @@ def main() -> None:
             runs[name].append(
                 timed_steps(checkpoint, settings, batch, loss_fn, classes, args.steps)
             )
-    torch.set_flush_denormal(False)
     report = {
         "machine": {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()},
         "checkpoint": {
