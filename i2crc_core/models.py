@@ -40,8 +40,6 @@ SMALL_ASPP_RATES = (1, 2, 4, 6)
 # CPU minutes.
 SMALL_WIDTHS = (16, 32, 64, 64, 64)
 SMALL_HEAD_WIDTH = 64
-HEAD_LR_MULTIPLIER = 10
-BIAS_LR_MULTIPLIER = 2
 
 _VGG_POOL4, _VGG_POOL5, _VGG_CONV5 = 23, 30, (24, 26, 28)
 
@@ -152,15 +150,24 @@ def _backbone(name: str, weights) -> nn.Module:
     return backbone
 
 
-def _lr_groups(backbone: nn.Module, head: nn.Module, lr: float) -> list[dict]:
-    """Ref-code learning rates: head ×10, biases ×2 (so head biases ×20)."""
+def _lr_groups(
+    backbone: nn.Module,
+    head: nn.Module,
+    lr: float,
+    *,
+    head_multiplier: float,
+    bias_multiplier: float,
+) -> list[dict]:
+    """Learning-rate groups: the head's parameters at lr x head_multiplier, every bias at that x
+    bias_multiplier (the authors' classifier: x10 and x2, so head biases x20; their segmenter:
+    one rate, x1 and x1)."""
     groups = []
-    for module, multiplier in ((backbone, 1), (head, HEAD_LR_MULTIPLIER)):
+    for module, multiplier in ((backbone, 1), (head, head_multiplier)):
         weights = [p for n, p in module.named_parameters() if not n.endswith("bias")]
         biases = [p for n, p in module.named_parameters() if n.endswith("bias")]
         groups.append({"params": weights, "lr": lr * multiplier})
         if biases:
-            groups.append({"params": biases, "lr": lr * multiplier * BIAS_LR_MULTIPLIER})
+            groups.append({"params": biases, "lr": lr * multiplier * bias_multiplier})
     return groups
 
 
@@ -199,8 +206,8 @@ class Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
-    def param_groups(self, lr: float) -> list[dict]:
-        return _lr_groups(self.backbone, self.head, lr)
+    def param_groups(self, lr: float, *, head: float, bias: float) -> list[dict]:
+        return _lr_groups(self.backbone, self.head, lr, head_multiplier=head, bias_multiplier=bias)
 
 
 class ASPP(nn.Module):
@@ -248,8 +255,8 @@ class Segmenter(nn.Module):
                 logits, size=images.shape[-2:], mode="bilinear", align_corners=False
             )
 
-    def param_groups(self, lr: float) -> list[dict]:
-        return _lr_groups(self.backbone, self.head, lr)
+    def param_groups(self, lr: float, *, head: float, bias: float) -> list[dict]:
+        return _lr_groups(self.backbone, self.head, lr, head_multiplier=head, bias_multiplier=bias)
 
 
 def build_classifier(backbone: str, num_classes: int, weights=None) -> Classifier:

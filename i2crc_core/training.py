@@ -68,16 +68,17 @@ def run_id(**settings) -> str:
 
 def optimizer_for(model, settings: dict):
     """The optimiser a training section (`classifier`, `segmentation`, ...) names. SGD uses the
-    model's lr-multiplied groups (paper); Adam one plain group per the groups."""
-    groups = model.param_groups(settings["lr"])
+    model's groups at the section's `lr_multipliers`, with its momentum and Nesterov setting;
+    Adam gives every group the base rate."""
     if settings["optimizer"] == "sgd":
         return torch.optim.SGD(
-            groups,
+            model.param_groups(settings["lr"], **settings["lr_multipliers"]),
             lr=settings["lr"],
             momentum=settings["momentum"],
+            nesterov=settings["nesterov"],
             weight_decay=settings["weight_decay"],
         )
-    flat = [{"params": group["params"]} for group in groups]
+    flat = [{"params": group["params"]} for group in model.param_groups(1.0, head=1, bias=1)]
     return torch.optim.Adam(flat, lr=settings["lr"], weight_decay=settings["weight_decay"])
 
 

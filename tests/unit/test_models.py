@@ -53,7 +53,7 @@ def test_aspp_is_a_sum_of_branches():
 
 def test_param_groups_cover_every_parameter_once_with_ref_code_multipliers():
     model = build_classifier("small", 4)
-    groups = model.param_groups(0.001)
+    groups = model.param_groups(0.001, head=10, bias=2)
     grouped = [id(p) for group in groups for p in group["params"]]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
     head_bias = model.head[-1].bias
