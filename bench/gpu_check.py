@@ -72,6 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
+from i2crc_core.config import deep_update  # noqa: E402
 from i2crc_core.config import defaults as schema_defaults  # noqa: E402
 from i2crc_core.crf import settings as crf_settings  # noqa: E402
 from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
@@ -422,12 +423,16 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
     return {**paths, "images": count, "half_images": count // 2, "pixels": pixels}
 
 
-def inference(meter, precisions, name, model_step, run_stage, layout, settings, threads) -> dict:
-    """`{name}_compute`: `model_step(precision)` on one batch of equal-size images;
-    `{name}_stage`: `run_stage(manifest_path, precision, tag)` on the layout's images, timed
-    after a warm-up run on a few of them (first-call costs: imports, cuDNN handles, page cache)."""
+def inference(
+    meter, precisions, name, model_step, run_stage, layout, settings, threads, warped_to=None
+) -> dict:
+    """`{name}_compute`: `model_step(precision)` on one batch of equal-size images (of the
+    workload's size, or all warped to `warped_to` squared); `{name}_stage`: `run_stage(
+    manifest_path, precision, tag)` on the layout's images, timed after a warm-up run on a few
+    of them (first-call costs: imports, cuDNN handles, page cache)."""
     w = meter.w
-    compute = {"batch": w.infer_batch, "input_hw": list(w.infer_hw), **settings}
+    input_hw = w.infer_hw if warped_to is None else (warped_to, warped_to)
+    compute = {"batch": w.infer_batch, "input_hw": list(input_hw), **settings}
     stage = {"images": layout["images"], "threads": threads}
     own_threads = torch.get_num_threads()  # a stage sets its own; the next measurements keep ours
     for precision in precisions:
@@ -446,8 +451,14 @@ def inference(meter, precisions, name, model_step, run_stage, layout, settings, 
         # The slope between the two runs: each image's cost without the run's start-up, which
         # a shard job of thousands of images pays once.
         marginal = (layout["images"] - layout["half_images"]) / max(seconds - half_seconds, 1e-9)
-        # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes
-        flops = compute[precision]["gflop_per_image"] * 1e9 * layout["pixels"] / np.prod(w.infer_hw)
+        # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes, unless
+        # they are all warped to one
+        per_image = compute[precision]["gflop_per_image"] * 1e9
+        flops = (
+            per_image * layout["pixels"] / np.prod(w.infer_hw)
+            if warped_to is None
+            else per_image * layout["images"]
+        )
         figures = meter.figures(layout["images"], seconds, flops, precision)
         busy = figures["tflops"] / compute[precision]["tflops"]
         stage[precision] = {
@@ -470,13 +481,18 @@ def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
     num_classes = preset["dataset"]["num_classes"]
     model_path = workdir / "classifier.pt"
     model = saved_model(build_classifier(w.classifier, num_classes), model_path, device)
-    images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
+    warped_to = cams["input_size"]
+    input_hw = w.infer_hw if warped_to is None else (warped_to, warped_to)
+    images = torch.randn(w.infer_batch, 3, *input_hw, device=device)
     class_ids = [random_classes(rng, num_classes) for _ in range(w.infer_batch)]
     threads = min(preset["resources"]["extract_cams"]["threads"], os.cpu_count())
+    options = {key: cams[key] for key in ("scales", "flip", "normalise")}
 
     def model_step(precision):
         with autocast(device, precision):
-            compute_cams_batch(model, images, class_ids, scales=cams["scales"], flip=cams["flip"])
+            compute_cams_batch(
+                model, images, class_ids, sizes=[w.infer_hw] * len(images), **options
+            )
 
     def run_stage(manifest_path, precision, tag):
         extract_cams.run(
@@ -484,15 +500,24 @@ def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
             model_path=model_path,
             out_path=workdir / f"cams_{precision}_{tag}.h5",
             shard="1-of-1",
-            scales=cams["scales"],
-            flip=cams["flip"],
+            input_size=warped_to,
+            **options,
             device=device.type,
             precision=precision,
             threads=threads,
         )
 
-    settings = {"scales": cams["scales"], "flip": cams["flip"]}
-    return inference(meter, precisions, "cam", model_step, run_stage, layout, settings, threads)
+    return inference(
+        meter,
+        precisions,
+        "cam",
+        model_step,
+        run_stage,
+        layout,
+        {**options, "input_size": warped_to},
+        threads,
+        warped_to,
+    )
 
 
 def prediction(meter, precisions, preset, layout, workdir) -> dict:
@@ -503,9 +528,7 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
     model = saved_model(model, model_path, device)
     images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
     threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
-    crf = crf_settings(
-        {**schema_defaults()["segmentation"]["crf"], **preset["segmentation"].get("crf", {})}
-    )
+    crf = crf_settings(preset["segmentation"]["crf"])
 
     def model_step(precision):
         with autocast(device, precision):
@@ -654,7 +677,10 @@ def main() -> None:
     args = parser.parse_args()
 
     defaults = yaml.safe_load((REPO / "config.yaml").read_text())
-    preset = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
+    # the preset over every key's default, as the pipeline reads it
+    preset = deep_update(
+        schema_defaults(), yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
+    )
     lambdas = defaults["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
     experiments = len(preset.get("run_experiments", defaults["run_experiments"]))
     w = workload(preset, args.tiny, args.steps)

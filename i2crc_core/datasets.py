@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -93,6 +94,16 @@ def _resize(array: np.ndarray, size_hw: tuple[int, int], interpolation: int) -> 
     return cv2.resize(array, (size_hw[1], size_hw[0]), interpolation=interpolation)
 
 
+def warp_image(image: np.ndarray, side: int) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) resized to side x side as the authors' classifier resizes
+    its input (PIL's bilinear filter, which averages over the source pixels when shrinking;
+    classification/utils/transforms/functional.py, resize): the classifier's training input and
+    the warped CAM input (cams.input_size) alike."""
+    if image.shape[:2] == (side, side):
+        return image
+    return np.array(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+
+
 class ClassificationDataset(Dataset):
     """Images, multi-hot image labels and saliency maps for training the classifier.
 
@@ -102,9 +113,11 @@ class ClassificationDataset(Dataset):
     Saliency maps are read from `saliency_dir/{id}.png`; with `saliency_dir` None (the
     pretraining, image-level labels only) samples have no "saliency". With `train`, colour jitter
     (brightness, contrast, saturation, hue: ColorJitter's op order and factors, NaN for an op that
-    is off) and a horizontal flip are drawn from torch's global RNG; the flip hits image and
-    saliency together, the jitter only the image. `finish` jitters, flips and normalises the
-    images on the device: {"image": float (B, 3, S, S), "label", "saliency"}.
+    is off) and, with `flip`, a horizontal flip are drawn from torch's global RNG; the flip hits
+    image and saliency together, the jitter only the image. `finish` jitters, flips and
+    normalises the images on the device: {"image": float (B, 3, S, S), "label", "saliency"}.
+    Resizing follows the authors' code: the image by `warp_image`, the saliency map (at image
+    size) by nearest neighbour (classification/utils/LoadData.py, VOCDataset.__getitem__).
     """
 
     def __init__(
@@ -117,6 +130,7 @@ class ClassificationDataset(Dataset):
         input_size: int,
         train: bool,
         color_jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.1),
+        flip: bool = True,
     ):
         missing = [image_id for image_id in ids if image_id not in labels]
         if missing:
@@ -130,6 +144,7 @@ class ClassificationDataset(Dataset):
         self.saliency_dir = None if saliency_dir is None else Path(saliency_dir)
         self.input_size = int(input_size)
         self.train = train
+        self.flip = flip
         brightness, contrast, saturation, hue = color_jitter
         self.jitter = v2.ColorJitter(brightness, contrast, saturation, hue)
         self.decoded = DecodedCache()
@@ -141,13 +156,13 @@ class ClassificationDataset(Dataset):
         image_id = self.ids[index]
         size = (self.input_size, self.input_size)
         image = self.decoded(read_image, self.layout.image_path(image_id))
-        image_tensor = torch.from_numpy(_resize(image, size, cv2.INTER_LINEAR)).permute(2, 0, 1)
+        image_tensor = torch.from_numpy(warp_image(image, self.input_size)).permute(2, 0, 1)
         jitter = dict.fromkeys(JITTER_FACTORS, None) | {"fn_idx": torch.arange(4)}
         flip = False
         if self.train:
             # the draws ColorJitter's forward makes before transforming the image
             jitter = self.jitter.make_params([image_tensor])
-            flip = bool(torch.rand(()) < 0.5)
+            flip = self.flip and bool(torch.rand(()) < 0.5)
         label = torch.zeros(self.num_classes)
         label[[c - 1 for c in self.labels[image_id]]] = 1.0
         sample = {
@@ -165,7 +180,7 @@ class ClassificationDataset(Dataset):
             saliency = self.decoded(
                 load_saliency, self.saliency_dir / f"{image_id}.png", image.shape[:2]
             )
-            saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None]
+            saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_NEAREST))[None]
             sample["saliency"] = (saliency.flip(-1) if flip else saliency).clamp(0.0, 1.0)
         return sample
 
@@ -294,11 +309,13 @@ class SegmentationDataset(Dataset):
 
 
 class ImageDataset(Dataset):
-    """Images at their original size for inference: {"id", "image" (3, H, W), "size" (H, W)}."""
+    """Images for inference: {"id", "image" (3, H, W), "size" (H, W)}, at their original size
+    (H, W), or with `input_size` S warped to S x S (`warp_image`), "size" the original."""
 
-    def __init__(self, layout: VocLayout, ids: Sequence[str]):
+    def __init__(self, layout: VocLayout, ids: Sequence[str], input_size: int | None = None):
         self.layout = layout
         self.ids = list(ids)
+        self.input_size = input_size
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -306,4 +323,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image_id = self.ids[index]
         image = read_image(self.layout.image_path(image_id))
-        return {"id": image_id, "image": normalize(image), "size": tuple(image.shape[:2])}
+        size = tuple(image.shape[:2])
+        if self.input_size is not None:
+            image = warp_image(image, self.input_size)
+        return {"id": image_id, "image": normalize(image), "size": size}

@@ -55,16 +55,24 @@ def size_ordered_batches(sizes, max_pixels: int) -> list[list[int]]:
 
 
 def _collate(samples: list[dict]) -> dict:
-    return {"ids": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples])}
+    return {
+        "ids": [s["id"] for s in samples],
+        "image": torch.stack([s["image"] for s in samples]),
+        "sizes": [s["size"] for s in samples],
+    }
 
 
-def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorLoader:
-    """Batches {"ids", "image" (N, 3, H, W)} of the images of `ids`, one size per batch."""
+def image_batches(
+    layout, ids, device: torch.device, threads: int, input_size: int | None = None
+) -> UserErrorLoader:
+    """Batches {"ids", "image" (N, 3, H, W), "sizes": each image's own (H, W)} of the images of
+    `ids`, one input size per batch: their own, or all warped to `input_size` squared."""
     on_gpu = device.type == "cuda"
     max_pixels = BATCH_PIXELS["cuda" if on_gpu else "cpu"]
-    batches = size_ordered_batches([layout.image_size(i) for i in ids], max_pixels)
+    sizes = [layout.image_size(i) if input_size is None else (input_size,) * 2 for i in ids]
+    batches = size_ordered_batches(sizes, max_pixels)
     return UserErrorLoader(
-        ImageDataset(layout, ids),
+        ImageDataset(layout, ids, input_size),
         batch_sampler=batches,
         collate_fn=_collate,
         num_workers=threads if on_gpu else 0,

@@ -171,6 +171,20 @@ def _lr_groups(
     return groups
 
 
+HEAD_INITS = ("pytorch", "fan_out_normal")
+
+
+def _fan_out_normal(module: nn.Module) -> None:
+    """The authors' initialisation of a conv layer (classification/models/vgg.py,
+    `_initialize_weights`): weights from N(0, 2 / (k_h k_w out_channels)), biases 0. BatchNorm
+    keeps PyTorch's weight 1, bias 0, which is theirs too."""
+    if isinstance(module, nn.Conv2d):
+        fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+        nn.init.normal_(module.weight, std=(2.0 / fan_out) ** 0.5)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 class Classifier(nn.Module):
     """Backbone, three 3x3 conv + ReLU, 1x1 conv to C channels: the attention map F.
 
@@ -179,9 +193,11 @@ class Classifier(nn.Module):
     0.585 after 15 epochs, against 0.29 with it). The VGG-16 head is the paper's, BN-free.
 
     `forward` returns F (N, C, h, w); q_c is its global average (losses.classification_loss).
+    `head_init` (HEAD_INITS): the head's initial weights, PyTorch's or the authors' (see
+    `_fan_out_normal`); the backbone's come from `weights`.
     """
 
-    def __init__(self, backbone_name: str, num_classes: int, weights=None):
+    def __init__(self, backbone_name: str, num_classes: int, weights=None, head_init="pytorch"):
         super().__init__()
         if backbone_name not in CLASSIFIER_BACKBONES:
             raise ConfigError(
@@ -202,6 +218,13 @@ class Classifier(nn.Module):
             in_channels = width
         layers.append(nn.Conv2d(width, num_classes, 1))
         self.head = nn.Sequential(*layers)
+        if head_init not in HEAD_INITS:
+            raise ConfigError(
+                f"config key 'classifier.head_init': '{head_init}' is not one of "
+                f"{', '.join(HEAD_INITS)}"
+            )
+        if head_init == "fan_out_normal":
+            self.head.apply(_fan_out_normal)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
@@ -259,8 +282,10 @@ class Segmenter(nn.Module):
         return _lr_groups(self.backbone, self.head, lr, head_multiplier=head, bias_multiplier=bias)
 
 
-def build_classifier(backbone: str, num_classes: int, weights=None) -> Classifier:
-    return Classifier(backbone, num_classes, weights)
+def build_classifier(
+    backbone: str, num_classes: int, weights=None, head_init: str = "pytorch"
+) -> Classifier:
+    return Classifier(backbone, num_classes, weights, head_init)
 
 
 def build_segmenter(backbone: str, num_classes: int, weights=None, aspp_rates=None) -> Segmenter:

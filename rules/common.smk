@@ -174,7 +174,12 @@ def weights_param(section):
 
 
 def loss_weights(wildcards):
-    return EXPERIMENTS[wildcards.experiment]
+    """The experiment's λ of Eq. 8, and losses.cad_weighting where a CAD weight is not 0: an
+    experiment without CAD does not read it, so changing it reruns none of those."""
+    weights = EXPERIMENTS[wildcards.experiment]
+    if weights["lambda_ob"] or weights["lambda_bg"]:
+        weights = {**weights, **config["losses"]}
+    return weights
 
 
 def label_dir(wildcards):

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
@@ -640,9 +641,9 @@ def _noise_root(tmp_path, sizes):
 
 def _reference_classification(layout, saliency_dir, image_id, size, color_jitter):
     image = read_image(layout.image_path(image_id))
-    image = torch.from_numpy(cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR))
     saliency = load_saliency(saliency_dir / f"{image_id}.png", image.shape[:2])
-    saliency = torch.from_numpy(cv2.resize(saliency, (size, size), interpolation=cv2.INTER_LINEAR))
+    image = torch.from_numpy(np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR)))
+    saliency = torch.from_numpy(cv2.resize(saliency, (size, size), interpolation=cv2.INTER_NEAREST))
     image = v2.ColorJitter(*color_jitter)(image.permute(2, 0, 1).contiguous())
     if torch.rand(()) < 0.5:
         image, saliency = image.flip(-1), saliency.flip(-1)

@@ -88,8 +88,10 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
         model_path=root / "classifier.pt",
         out_path=out,
         shard="1-of-1",
+        input_size=None,
         scales=[1.0, 0.5],
         flip=True,
+        normalise="image",
         device="cpu",
         precision="fp32",
         threads=2,
@@ -104,9 +106,44 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
                 [labels[image_id]],
                 scales=[1.0, 0.5],
                 flip=True,
+                normalise="image",
             )[0]
             cams, class_ids = store[image_id]
             assert class_ids.tolist() == list(labels[image_id])
+            np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
+
+
+def test_extract_cams_warped_to_the_input_size_come_back_at_each_images_size(tmp_path, layout):
+    """cams.input_size and cams.normalise "attention" (the authors' extraction): each image
+    warped to 24 x 24, its maps made at its own size, as one image at a time gives them."""
+    root, manifest, classifier, _ = layout
+    out = tmp_path / "cams.h5"
+    extract_cams.run(
+        manifest_path=root / "manifest.json",
+        model_path=root / "classifier.pt",
+        out_path=out,
+        shard="1-of-1",
+        input_size=24,
+        scales=[1.0],
+        flip=False,
+        normalise="attention",
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
+    labels, layout_ = manifest.labels("train"), manifest.layout()
+    with CamStore(out) as store:
+        for image_id in manifest.ids["train"]:
+            sample = ImageDataset(layout_, [image_id], input_size=24)[0]
+            expected = compute_cams_batch(
+                classifier,
+                sample["image"][None],
+                [labels[image_id]],
+                normalise="attention",
+                sizes=[sample["size"]],
+            )[0]
+            cams, _ = store[image_id]
+            assert cams.shape[1:] == layout_.image_size(image_id) == sample["size"]
             np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
 
 
@@ -138,8 +175,10 @@ def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error
             model_path=root / "classifier.pt",
             out_path=tmp_path / "cams.h5",
             shard="1-of-1",
+            input_size=None,
             scales=[1.0, 0.001],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=1,
@@ -187,8 +226,10 @@ def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, m
             model_path=root / "classifier.pt",
             out_path=out,
             shard="1-of-1",
+            input_size=None,
             scales=[1.0],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=1,
@@ -234,8 +275,10 @@ def test_a_corrupt_image_in_a_loader_worker_is_a_one_line_user_error(tmp_path, l
             model_path=root / "classifier.pt",
             out_path=out,
             shard="1-of-1",
+            input_size=None,
             scales=[1.0],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=2,

@@ -33,6 +33,8 @@ CLASSIFIER = {
     "lr_decay_epochs": [2],
     "lr_decay_factor": 0.1,
     "color_jitter": [0.0, 0.0, 0.0, 0.0],
+    "flip": True,
+    "head_init": "pytorch",
 }
 SEGMENTATION = {
     **COMMON,
