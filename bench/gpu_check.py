@@ -4,8 +4,9 @@ VOC-sized synthetic inputs, the GPU-hours they project for the VOC preset, and t
 pipeline run end to end on the GPU. Needs no dataset; a few minutes on one H100. Prints one
 JSON object.
 
-Measured with the hyper-parameters of config/voc12.yaml, each in the precision `auto` resolves
-to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in fp32 only on the CPU:
+Measured with the hyper-parameters of config/voc12.yaml (over config.yaml's), each in the
+precision `auto` resolves to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in
+fp32 only on the CPU:
 - classifier_train(_large_batch): VGG-16 training steps at 256 px, the preset's batch (5) and
   32: SGD on the model's lr groups, total_loss with the paper's λ, optimisation_step;
 - cam_compute: compute_cams_batch at scales 1, 0.75, 0.5 with flip, 16 images of 500x375;
@@ -72,7 +73,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
-from i2crc_core.config import defaults as schema_defaults  # noqa: E402
+from i2crc_core.config import deep_update, validate_config  # noqa: E402
 from i2crc_core.crf import settings as crf_settings  # noqa: E402
 from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
 from i2crc_core.device import (  # noqa: E402
@@ -503,9 +504,7 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
     model = saved_model(model, model_path, device)
     images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
     threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
-    crf = crf_settings(
-        {**schema_defaults()["segmentation"]["crf"], **preset["segmentation"].get("crf", {})}
-    )
+    crf = crf_settings(preset["segmentation"]["crf"])
 
     def model_step(precision):
         with autocast(device, precision):
@@ -653,10 +652,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
-    preset = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
-    lambdas = defaults["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
-    experiments = len(preset.get("run_experiments", defaults["run_experiments"]))
+    # the preset as a run gets it: over config.yaml, every key filled in and checked
+    preset = validate_config(
+        deep_update(
+            yaml.safe_load((REPO / "config.yaml").read_text()),
+            yaml.safe_load((REPO / "config" / "voc12.yaml").read_text()),
+        )
+    )
+    lambdas = preset["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
+    experiments = len(preset["run_experiments"])
     w = workload(preset, args.tiny, args.steps)
     # The VOC sizes on a CPU would take hours and project GPU-hours from CPU rates: outside
     # --tiny a usable GPU is required, and the reason it is not usable is one line.
