@@ -219,10 +219,12 @@ class SegmentationDataset(Dataset):
 
     Sample: {"id", "image": uint8 (3, crop, crop), "label": uint8 (crop, crop), "content": long
     (4,) the rows top..bottom-1 and columns left..right-1 of the crop that hold image (the rest
-    is padding)}. Labels are read from `label_dir/{id}.png`. With `train`: random scale in
-    `scale_range` (bilinear image, nearest label), padding at the bottom and right to the crop
-    size with 255 (ignore) in the label, a random crop, and a horizontal flip when `flip` — all
-    drawn from torch's global RNG. Without `train`: no scaling or flip, padding and a centre crop.
+    is padding)}. Labels are read from `label_dir/{id}.png`. With `train`: a random scale
+    (uniform in `scale_range`, or with `scale_step` uniform over scale_range[0], + scale_step,
+    ... up to scale_range[1], as the ref code's choice of 0.5, 0.75, ..., 1.5; bilinear image,
+    nearest label), padding at the bottom and right to the crop size with 255 (ignore) in the
+    label, a random crop, and a horizontal flip when `flip` — all drawn from torch's global
+    RNG. Without `train`: no scaling or flip, padding and a centre crop.
     `finish` normalises the images on the device and pads them with the mean colour (zero after
     normalisation): {"image": float (B, 3, crop, crop), "label": long (B, crop, crop)}.
     """
@@ -237,6 +239,7 @@ class SegmentationDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 1.5),
         flip: bool = True,
         train: bool = True,
+        scale_step: float | None = None,
     ):
         self.layout = layout
         self.ids = list(ids)
@@ -244,6 +247,12 @@ class SegmentationDataset(Dataset):
         self.num_classes = num_classes
         self.crop_size = int(crop_size)
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.scales = None
+        if scale_step is not None:
+            low, high = self.scale_range
+            # the tolerance keeps a high end that the steps reach up to rounding
+            count = math.floor((high - low) / scale_step + 1e-9) + 1
+            self.scales = [low + step * scale_step for step in range(count)]
         self.flip = flip
         self.train = train
         self.decoded = DecodedCache()
@@ -262,8 +271,11 @@ class SegmentationDataset(Dataset):
                 f"image size {image.shape[1]}x{image.shape[0]}"
             )
         if self.train:
-            low, high = self.scale_range
-            scale = low + (high - low) * float(torch.rand(()))
+            if self.scales is None:
+                low, high = self.scale_range
+                scale = low + (high - low) * float(torch.rand(()))
+            else:
+                scale = self.scales[int(torch.randint(len(self.scales), ()))]
             size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
             image = _resize(image, size, cv2.INTER_LINEAR)
             label = _resize(label, size, cv2.INTER_NEAREST)

@@ -155,3 +155,27 @@ def segmentation_loss(
     backpropagates, where the mean of an empty set would be NaN."""
     summed = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
     return summed / (target != ignore_index).sum().clamp(min=1)
+
+
+def resized_labels(target: torch.Tensor, size) -> torch.Tensor:
+    """Label maps (N, H, W) resized to `size` by the nearest pixel centre, torch's
+    "nearest-exact": PIL's NEAREST, with which the ref code resizes its labels
+    (segmentation/main.py, resize_labels), but on the device (torch's "nearest" and OpenCV's
+    INTER_NEAREST shift the labels by up to a pixel). The two agree exactly from an odd size,
+    such as the ref code's 321-pixel crops; from an even one they may differ at a half-pixel
+    tie, an output centre that falls exactly on an input pixel boundary, which PIL's and
+    torch's floating-point rounding settle either way. Unchanged at their own size."""
+    if target.shape[-2:] == tuple(size):
+        return target
+    resized = F.interpolate(target[:, None].float(), size=tuple(size), mode="nearest-exact")
+    return resized[:, 0].to(target.dtype)
+
+
+def msc_segmentation_loss(logits, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """The ref code's multi-scale training loss (segmentation/main.py, train): the sum over
+    the logit maps of models.Segmenter.msc_logits of `segmentation_loss` against the labels
+    resized to each map's (feature) resolution; the logits are not upsampled."""
+    return sum(
+        segmentation_loss(each, resized_labels(target, each.shape[-2:]), ignore_index)
+        for each in logits
+    )

@@ -149,7 +149,8 @@ def code(script):
 def training_settings(section, *, operational=()):
     """The keys of `config[section]` that decide what a training stage learns. `operational`
     keys change only how it runs: the script reads them from the config, so that changing them
-    reruns nothing. Only SGD has a momentum, Nesterov's variant and learning-rate multipliers."""
+    reruns nothing. Only SGD has a momentum, Nesterov's variant and learning-rate
+    multipliers."""
     settings = {k: v for k, v in config[section].items() if k not in operational}
     if settings["optimizer"] != "sgd":
         settings.update(momentum=None, nesterov=None, lr_multipliers=None)

@@ -147,7 +147,8 @@ def test_extract_cams_warped_to_the_input_size_come_back_at_each_images_size(tmp
             np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
 
 
-def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout):
+@pytest.mark.parametrize("fusion", ["image", "logits"])
+def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout, fusion):
     root, manifest, _, segmenter = layout
     predict.run(
         manifest_path=root / "manifest.json",
@@ -155,16 +156,23 @@ def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout
         split="val",
         out_dir=tmp_path / "pred",
         scales=[1.0, 0.75],
+        fusion=fusion,
         crf=None,
         device="cpu",
         precision="fp32",
         threads=2,
     )
+    other = {"image": "logits", "logits": "image"}[fusion]
+    differ = 0
     for image_id in manifest.ids["val"]:
-        expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
-        assert np.array_equal(
-            read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected
+        images = image(manifest, image_id)
+        expected = predict_labels(segmenter, images, [1.0, 0.75], fusion=fusion)[0]
+        written = read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES)
+        assert np.array_equal(written, expected)
+        differ += not np.array_equal(
+            written, predict_labels(segmenter, images, [1.0, 0.75], fusion=other)[0]
         )
+    assert differ, "the two fusions label these images differently: the stage used its own"
 
 
 def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error(tmp_path, layout):
@@ -197,6 +205,7 @@ def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error
             split="val",
             out_dir=tmp_path / "pred",
             scales=[0.15, 1.0],
+            fusion="image",
             crf=None,
             device="cpu",
             precision="fp32",

@@ -82,6 +82,10 @@ CHANGES = {
     "segmentation.weights": {"segmentation": {"weights": "weights/segmenter.pth"}},
     "segmentation.optimizer": {"segmentation": {"optimizer": "adam"}},
     "segmentation.aspp_rates": {"segmentation": {"aspp_rates": [3, 6]}},
+    "segmentation.scale_step": {"segmentation": {"scale_step": 0.25}},
+    "segmentation.input_normalisation": {"segmentation": {"input_normalisation": "caffe_bgr"}},
+    "segmentation.msc_scales": {"segmentation": {"msc_scales": [0.5]}},
+    "segmentation.inference_fusion": {"segmentation": {"inference_fusion": "logits"}},
     "evaluation.label_split": {"evaluation": {"label_split": "train"}},
 }
 
