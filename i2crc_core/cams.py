@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .inference import rescale
+from .models import rescale
 
 EPS = 1e-5
 NORMALISATIONS = ("image", "attention")
