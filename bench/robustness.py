@@ -4,10 +4,12 @@ the resolution, side by side (docs/method.md §9, docs/results.md).
     python bench/robustness.py DEFAULT BUDGET RESOLUTION [--names default 4x 128px]
                                [--markdown table.md]
 
-Each argument is a finished project's output folder holding `summary_ablation.json` (the
-`ablation` target over the same seeds: config.yaml, config/benchmark_4x.yaml,
-config/benchmark_128px.yaml). For every row and stage: the paired difference to the baseline
-(mean and two-sided 95 % t-interval over the seeds) in each setting. A conclusion **holds**
+Each argument is the summary over seeds of a finished project (`summary.json` or
+`summary_ablation.json` in its output folder) whose rows include ROWS and `full`, with round 1
+and the retraining on refined labels: config.yaml, config/benchmark_4x.yaml and
+config/benchmark_128px.yaml, e.g. with `run_experiments` naming every row. For every row and
+stage: the paired difference to the baseline (mean and two-sided 95 % t-interval over the
+seeds) in each setting. A conclusion **holds**
 where the difference has the same sign in all three and its interval excludes 0 in all three
 or in none; otherwise it depends on the budget or the resolution, and the column that differs
 is named. The `full` row's segmentation and every row's round-1 score as % of `full` are given
@@ -32,8 +34,8 @@ STAGES = {
 }
 
 
-def load(folder: Path) -> dict:
-    return json.loads((folder / "summary_ablation.json").read_text())["aggregate"]
+def load(summary: Path) -> dict:
+    return json.loads(summary.read_text())["aggregate"]
 
 
 def difference(aggregate: dict, row: str, column: str) -> dict:
@@ -63,12 +65,12 @@ def verdict(cells: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", type=Path, nargs=3)
+    parser.add_argument("summaries", type=Path, nargs=3)
     parser.add_argument("--names", nargs=3, default=["default", "4x", "128px"])
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
-    aggregates = {name: load(folder) for name, folder in zip(args.names, args.folders)}
-    report = {"settings": dict(zip(args.names, map(str, args.folders))), "rows": {}, "full": {}}
+    aggregates = {name: load(path) for name, path in zip(args.names, args.summaries)}
+    report = {"settings": dict(zip(args.names, map(str, args.summaries))), "rows": {}, "full": {}}
     for name, aggregate in aggregates.items():
         full = aggregate["full"]["seg_val_round1"]
         report["full"][name] = {"mean": 100 * full["mean"], "std": 100 * full["std"]}
