@@ -72,6 +72,18 @@ def ensure_room(path: Path, grown_from: int, grow_by: int) -> None:
         raise _no_room(path, errno.ENOSPC)
 
 
+def path_in(folder, name: str, suffix: str) -> Path:
+    """`folder/<name><suffix>`, the file of an image id (or output name) in a folder; a
+    DatasetError if that file would not lie directly in `folder`. Ids are checked where they are
+    read (layout.check_image_id); every writer of such a file asks here too, so that an id that
+    reached it another way (a manifest edited by hand) cannot name a file elsewhere."""
+    folder = Path(folder)
+    path = folder / f"{name}{suffix}"
+    if "\0" in name or os.path.realpath(path.parent) != os.path.realpath(folder):
+        raise DatasetError(f"{folder}: image id {name!r} names a file outside this folder")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only on success.

@@ -2,8 +2,9 @@
 
 Layout under a root: `{image_dir}/{id}.jpg`, `{mask_dir}/{id}.png`, `{split_dir}/{split}.txt`.
 An id is a whole stripped line of a split list, so ids with spaces or non-ASCII characters
-work; all text files are UTF-8. Kept free of torch and OpenCV: the CPU stages that only read a
-manifest or labels start in a fraction of a second.
+work; all text files are UTF-8. An id names a file directly inside each folder, which is checked
+where ids are read (`check_image_id`). Kept free of torch and OpenCV: the CPU stages that only
+read a manifest or labels start in a fraction of a second.
 """
 
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,29 @@ def _read_lines(path: Path, what: str) -> list[str]:
         raise DatasetError(f"{path}: {what} is not UTF-8 text ({error})") from None
 
 
+# What an image id may not contain: with them, '<folder>/' + id + '.jpg' names another folder's
+# file ('/etc/x', '../../x', 'a\\..\\x' where a backslash separates), or no file (NUL).
+_ID_FORBIDDEN = ("/", "\\", "\0")
+
+
+def check_image_id(image_id: str, where: str) -> None:
+    """DatasetError naming `where` (a file and line) unless `image_id` names a file directly
+    inside a folder. Stages read `<folder>/<id>.jpg` and write `<folder>/<id>.png`: an id that
+    escapes the folder would have them read, and write over, files anywhere. Ids are stripped
+    where they are read, so none starts or ends with whitespace."""
+    found = [char for char in _ID_FORBIDDEN if char in image_id]
+    if found:
+        problem = f"contains {found[0]!r}"
+    elif image_id in (".", ".."):
+        problem = "is '.' or '..'"
+    else:
+        return
+    raise DatasetError(
+        f"{where}: image id {image_id!r} {problem}; ids name files directly inside the "
+        "dataset's and the run's folders (no '/', '\\' or NUL, not '.' or '..')"
+    )
+
+
 def read_split(path) -> list[str]:
     """Image ids of a split list, in file order (one id per line; blank lines skipped)."""
     path = Path(path)
@@ -53,6 +77,7 @@ def read_split(path) -> list[str]:
         image_id = line.strip()
         if not image_id:
             continue
+        check_image_id(image_id, f"{path}, line {number}")
         if image_id in first_line:
             raise DatasetError(
                 f"{path}: duplicate id {image_id!r} on lines {first_line[image_id]} and {number}"
@@ -82,6 +107,7 @@ def read_image_labels(path, num_classes: int) -> dict[str, tuple[int, ...]]:
         else:
             image_id, *tokens = line.split()
         where = f"{path}, line {number}"
+        check_image_id(image_id, where)
         try:
             classes = sorted({int(token) for token in tokens})
         except ValueError:

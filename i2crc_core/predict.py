@@ -37,7 +37,7 @@ from .config import defaults
 from .crf import DenseCRF, require_pydensecrf, settings
 from .device import prepare_model, resolve_precision, select_device
 from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
-from .fileio import atomic_path, read_image, write_label
+from .fileio import atomic_path, path_in, read_image, write_label
 from .inference import check_scales, infer_images, predict_labels
 from .layout import VocLayout
 from .models import architecture_id
@@ -197,12 +197,12 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
 
     def write(name, output):
         if segmenter:
-            write_label(out_dir / f"{name}.png", output)
+            write_label(path_in(out_dir, name, ".png"), output)
             return
         image_cams, class_ids = output
-        write_label(out_dir / f"{name}.png", cam_labels(image_cams, class_ids, bg_threshold))
+        write_label(path_in(out_dir, name, ".png"), cam_labels(image_cams, class_ids, bg_threshold))
         if cams:
-            with atomic_path(out_dir / f"{name}_cam.png") as tmp:
+            with atomic_path(path_in(out_dir, name, "_cam.png")) as tmp:
                 overlay = cam_overlay(read_image(files[name]), image_cams.max(axis=0))
                 Image.fromarray(overlay).save(tmp, format="PNG")
 

@@ -19,6 +19,7 @@ from i2crc_core.fileio import (
     atomic_directory,
     atomic_path,
     content_digest,
+    path_in,
     read_gray,
     read_image,
     read_label,
@@ -437,3 +438,23 @@ def test_failed_atomic_directory_leaves_the_old_folder_untouched(tmp_path):
         raise RuntimeError("interrupted")
     assert [p.name for p in target.iterdir()] == ["kept.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["maps"]
+
+
+# ---------------------------------------------------------------- path_in
+
+
+@pytest.mark.parametrize("name", ["/elsewhere/x", "../x", "a/../../x", "x\0y"])
+def test_path_in_refuses_a_name_that_leaves_its_folder(tmp_path, name):
+    with pytest.raises(DatasetError) as error:
+        path_in(tmp_path / "maps", name, ".png")
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'maps'}: image id {name!r} names a file outside this folder"
+    )
+
+
+def test_path_in_keeps_names_inside_the_folder_through_a_linked_folder(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "maps").symlink_to(tmp_path / "real")
+    for name in ["a b é", "..", "x.y"]:
+        assert path_in(tmp_path / "maps", name, ".png") == tmp_path / "maps" / f"{name}.png"

@@ -42,6 +42,32 @@ def write_dataset(root, *, num_classes, mask_dir, split_dir, splits, sizes):
     return labels
 
 
+def voc_project(tmp_path, splits, saliency):
+    """The smoke project on a VOC-layout dataset at tmp_path/VOC2012 (40x48 images, 20 classes,
+    saliency maps in tmp_path/saliency) with `saliency` as its saliency section; returns the
+    dataset root and the project."""
+    root = tmp_path / "VOC2012"
+    write_dataset(
+        root,
+        num_classes=20,
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        splits=splits,
+        sizes=[(40, 48)],
+    )
+    project = make_project(tmp_path / "project")
+    project.write_config(
+        deep_update(
+            project.config,
+            {
+                "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
+                "saliency": saliency,
+            },
+        )
+    )
+    return root, project
+
+
 def run_preset(tmp_path, preset, dataset_overrides):
     project = make_project(tmp_path / "project")
     config = yaml.safe_load((project.root / "config" / preset).read_text())
