@@ -94,7 +94,7 @@ def read_sidecar(model_path) -> dict:
     if not model_path.is_file():
         raise CheckpointError(f"{model_path}: model file is missing")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(
             f"{model_path}: has no sidecar {path.name} beside it (the pipeline writes one with "
@@ -102,6 +102,58 @@ def read_sidecar(model_path) -> dict:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: model sidecar is not valid JSON ({error})") from None
+    check_sidecar(sidecar, path)
+    return sidecar
+
+
+# What this command reads from a sidecar, and as what (checkpoints.describe_model writes them).
+_SIDECAR_KEYS = {"kind": str, "architecture": str, "class_names": list, "input": dict}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NAMES.get(type(value), "a number")
+
+
+def check_sidecar(sidecar, path) -> None:
+    """CheckpointError naming the sidecar and the key unless it holds what `run` reads, of the
+    types it reads them as: a sidecar edited by hand (or of another program) would otherwise end
+    in a KeyError or TypeError, or be believed."""
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"{path}: model sidecar is {_json_kind(sidecar)}, not an object")
+    for key, kind in _SIDECAR_KEYS.items():
+        if key not in sidecar:
+            raise CheckpointError(f"{path}: model sidecar has no '{key}'")
+        if not isinstance(sidecar[key], kind):
+            raise CheckpointError(
+                f"{path}: model sidecar's '{key}' is {_json_kind(sidecar[key])}, "
+                f"expected {_JSON_NAMES[kind]}"
+            )
+    if sidecar["kind"] not in ("segmenter", "classifier"):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'kind' is {sidecar['kind']!r}, expected 'segmenter' or "
+            "'classifier'"
+        )
+    if sidecar["architecture"].split("/")[0] != sidecar["kind"]:
+        raise CheckpointError(
+            f"{path}: model sidecar says kind {sidecar['kind']!r} but architecture "
+            f"{sidecar['architecture']!r}"
+        )
+    if not all(isinstance(name, str) for name in sidecar["class_names"]):
+        raise CheckpointError(f"{path}: model sidecar's 'class_names' are not all strings")
+    size = sidecar["input"].get("training_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'input.training_size' is {_json_kind(size)}, expected a "
+            "number or null"
+        )
+    if not isinstance(sidecar.get("trained_on") or {}, dict):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'trained_on' is {_json_kind(sidecar['trained_on'])}, "
+            "expected an object or null"
+        )
 
 
 def cam_labels(cams: np.ndarray, class_ids, threshold: float) -> np.ndarray:
@@ -124,7 +176,7 @@ def present_classes(model, images: torch.Tensor) -> list[list[int]]:
 def model_summary(sidecar: dict) -> str:
     """What the model is and what it learned from, in one line."""
     trained_on = sidecar.get("trained_on") or {}
-    size = sidecar["input"]["training_size"]
+    size = sidecar["input"].get("training_size")
     return (
         f"{sidecar['kind']} trained on {trained_on.get('images', 'an unknown number of')} "
         f"images of {trained_on.get('dataset', 'an unknown dataset')}"
@@ -134,7 +186,7 @@ def model_summary(sidecar: dict) -> str:
 
 def size_warning(sidecar: dict, sizes) -> str | None:
     """A warning when the images' median longer side is far from the model's training size."""
-    trained = sidecar["input"]["training_size"]
+    trained = sidecar["input"].get("training_size")
     side = float(np.median([max(size) for size in sizes]))
     if not trained or 1 / SIZE_RATIO_WARNING <= side / trained <= SIZE_RATIO_WARNING:
         return None
@@ -169,12 +221,20 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
     layout = _Files(files)
     check_scales(scales, layout, list(files), "option --scales")
     device = select_device(device, "option --device")
-    model = prepare_model(load_model(model_path, device), device, training=False)
-    if sidecar.get("architecture") != architecture_id(model):
+    # The sidecar's kind and architecture decide how the outputs are read: the model file must
+    # hold that architecture, whose state dict then loads strictly (every key and shape).
+    model = load_model(model_path, device, expected_kind=sidecar["kind"])
+    if sidecar["architecture"] != architecture_id(model):
         raise CheckpointError(
-            f"{sidecar_path(model_path)}: describes a {sidecar.get('architecture')} model, but "
+            f"{sidecar_path(model_path)}: describes a {sidecar['architecture']} model, but "
             f"{model_path} holds a {architecture_id(model)}"
         )
+    if len(sidecar["class_names"]) != model.num_classes + 1:
+        raise CheckpointError(
+            f"{sidecar_path(model_path)}: names {len(sidecar['class_names'])} classes, but the "
+            f"model has {model.num_classes + 1} (background and {model.num_classes} objects)"
+        )
+    model = prepare_model(model, device, training=False)
     segmenter = sidecar["kind"] == "segmenter"
     if cams and segmenter:
         raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")

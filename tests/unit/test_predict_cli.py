@@ -1,5 +1,6 @@
 """`python -m i2crc_core.predict`: a saved model on a folder of images, outside the pipeline."""
 
+import json
 import os
 import subprocess
 import sys
@@ -279,3 +280,91 @@ def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(
         'no GPU here (simulated) (docs/gpu.md §"Drivers and wheels")'
     )
     assert err.count("\n") == 1 and "config key" not in err
+
+
+def _with_sidecar(work, tmp_path, kind, edit):
+    """A copy of the `kind` model ("seg" or "cls") whose sidecar `edit(sidecar)` returns."""
+    folder = tmp_path / f"edited_{kind}"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes((work / kind / "model.pt").read_bytes())
+    sidecar = json.loads((work / kind / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps(edit(sidecar)))
+    return folder / "model.pt"
+
+
+@pytest.mark.parametrize(
+    ("kind", "claimed", "extra"),
+    [("seg", "classifier", []), ("seg", "classifier", ["--cams"]), ("cls", "segmenter", [])],
+)
+def test_a_sidecar_that_lies_about_the_kind_is_refused_not_believed(
+    work, tmp_path, capsys, kind, claimed, extra
+):
+    model = _with_sidecar(work, tmp_path, kind, lambda sidecar: {**sidecar, "kind": claimed})
+    actual = "segmenter" if kind == "seg" else "classifier"
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o", *extra)
+    assert err.startswith(
+        f"i2crc error: {model.with_suffix('.json')}: model sidecar says kind '{claimed}' but "
+        f"architecture '{actual}/small/classes={NUM_CLASSES}"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_sidecar_whose_architecture_lies_too_is_refused_by_the_model_file(work, tmp_path, capsys):
+    claimed = f"classifier/small/classes={NUM_CLASSES}"
+    model = _with_sidecar(
+        work,
+        tmp_path,
+        "seg",
+        lambda sidecar: {**sidecar, "kind": "classifier", "architecture": claimed},
+    )
+    held = json.loads((work / "seg" / "model.json").read_text())["architecture"]
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o")
+    assert err == f"i2crc error: {model}: holds a {held} model, expected a classifier"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sidecar: [sidecar], "model sidecar is a list, not an object"),
+        (
+            lambda sidecar: {k: v for k, v in sidecar.items() if k != "kind"},
+            "model sidecar has no 'kind'",
+        ),
+        (
+            lambda sidecar: {**sidecar, "input": "RGB"},
+            "model sidecar's 'input' is a string, expected an object",
+        ),
+        (
+            lambda sidecar: {**sidecar, "input": {"training_size": "big"}},
+            "model sidecar's 'input.training_size' is a string, expected a number or null",
+        ),
+        (
+            lambda sidecar: {**sidecar, "trained_on": "shapes"},
+            "model sidecar's 'trained_on' is a string, expected an object or null",
+        ),
+        (
+            lambda sidecar: {**sidecar, "class_names": [1, 2, 3, 4]},
+            "model sidecar's 'class_names' are not all strings",
+        ),
+        (
+            lambda sidecar: {**sidecar, "class_names": ["background", "cat"]},
+            f"names 2 classes, but the model has {NUM_CLASSES + 1} (background and "
+            f"{NUM_CLASSES} objects)",
+        ),
+    ],
+    ids=[
+        "a-list",
+        "no-kind",
+        "input-a-string",
+        "training-size-a-string",
+        "trained-on-a-string",
+        "class-names-not-strings",
+        "class-names-of-another-length",
+    ],
+)
+def test_a_sidecar_with_a_missing_key_or_a_wrong_type_is_one_line(
+    work, tmp_path, capsys, edit, message
+):
+    model = _with_sidecar(work, tmp_path, "seg", edit)
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o")
+    assert err == f"i2crc error: {model.with_suffix('.json')}: {message}"
