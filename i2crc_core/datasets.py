@@ -305,5 +305,5 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image_id = self.ids[index]
-        image = read_image(self.layout.image_path(image_id))
+        image = self.layout.read_image(image_id)
         return {"id": image_id, "image": normalize(image), "size": tuple(image.shape[:2])}

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
 from .device import autocast
-from .errors import ConfigError
+from .errors import ConfigError, DatasetError
 from .loading import UserErrorLoader
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
@@ -144,11 +144,18 @@ def infer_images(
 def check_scales(scales, layout, ids, name: str) -> None:
     """ConfigError naming `name` (a config key or a command-line option) unless every image of
     `ids` keeps at least MIN_SCALED_SIDE pixels per side at every scale of `scales` (as
-    `rescale` makes it: the scaled size rounded down)."""
+    `rescale` makes it: the scaled size rounded down); a DatasetError naming the image when it
+    has fewer at its own size, which no scale made."""
     scale = min(scales)
     for image_id in ids:
-        side = min(layout.image_size(image_id))
+        size = layout.image_size(image_id)
+        side = min(size)
         scaled = math.floor(side * scale)
+        if scaled < MIN_SCALED_SIDE and side < MIN_SCALED_SIDE:
+            raise DatasetError(
+                f"{layout.image_path(image_id)}: image of {size[1]}x{size[0]} pixels is smaller "
+                f"than the networks' output stride of {MIN_SCALED_SIDE} pixels on a side"
+            )
         if scaled < MIN_SCALED_SIDE:
             raise ConfigError(
                 f"{name}: scale {scale} makes the {side}-pixel side of "

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
-from .fileio import read_label, write_text
+from .fileio import image_header, read_image, read_label, write_text
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -176,22 +175,29 @@ class VocLayout:
     def split_path(self, split: str) -> Path:
         return self.split_dir / f"{split}.txt"
 
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        """(H, W) of an image from its header only (no decoding)."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: image of listed id {image_id!r} is missing") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise DatasetError(f"{path}: image file is unreadable or corrupt ({error})") from None
-        return height, width
+    def image_header(self, image_id: str) -> tuple[tuple[int, int], int]:
+        """((H, W), EXIF orientation) of an image from its header (fileio.image_header)."""
+        return image_header(
+            self.image_path(image_id), missing=f"image of listed id {image_id!r} is missing"
+        )
 
-    def validate(self, ids: Iterable[str], num_classes: int) -> None:
-        """Check every listed image and mask exists, is readable, valid, and of equal size."""
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(H, W) of an image's stored pixels, from its header only."""
+        return self.image_header(image_id)[0]
+
+    def read_image(self, image_id: str) -> np.ndarray:
+        """The image's stored pixels, RGB uint8 (H, W, 3): the masks are drawn on them."""
+        return read_image(self.image_path(image_id))
+
+    def validate(self, ids: Iterable[str], num_classes: int) -> list[str]:
+        """Check every listed image and mask exists, is readable, valid, and of equal size.
+        Returns the ids of the images that carry an EXIF orientation (a viewer shows them turned
+        or mirrored; the masks, like VOC's and COCO's, are drawn on their stored pixels)."""
+        turned = []
         for image_id in ids:
-            image_size = self.image_size(image_id)
+            image_size, orientation = self.image_header(image_id)
+            if orientation != 1:
+                turned.append(image_id)
             mask_path = self.mask_path(image_id)
             if not mask_path.is_file():
                 raise DatasetError(f"{mask_path}: label of listed id {image_id!r} is missing")
@@ -201,6 +207,7 @@ class VocLayout:
                     f"{mask_path}: label size {mask.shape[1]}x{mask.shape[0]} differs from image "
                     f"size {image_size[1]}x{image_size[0]} of {self.image_path(image_id)}"
                 )
+        return turned
 
 
 def present_classes(mask: np.ndarray, num_classes: int) -> tuple[int, ...]:

@@ -11,7 +11,10 @@ class c of the sidecar's `class_names`), logits of several scales fused by their
 classifier writes the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the
 classes whose score q_c is positive, background where their largest CAM is below
 `--bg-threshold`), and with `--cams` also `<out>/<name>_cam.png`, the image under its largest
-CAM. Folders are read one level deep. A user mistake is one line `i2crc error: ...` and exit 1.
+CAM. Folders are read one level deep. Images are taken as a viewer shows them: a photo's EXIF
+orientation is applied, and its PNG is of the displayed size, aligned with the displayed image
+(the pipeline's datasets keep their stored pixels, on which their masks are drawn). A user
+mistake is one line `i2crc error: ...` and exit 1.
 
 It first says what the model is and what it was trained on, and warns when the images' size is
 far from its training images' (e.g. a model of the 64-pixel synthetic benchmark on photos): a
@@ -37,7 +40,7 @@ from .config import defaults
 from .crf import DenseCRF, require_pydensecrf, settings
 from .device import prepare_model, resolve_precision, select_device
 from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
-from .fileio import atomic_path, path_in, read_image, write_label
+from .fileio import atomic_path, displayed_size, path_in, read_image, write_label
 from .inference import check_scales, infer_images, predict_labels
 from .layout import VocLayout
 from .models import architecture_id
@@ -51,8 +54,10 @@ SIZE_RATIO_WARNING = 4.0
 
 
 class _Files(VocLayout):
-    """Image files named by the user, as a layout whose image ids are output names. Each
-    header is read once: the scale check, the size warning and the batching all ask."""
+    """Image files named by the user, as a layout whose image ids are output names, each image
+    as it is displayed (its EXIF orientation applied: a user sees a phone's photo upright, and
+    its mask should lie on it). Each header is read once: the scale check, the size warning and
+    the batching all ask."""
 
     def __init__(self, paths: dict[str, Path]):  # no dataset root: every path is given
         self.paths = paths
@@ -63,8 +68,11 @@ class _Files(VocLayout):
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         if image_id not in self._sizes:
-            self._sizes[image_id] = super().image_size(image_id)
+            self._sizes[image_id] = displayed_size(*self.image_header(image_id))
         return self._sizes[image_id]
+
+    def read_image(self, image_id: str) -> np.ndarray:
+        return read_image(self.image_path(image_id), displayed=True)
 
 
 def image_files(inputs) -> dict[str, Path]:
@@ -263,7 +271,7 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
         write_label(path_in(out_dir, name, ".png"), cam_labels(image_cams, class_ids, bg_threshold))
         if cams:
             with atomic_path(path_in(out_dir, name, "_cam.png")) as tmp:
-                overlay = cam_overlay(read_image(files[name]), image_cams.max(axis=0))
+                overlay = cam_overlay(layout.read_image(name), image_cams.max(axis=0))
                 Image.fromarray(overlay).save(tmp, format="PNG")
 
     print(f"model: {model_summary(sidecar)}", file=sys.stderr)

@@ -8,13 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from i2crc_core import device
 from i2crc_core.checkpoints import save_model
 from i2crc_core.fileio import voc_palette, write_image
 from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.predict import main
+from tests.helpers.images import bomb_png, turned_jpeg
 
 NUM_CLASSES = 3
 SIZES = {"a.jpg": (40, 56), "b.png": (48, 48), "c.jpeg": (40, 56)}
@@ -368,3 +369,45 @@ def test_a_sidecar_with_a_missing_key_or_a_wrong_type_is_one_line(
     model = _with_sidecar(work, tmp_path, "seg", edit)
     err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o")
     assert err == f"i2crc error: {model.with_suffix('.json')}: {message}"
+
+
+def test_a_photo_with_an_exif_orientation_gets_a_mask_of_the_displayed_image(work, tmp_path):
+    """Stored 80 wide and 40 high with orientation 6, shown 40 wide and 80 high: the mask is the
+    one of the image turned by hand, pixel for pixel."""
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)
+    turned_jpeg(tmp_path / "in" / "phone.jpg", stored)
+    with Image.open(tmp_path / "in" / "phone.jpg") as image:
+        shown = np.array(ImageOps.exif_transpose(image))
+    assert shown.shape == (80, 40, 3)
+    Image.fromarray(shown).save(tmp_path / "upright.png")
+    model = work / "seg" / "model.pt"
+    for source, out in [(tmp_path / "in" / "phone.jpg", "o1"), (tmp_path / "upright.png", "o2")]:
+        result = _cli("--model", model, source, "--out", tmp_path / out, "--device", "cpu")
+        assert result.returncode == 0, result.stderr
+    with (
+        Image.open(tmp_path / "o1" / "phone.png") as mask,
+        Image.open(tmp_path / "o2" / "upright.png") as expected,
+    ):
+        assert mask.size == (40, 80)
+        np.testing.assert_array_equal(np.array(mask), np.array(expected))
+
+
+def test_a_decompression_bomb_is_one_line_naming_it(work, tmp_path, capsys):
+    bomb = bomb_png(tmp_path / "in" / "huge.png")
+    err = _error(capsys, "--model", work / "seg" / "model.pt", bomb, "--out", tmp_path / "o")
+    assert err == (
+        f"i2crc error: {bomb}: image file of 900 megapixels is larger than the limit of 179 "
+        "megapixels (Pillow's guard against decompression bombs)"
+    )
+
+
+def test_an_image_too_small_for_the_network_blames_the_image_not_an_option(work, tmp_path, capsys):
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    err = _error(
+        capsys, "--model", work / "seg" / "model.pt", tmp_path / "dot.png", "--out", tmp_path / "o"
+    )
+    assert err == (
+        f"i2crc error: {tmp_path / 'dot.png'}: image of 1x1 pixels is smaller than the networks' "
+        "output stride of 8 pixels on a side"
+    )
