@@ -60,16 +60,34 @@ def _no_room(path: Path, code: int) -> StorageError:
     )
 
 
-def ensure_room(path: Path, grown_from: int, grow_by: int) -> None:
-    """Raise StorageError naming `path` unless a file now `grown_from` bytes long can grow by
-    `grow_by` bytes (file size limit, free space). For HDF5, which cannot recover from a write
-    that fails midway (it crashes the process on closing), so its writers check first."""
+def _size(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def ensure_room(path: Path, grown_from: int, data: int, headroom: int) -> None:
+    """Raise StorageError naming `path` and what was checked unless a file now `grown_from`
+    bytes long can take `data` more bytes and `headroom` beyond them (file size limit, free
+    space). For HDF5, which cannot recover from a write that fails midway (it crashes the process
+    on closing), so its writers check first, with `headroom` for what closing writes."""
+    need = data + headroom
+    checked = (
+        f"{_size(need)} checked before writing: {_size(data)} of data and {_size(headroom)} "
+        "kept for what HDF5 writes on closing, which crashes the process if it cannot"
+    )
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and grown_from + grow_by > limit:
-        raise _no_room(path, errno.EFBIG)
+    if limit != resource.RLIM_INFINITY and grown_from + need > limit:
+        raise StorageError(
+            f"{path}: the file size limit of {_size(limit)} leaves this {_size(grown_from)} file "
+            f"{_size(max(limit - grown_from, 0))}, less than the {checked}; raise the limit and "
+            "rerun"
+        )
     stats = os.statvfs(path.parent)
-    if stats.f_bavail * stats.f_frsize < grow_by:
-        raise _no_room(path, errno.ENOSPC)
+    free = stats.f_bavail * stats.f_frsize
+    if free < need:
+        raise StorageError(
+            f"{path}: {_size(free)} free on its file system, less than the {checked}; free space "
+            "and rerun"
+        )
 
 
 def path_in(folder, name: str, suffix: str) -> Path:
