@@ -12,7 +12,9 @@ Why this shape (the GPU must not wait for the host):
   runs, into pinned memory, copied without blocking. On the CPU the model needs every core:
   images are decoded in the stage's process (workers made CPU extraction 1.3-2x slower).
 - a writer thread compresses and writes outputs while the next batch is computed; a bounded
-  queue keeps at most PENDING_OUTPUTS images' outputs in memory.
+  queue keeps at most PENDING_OUTPUTS images' outputs in memory. Outputs that the thread frees
+  at its own pace live outside the malloc heap (`off_heap`): in it, they made CAM extraction's
+  memory grow by ~1-3 MiB per image (docs/benchmarks.md §"Memory of the stages").
 
 Segmentation logits of several scales are fused by their maximum (ref code: scales 1, 0.75,
 0.5); each scale is one forward over the whole batch. An optional dense CRF (crf.py) then
@@ -20,6 +22,7 @@ refines the fused logits' softmax at full image size with the images' colours.
 """
 
 import math
+import mmap
 import queue
 import threading
 from collections import defaultdict
@@ -70,6 +73,21 @@ def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorL
         num_workers=threads if on_gpu else 0,
         pin_memory=on_gpu,
     )
+
+
+def off_heap(array: np.ndarray, dtype) -> np.ndarray:
+    """A copy of `array` as `dtype` in memory mapped for it alone, unmapped when the copy is
+    freed. For outputs handed to a BackgroundWriter: in the malloc heap, each one freed by the
+    writer thread at its own pace left a hole between the main thread's large, short-lived
+    tensors, which glibc cannot give back while anything lies above it, and the heap grew with
+    the number of images (CAM extraction: 1.5 GB at 200 VOC images, 2-3.4 GB at 800). Mapping
+    costs a page fault per 4 KiB of the copy: ~0.1 ms for an image's CAMs against ~100 ms to
+    compute them on a CPU."""
+    size = max(array.size * np.dtype(dtype).itemsize, 1)  # mmap refuses an empty mapping
+    copy = np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=array.size)
+    copy = copy.reshape(array.shape)
+    copy[...] = array
+    return copy
 
 
 class BackgroundWriter:
