@@ -35,6 +35,11 @@ pytestmark = pytest.mark.pipeline
             "config key 'run_experiments': unknown experiment 'i2crcc'",
         ),
         ({"dataset": {"kind": "voc"}}, "config key 'dataset.root': required"),
+        (
+            {"classifier": {"epochs": 1e12}},
+            "config key 'classifier.epochs': 1e+12 is beyond 2147483647, the largest an integer "
+            "key takes",
+        ),
     ],
 )
 def test_config_errors_fail_at_startup_naming_the_key(tmp_path, change, message):
