@@ -1,18 +1,18 @@
 """Peak resident memory of the stages against the number of images, on VOC-sized images.
 
     python -m bench.bench_stage_memory [--images 50 200] [--old f0747d3] [--scales 1 0.75 0.5]
-        [--no-flip] [--threads 2] [--repeats 1] [--pipeline]
+        [--no-flip] [--backbone small] [--threads 2] [--repeats 1] [--pipeline]
 
 Writes a VOC-layout dataset of each size (JPEGs of VOC's six common sizes, 375x500 to 500x333,
 in shuffled order, 20 classes, 1-3 object rectangles per mask, saliency maps), its manifest
-(`prepare_dataset`) and a `small` classifier, then runs the CAM stage (`extract_cams.run`, one
-shard of every image, on the CPU) in a fresh process per run, once from the library at the
-commit `--old` (`git archive`d into a temporary folder) and once from the working tree, taking
-turns (old, new, new, old, ...) so that a load on the machine falls on both. Each run reports
-its wall seconds and its peak resident memory (`ru_maxrss` of the process, what a SLURM job's
-memory limit counts). Defaults: the VOC
-preset's CAM settings (scales 1, 0.75, 0.5 with flip), two sizes small enough for a few minutes;
-the figures of docs/benchmarks.md §"Memory of the stages" come from `--images 200 800`.
+(`prepare_dataset`) and a classifier (`small`, or `--backbone vgg16`), then runs the CAM stage
+(`extract_cams.run`, one shard of every image, on the CPU) in a fresh process per run, once from
+the library at the commit `--old` (`git archive`d into a temporary folder) and once from the
+working tree, taking turns (old, new, new, old, ...) so that a load on the machine falls on
+both. Each run reports its wall seconds and its peak resident memory (`ru_maxrss` of the
+process, what a SLURM job's memory limit counts). Defaults: the VOC preset's CAM settings
+(scales 1, 0.75, 0.5 with flip), two sizes small enough for a few minutes; the figures of
+docs/benchmarks.md §"Memory of the stages" come from `--images 200 800`.
 
 `--pipeline` also runs every stage of the pipeline through Snakemake on each dataset (working
 tree only; `small` networks on the CPU, one experiment, one CAM shard, short trainings) and
@@ -93,9 +93,9 @@ def make_dataset(root: Path, count: int) -> None:
     (lists / "val.txt").write_text("".join(f"{i}\n" for i in ids[count:]))
 
 
-def prepare(root: Path) -> tuple[Path, Path]:
-    """The dataset's manifest and a `small` classifier of 20 classes (random weights: the
-    memory and time of CAM extraction do not depend on them)."""
+def prepare(root: Path, backbone: str) -> tuple[Path, Path]:
+    """The dataset's manifest and a classifier of 20 classes (random weights: the memory and
+    time of CAM extraction do not depend on them)."""
     manifest = root / "manifest.json"
     prepare_dataset.run(
         root=str(root),
@@ -108,7 +108,7 @@ def prepare(root: Path) -> tuple[Path, Path]:
     )
     torch.manual_seed(0)
     model = root / "classifier.pt"
-    save_model(model, build_classifier("small", NUM_CLASSES))
+    save_model(model, build_classifier(backbone, NUM_CLASSES))
     return manifest, model
 
 
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--old", default="f0747d3", help="the commit to compare with")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5])
     parser.add_argument("--no-flip", dest="flip", action="store_false")
+    parser.add_argument("--backbone", default="small", choices=["small", "vgg16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs per side and size")
     parser.add_argument("--pipeline", action="store_true", help="every stage, through Snakemake")
@@ -196,7 +197,7 @@ def main() -> None:
     for count in args.images:
         root = scratch / f"voc{count}"
         make_dataset(root, count)
-        manifest, model = prepare(root)
+        manifest, model = prepare(root, args.backbone)
         sides = {"old": [], "new": []}
         for turn in range(args.repeats):
             # old, new, new, old, ...: a trend in the machine's load hits both sides.
@@ -223,7 +224,7 @@ def main() -> None:
                     "threads": args.threads,
                 },
                 "old": args.old,
-                "cams": {"scales": args.scales, "flip": args.flip, "backbone": "small"},
+                "cams": {"scales": args.scales, "flip": args.flip, "backbone": args.backbone},
                 "runs": runs,
                 f"peak_ratio_{largest}_over_{smallest}": {
                     side: round(peak(largest, side) / peak(smallest, side), 2)

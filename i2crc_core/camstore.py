@@ -136,7 +136,7 @@ class CamStoreWriter:
             )
         if image_id in self._group:
             raise CamStoreError(f"{self.path}: image id {image_id!r} written twice")
-        half = cams.astype(np.float16, copy=False)
+        half = cams.astype(np.float16)
         ensure_room(self.path, os.path.getsize(self._tmp), half.nbytes, HEADROOM)
         height, width = cams.shape[1:]
         if class_ids.size and height and width:

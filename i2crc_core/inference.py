@@ -75,17 +75,15 @@ def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorL
     )
 
 
-def off_heap(array: np.ndarray, dtype) -> np.ndarray:
-    """A copy of `array` as `dtype` in memory mapped for it alone, unmapped when the copy is
-    freed. For outputs handed to a BackgroundWriter: in the malloc heap, each one freed by the
-    writer thread at its own pace left a hole between the main thread's large, short-lived
-    tensors, which glibc cannot give back while anything lies above it, and the heap grew with
-    the number of images (CAM extraction: 1.5 GB at 200 VOC images, 2-3.4 GB at 800). Mapping
-    costs a page fault per 4 KiB of the copy: ~0.1 ms for an image's CAMs against ~100 ms to
-    compute them on a CPU."""
-    size = max(array.size * np.dtype(dtype).itemsize, 1)  # mmap refuses an empty mapping
-    copy = np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=array.size)
-    copy = copy.reshape(array.shape)
+def off_heap(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` in memory mapped for it alone, unmapped when the copy is freed. For
+    outputs handed to a BackgroundWriter: in the malloc heap, each one freed by the writer
+    thread at its own pace left a hole between the main thread's large, short-lived tensors,
+    which glibc cannot give back while anything lies above it, and the heap grew with the number
+    of images (docs/benchmarks.md §"Memory of the stages"). The copy costs ~1 ms for an image's
+    CAMs (two classes at 375x500), against ~130 ms to compute them on two CPU cores."""
+    copy = np.frombuffer(mmap.mmap(-1, max(array.nbytes, 1)), array.dtype, array.size)
+    copy = copy.reshape(array.shape)  # mmap refuses an empty mapping, hence at least 1 byte
     copy[...] = array
     return copy
 

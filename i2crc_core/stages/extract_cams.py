@@ -2,7 +2,6 @@
 
 import logging
 
-import numpy as np
 from tqdm import tqdm
 
 from ..cams import compute_cams_batch
@@ -55,7 +54,6 @@ def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, pre
                     flip=flip,
                 )
             for image_id, image_cams, image_classes in zip(batch["ids"], cams, class_ids):
-                # float16, the store's type: half the bytes to map and hand over.
-                writer.put((image_id, off_heap(image_cams, np.float16), image_classes))
+                writer.put((image_id, off_heap(image_cams), image_classes))
             bar.update(len(cams))
     log.info("shard %s: %d images", shard, len(ids))

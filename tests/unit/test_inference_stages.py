@@ -273,14 +273,15 @@ def _heap_ranges() -> list[tuple[int, int]]:
 
 
 def test_off_heap_copies_an_output_exactly_into_memory_of_its_own():
-    """What extract_cams hands its writer thread: a float16 copy outside the malloc heap, whose
-    holes, freed by the thread at its own pace, grew the stage's memory with every image."""
+    """What extract_cams hands its writer thread: a copy outside the malloc heap, where each one,
+    freed by the thread at its own pace, left a hole, and the stage's memory grew with every
+    image."""
     cams = np.random.default_rng(0).random((3, 375, 500), dtype=np.float32)
-    copy = off_heap(cams, np.float16)
-    np.testing.assert_array_equal(copy, cams.astype(np.float16))
-    assert copy.dtype == np.float16 and copy.shape == cams.shape and copy.flags.writeable
+    copy = off_heap(cams)
+    np.testing.assert_array_equal(copy, cams)
+    assert copy.dtype == np.float32 and copy.shape == cams.shape and copy.flags.writeable
     address = copy.__array_interface__["data"][0]
     assert not any(start <= address < end for start, end in _heap_ranges())
     cams[:] = 0
     assert copy.any(), "a copy, not a view"
-    assert off_heap(np.zeros((0, 4, 5), np.float32), np.float16).shape == (0, 4, 5)
+    assert off_heap(np.zeros((0, 4, 5), np.float32)).shape == (0, 4, 5)
