@@ -140,6 +140,7 @@ def train_and_score(
                 split="val",
                 out_dir=predictions,
                 scales=[1.0],
+                fusion="image",
                 crf=None,
                 device="cpu",
                 precision="fp32",

@@ -4,13 +4,17 @@ VOC-sized synthetic inputs, the GPU-hours they project for the VOC preset, and t
 pipeline run end to end on the GPU. Needs no dataset; a few minutes on one H100. Prints one
 JSON object.
 
-Measured with the hyper-parameters of config/voc12.yaml, each in the precision `auto` resolves
-to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in fp32 only on the CPU:
+Measured with the hyper-parameters of config/voc12.yaml (over config.yaml's), each in the
+precision `auto` resolves to (bf16; fp16 below compute capability 8.0) and in fp32 on CUDA, in
+fp32 only on the CPU:
 - classifier_train(_large_batch): VGG-16 training steps at 256 px, the preset's batch (5) and
   32: SGD on the model's lr groups, total_loss with the paper's λ, optimisation_step;
 - cam_compute: compute_cams_batch at scales 1, 0.75, 0.5 with flip, 16 images of 500x375;
-- segmenter_train: DeepLab-v2 ResNet-101 training steps, 321 px crops, batch 10;
-- predict_compute: predict_labels at scales 1, 0.75, 0.5, 16 images of 500x375;
+- segmenter_train: DeepLab-v2 ResNet-101 training steps, 321 px crops, batch 10, with the
+  preset's input convention and multi-scale loss (segmentation.input_normalisation,
+  msc_scales);
+- predict_compute: predict_labels at scales 1, 0.75, 0.5 fused as the preset says
+  (segmentation.inference_fusion), 16 images of 500x375;
 - cam_stage / predict_stage: the real extract_cams / predict stage (run()) on synthetic JPEGs
   of mixed VOC sizes, after a warm-up run on a few images; the predict stage with the preset's
   dense CRF (segmentation.crf, CPU work in the preset's `threads` processes).
@@ -72,7 +76,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from i2crc_core.cams import compute_cams_batch  # noqa: E402
 from i2crc_core.checkpoints import save_model  # noqa: E402
-from i2crc_core.config import defaults as schema_defaults  # noqa: E402
+from i2crc_core.config import deep_update, validate_config  # noqa: E402
 from i2crc_core.crf import settings as crf_settings  # noqa: E402
 from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
 from i2crc_core.device import (  # noqa: E402
@@ -85,7 +89,7 @@ from i2crc_core.device import (  # noqa: E402
 from i2crc_core.errors import I2CRCError  # noqa: E402
 from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label  # noqa: E402
 from i2crc_core.inference import predict_labels  # noqa: E402
-from i2crc_core.losses import segmentation_loss, total_loss  # noqa: E402
+from i2crc_core.losses import msc_segmentation_loss, segmentation_loss, total_loss  # noqa: E402
 from i2crc_core.manifest import Manifest  # noqa: E402
 from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
 from i2crc_core.sampling import chunk_loader  # noqa: E402
@@ -257,10 +261,10 @@ def random_classes(rng: np.random.Generator, num_classes: int) -> list[int]:
     return sorted(int(c) + 1 for c in rng.choice(num_classes, count, replace=False))
 
 
-def training(meter, precisions, model, settings: dict, images, loss_of) -> dict:
-    """Training steps as the stages take them: forward under autocast, `loss_of(output)`
-    (float32), optimisation_step with the optimiser the preset's `settings` name on the
-    model's lr groups."""
+def training(meter, precisions, model, settings: dict, images, loss_of, forward=None) -> dict:
+    """Training steps as the stages take them: forward (`forward(images)`, by default the
+    model's) under autocast, `loss_of(output)` (float32), optimisation_step with the optimiser
+    the preset's `settings` name on the model's lr groups."""
     result = {"batch": images.shape[0], "input_hw": list(images.shape[-2:])}
     for precision in precisions:
         optimizer = optimizer_for(model, settings)
@@ -268,7 +272,7 @@ def training(meter, precisions, model, settings: dict, images, loss_of) -> dict:
 
         def step():
             with autocast(meter.device, precision):
-                output = model(images)
+                output = (forward or model)(images)
             optimisation_step(loss_of(output), optimizer, scaler)
 
         result[precision] = meter.measure(step, images.shape[0], precision)
@@ -298,10 +302,16 @@ def classifier_training(meter, precisions, preset, lambdas, rng) -> dict:
 
 
 def segmenter_training(meter, precisions, preset, rng) -> dict:
-    w, device = meter.w, meter.device
+    w, device, s = meter.w, meter.device, preset["segmentation"]
     num_classes = preset["dataset"]["num_classes"]
-    model = build_segmenter(w.segmenter, num_classes, aspp_rates=w.aspp_rates)
+    model = build_segmenter(
+        w.segmenter,
+        num_classes,
+        aspp_rates=w.aspp_rates,
+        input_normalisation=s["input_normalisation"],
+    )
     model = prepare_model(model, device, training=True).train()
+    msc = s["msc_scales"]
     shape = (w.seg_batch, w.seg_size, w.seg_size)
     target = torch.from_numpy(rng.integers(0, num_classes + 1, shape))
     target[torch.from_numpy(rng.random(shape) < 0.1)] = IGNORE  # object borders are unlabelled
@@ -312,9 +322,12 @@ def segmenter_training(meter, precisions, preset, rng) -> dict:
             meter,
             precisions,
             model,
-            preset["segmentation"],
+            s,
             images,
-            lambda logits: segmentation_loss(logits, target, IGNORE),
+            lambda logits: (msc_segmentation_loss if msc else segmentation_loss)(
+                logits, target, IGNORE
+            ),
+            forward=(lambda crops: model.msc_logits(crops, msc)) if msc else None,
         )
     }
 
@@ -422,12 +435,16 @@ def write_layout(root: Path, w, count: int, num_classes: int, rng) -> dict:
     return {**paths, "images": count, "half_images": count // 2, "pixels": pixels}
 
 
-def inference(meter, precisions, name, model_step, run_stage, layout, settings, threads) -> dict:
-    """`{name}_compute`: `model_step(precision)` on one batch of equal-size images;
-    `{name}_stage`: `run_stage(manifest_path, precision, tag)` on the layout's images, timed
-    after a warm-up run on a few of them (first-call costs: imports, cuDNN handles, page cache)."""
+def inference(
+    meter, precisions, name, model_step, run_stage, layout, settings, threads, warped_to=None
+) -> dict:
+    """`{name}_compute`: `model_step(precision)` on one batch of equal-size images (of the
+    workload's size, or all warped to `warped_to` squared); `{name}_stage`: `run_stage(
+    manifest_path, precision, tag)` on the layout's images, timed after a warm-up run on a few
+    of them (first-call costs: imports, cuDNN handles, page cache)."""
     w = meter.w
-    compute = {"batch": w.infer_batch, "input_hw": list(w.infer_hw), **settings}
+    input_hw = w.infer_hw if warped_to is None else (warped_to, warped_to)
+    compute = {"batch": w.infer_batch, "input_hw": list(input_hw), **settings}
     stage = {"images": layout["images"], "threads": threads}
     own_threads = torch.get_num_threads()  # a stage sets its own; the next measurements keep ours
     for precision in precisions:
@@ -446,8 +463,14 @@ def inference(meter, precisions, name, model_step, run_stage, layout, settings, 
         # The slope between the two runs: each image's cost without the run's start-up, which
         # a shard job of thousands of images pays once.
         marginal = (layout["images"] - layout["half_images"]) / max(seconds - half_seconds, 1e-9)
-        # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes
-        flops = compute[precision]["gflop_per_image"] * 1e9 * layout["pixels"] / np.prod(w.infer_hw)
+        # FLOPs of a conv net grow with the pixels: the stage's images have mixed sizes, unless
+        # they are all warped to one
+        per_image = compute[precision]["gflop_per_image"] * 1e9
+        flops = (
+            per_image * layout["pixels"] / np.prod(w.infer_hw)
+            if warped_to is None
+            else per_image * layout["images"]
+        )
         figures = meter.figures(layout["images"], seconds, flops, precision)
         busy = figures["tflops"] / compute[precision]["tflops"]
         stage[precision] = {
@@ -470,13 +493,18 @@ def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
     num_classes = preset["dataset"]["num_classes"]
     model_path = workdir / "classifier.pt"
     model = saved_model(build_classifier(w.classifier, num_classes), model_path, device)
-    images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
+    warped_to = cams["input_size"]
+    input_hw = w.infer_hw if warped_to is None else (warped_to, warped_to)
+    images = torch.randn(w.infer_batch, 3, *input_hw, device=device)
     class_ids = [random_classes(rng, num_classes) for _ in range(w.infer_batch)]
     threads = min(preset["resources"]["extract_cams"]["threads"], os.cpu_count())
+    options = {key: cams[key] for key in ("scales", "flip", "normalise")}
 
     def model_step(precision):
         with autocast(device, precision):
-            compute_cams_batch(model, images, class_ids, scales=cams["scales"], flip=cams["flip"])
+            compute_cams_batch(
+                model, images, class_ids, sizes=[w.infer_hw] * len(images), **options
+            )
 
     def run_stage(manifest_path, precision, tag):
         extract_cams.run(
@@ -484,32 +512,44 @@ def cam_extraction(meter, precisions, preset, layout, workdir, rng) -> dict:
             model_path=model_path,
             out_path=workdir / f"cams_{precision}_{tag}.h5",
             shard="1-of-1",
-            scales=cams["scales"],
-            flip=cams["flip"],
+            input_size=warped_to,
+            **options,
             device=device.type,
             precision=precision,
             threads=threads,
         )
 
-    settings = {"scales": cams["scales"], "flip": cams["flip"]}
-    return inference(meter, precisions, "cam", model_step, run_stage, layout, settings, threads)
+    return inference(
+        meter,
+        precisions,
+        "cam",
+        model_step,
+        run_stage,
+        layout,
+        {**options, "input_size": warped_to},
+        threads,
+        warped_to,
+    )
 
 
 def prediction(meter, precisions, preset, layout, workdir) -> dict:
-    w, device = meter.w, meter.device
-    scales = preset["segmentation"]["inference_scales"]
+    w, device, s = meter.w, meter.device, preset["segmentation"]
+    scales, fusion = s["inference_scales"], s["inference_fusion"]
     model_path = workdir / "segmenter.pt"
-    model = build_segmenter(w.segmenter, preset["dataset"]["num_classes"], aspp_rates=w.aspp_rates)
+    model = build_segmenter(
+        w.segmenter,
+        preset["dataset"]["num_classes"],
+        aspp_rates=w.aspp_rates,
+        input_normalisation=s["input_normalisation"],
+    )
     model = saved_model(model, model_path, device)
     images = torch.randn(w.infer_batch, 3, *w.infer_hw, device=device)
     threads = min(preset["resources"]["predict"]["threads"], os.cpu_count())
-    crf = crf_settings(
-        {**schema_defaults()["segmentation"]["crf"], **preset["segmentation"].get("crf", {})}
-    )
+    crf = crf_settings(s["crf"])
 
     def model_step(precision):
         with autocast(device, precision):
-            predict_labels(model, images, scales)
+            predict_labels(model, images, scales, fusion=fusion)
 
     def run_stage(manifest_path, precision, tag):
         predict.run(
@@ -518,15 +558,15 @@ def prediction(meter, precisions, preset, layout, workdir) -> dict:
             split="val",
             out_dir=workdir / f"pred_{precision}_{tag}",
             scales=scales,
+            fusion=fusion,
             crf=crf,
             device=device.type,
             precision=precision,
             threads=threads,
         )
 
-    return inference(
-        meter, precisions, "predict", model_step, run_stage, layout, {"scales": scales}, threads
-    )
+    settings = {"scales": scales, "fusion": fusion}
+    return inference(meter, precisions, "predict", model_step, run_stage, layout, settings, threads)
 
 
 def projection(
@@ -548,7 +588,10 @@ def projection(
     work = {  # stage: (images per experiment, the rate it runs at)
         "train_classifier": (c["epochs"] * VOC_TRAIN_IMAGES, "classifier_train"),
         "extract_cams": (VOC_TRAIN_IMAGES, "cam_stage"),
-        "train_segmentation": (2 * s["iterations"] * s["batch_size"], "segmenter_train"),
+        "train_segmentation": (
+            2 * s["iterations"] * s["batch_size"] * s["accumulate"],
+            "segmenter_train",
+        ),
         "predict": (VOC_TRAIN_IMAGES + 2 * VOC_VAL_IMAGES, "predict_stage"),
     }
     hours = {
@@ -653,10 +696,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
-    preset = yaml.safe_load((REPO / "config" / "voc12.yaml").read_text())
-    lambdas = defaults["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
-    experiments = len(preset.get("run_experiments", defaults["run_experiments"]))
+    # the preset as a run gets it: over config.yaml, every key filled in and checked
+    preset = validate_config(
+        deep_update(
+            yaml.safe_load((REPO / "config.yaml").read_text()),
+            yaml.safe_load((REPO / "config" / "voc12.yaml").read_text()),
+        )
+    )
+    lambdas = preset["experiments"]["i2crc"]  # the paper's λ (Eq. 8)
+    experiments = len(preset["run_experiments"])
     w = workload(preset, args.tiny, args.steps)
     # The VOC sizes on a CPU would take hours and project GPU-hours from CPU rates: outside
     # --tiny a usable GPU is required, and the reason it is not usable is one line.

@@ -163,9 +163,17 @@ def _check_cross_references(config: dict) -> None:
                 f"config key '{section}.weights': 'pretrained' (the pretraining stage) exists "
                 f"for backbone 'small' only, not '{backbone}'; use 'imagenet', a .pth path, or null"
             )
-    low, high = config["segmentation"]["scale_range"]
+    segmentation = config["segmentation"]
+    low, high = segmentation["scale_range"]
     if low > high:
         raise ConfigError(f"config key 'segmentation.scale_range': {low} > {high}")
+    crop = segmentation["crop_size"]
+    for scale in segmentation["msc_scales"] or ():
+        if math.floor(crop * scale) < 1:
+            raise ConfigError(
+                f"config key 'segmentation.msc_scales': scale {scale} makes the {crop}-pixel "
+                "crops 0 pixels"
+            )
 
 
 def _sort_keys(mapping: dict) -> None:

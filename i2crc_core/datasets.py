@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -93,6 +94,16 @@ def _resize(array: np.ndarray, size_hw: tuple[int, int], interpolation: int) -> 
     return cv2.resize(array, (size_hw[1], size_hw[0]), interpolation=interpolation)
 
 
+def warp_image(image: np.ndarray, side: int) -> np.ndarray:
+    """An RGB uint8 image (H, W, 3) resized to side x side as the authors' classifier resizes
+    its input (PIL's bilinear filter, which averages over the source pixels when shrinking;
+    classification/utils/transforms/functional.py, resize): the classifier's training input and
+    the warped CAM input (cams.input_size) alike."""
+    if image.shape[:2] == (side, side):
+        return image
+    return np.array(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+
+
 class ClassificationDataset(Dataset):
     """Images, multi-hot image labels and saliency maps for training the classifier.
 
@@ -102,9 +113,11 @@ class ClassificationDataset(Dataset):
     Saliency maps are read from `saliency_dir/{id}.png`; with `saliency_dir` None (the
     pretraining, image-level labels only) samples have no "saliency". With `train`, colour jitter
     (brightness, contrast, saturation, hue: ColorJitter's op order and factors, NaN for an op that
-    is off) and a horizontal flip are drawn from torch's global RNG; the flip hits image and
-    saliency together, the jitter only the image. `finish` jitters, flips and normalises the
-    images on the device: {"image": float (B, 3, S, S), "label", "saliency"}.
+    is off) and, with `flip`, a horizontal flip are drawn from torch's global RNG; the flip hits
+    image and saliency together, the jitter only the image. `finish` jitters, flips and
+    normalises the images on the device: {"image": float (B, 3, S, S), "label", "saliency"}.
+    Resizing follows the authors' code: the image by `warp_image`, the saliency map (at image
+    size) by nearest neighbour (classification/utils/LoadData.py, VOCDataset.__getitem__).
     """
 
     def __init__(
@@ -117,6 +130,7 @@ class ClassificationDataset(Dataset):
         input_size: int,
         train: bool,
         color_jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.1),
+        flip: bool = True,
     ):
         missing = [image_id for image_id in ids if image_id not in labels]
         if missing:
@@ -130,6 +144,7 @@ class ClassificationDataset(Dataset):
         self.saliency_dir = None if saliency_dir is None else Path(saliency_dir)
         self.input_size = int(input_size)
         self.train = train
+        self.flip = flip
         brightness, contrast, saturation, hue = color_jitter
         self.jitter = v2.ColorJitter(brightness, contrast, saturation, hue)
         self.decoded = DecodedCache()
@@ -141,13 +156,13 @@ class ClassificationDataset(Dataset):
         image_id = self.ids[index]
         size = (self.input_size, self.input_size)
         image = self.decoded(read_image, self.layout.image_path(image_id))
-        image_tensor = torch.from_numpy(_resize(image, size, cv2.INTER_LINEAR)).permute(2, 0, 1)
+        image_tensor = torch.from_numpy(warp_image(image, self.input_size)).permute(2, 0, 1)
         jitter = dict.fromkeys(JITTER_FACTORS, None) | {"fn_idx": torch.arange(4)}
         flip = False
         if self.train:
             # the draws ColorJitter's forward makes before transforming the image
             jitter = self.jitter.make_params([image_tensor])
-            flip = bool(torch.rand(()) < 0.5)
+            flip = self.flip and bool(torch.rand(()) < 0.5)
         label = torch.zeros(self.num_classes)
         label[[c - 1 for c in self.labels[image_id]]] = 1.0
         sample = {
@@ -165,7 +180,7 @@ class ClassificationDataset(Dataset):
             saliency = self.decoded(
                 load_saliency, self.saliency_dir / f"{image_id}.png", image.shape[:2]
             )
-            saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_LINEAR))[None]
+            saliency = torch.from_numpy(_resize(saliency, size, cv2.INTER_NEAREST))[None]
             sample["saliency"] = (saliency.flip(-1) if flip else saliency).clamp(0.0, 1.0)
         return sample
 
@@ -204,10 +219,12 @@ class SegmentationDataset(Dataset):
 
     Sample: {"id", "image": uint8 (3, crop, crop), "label": uint8 (crop, crop), "content": long
     (4,) the rows top..bottom-1 and columns left..right-1 of the crop that hold image (the rest
-    is padding)}. Labels are read from `label_dir/{id}.png`. With `train`: random scale in
-    `scale_range` (bilinear image, nearest label), padding at the bottom and right to the crop
-    size with 255 (ignore) in the label, a random crop, and a horizontal flip when `flip` — all
-    drawn from torch's global RNG. Without `train`: no scaling or flip, padding and a centre crop.
+    is padding)}. Labels are read from `label_dir/{id}.png`. With `train`: a random scale
+    (uniform in `scale_range`, or with `scale_step` uniform over scale_range[0], + scale_step,
+    ... up to scale_range[1], as the ref code's choice of 0.5, 0.75, ..., 1.5; bilinear image,
+    nearest label), padding at the bottom and right to the crop size with 255 (ignore) in the
+    label, a random crop, and a horizontal flip when `flip` — all drawn from torch's global
+    RNG. Without `train`: no scaling or flip, padding and a centre crop.
     `finish` normalises the images on the device and pads them with the mean colour (zero after
     normalisation): {"image": float (B, 3, crop, crop), "label": long (B, crop, crop)}.
     """
@@ -222,6 +239,7 @@ class SegmentationDataset(Dataset):
         scale_range: tuple[float, float] = (0.5, 1.5),
         flip: bool = True,
         train: bool = True,
+        scale_step: float | None = None,
     ):
         self.layout = layout
         self.ids = list(ids)
@@ -229,6 +247,12 @@ class SegmentationDataset(Dataset):
         self.num_classes = num_classes
         self.crop_size = int(crop_size)
         self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.scales = None
+        if scale_step is not None:
+            low, high = self.scale_range
+            # the tolerance keeps a high end that the steps reach up to rounding
+            count = math.floor((high - low) / scale_step + 1e-9) + 1
+            self.scales = [low + step * scale_step for step in range(count)]
         self.flip = flip
         self.train = train
         self.decoded = DecodedCache()
@@ -247,8 +271,11 @@ class SegmentationDataset(Dataset):
                 f"image size {image.shape[1]}x{image.shape[0]}"
             )
         if self.train:
-            low, high = self.scale_range
-            scale = low + (high - low) * float(torch.rand(()))
+            if self.scales is None:
+                low, high = self.scale_range
+                scale = low + (high - low) * float(torch.rand(()))
+            else:
+                scale = self.scales[int(torch.randint(len(self.scales), ()))]
             size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
             image = _resize(image, size, cv2.INTER_LINEAR)
             label = _resize(label, size, cv2.INTER_NEAREST)
@@ -294,11 +321,13 @@ class SegmentationDataset(Dataset):
 
 
 class ImageDataset(Dataset):
-    """Images at their original size for inference: {"id", "image" (3, H, W), "size" (H, W)}."""
+    """Images for inference: {"id", "image" (3, H, W), "size" (H, W)}, at their original size
+    (H, W), or with `input_size` S warped to S x S (`warp_image`), "size" the original."""
 
-    def __init__(self, layout: VocLayout, ids: Sequence[str]):
+    def __init__(self, layout: VocLayout, ids: Sequence[str], input_size: int | None = None):
         self.layout = layout
         self.ids = list(ids)
+        self.input_size = input_size
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -306,4 +335,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image_id = self.ids[index]
         image = self.layout.read_image(image_id)
-        return {"id": image_id, "image": normalize(image), "size": tuple(image.shape[:2])}
+        size = tuple(image.shape[:2])
+        if self.input_size is not None:
+            image = warp_image(image, self.input_size)
+        return {"id": image_id, "image": normalize(image), "size": size}

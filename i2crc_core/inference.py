@@ -17,8 +17,9 @@ Why this shape (the GPU must not wait for the host):
   memory grow by ~1-3 MiB per image (docs/benchmarks.md §"Memory of the stages").
 
 Segmentation logits of several scales are fused by their maximum (ref code: scales 1, 0.75,
-0.5); each scale is one forward over the whole batch. An optional dense CRF (crf.py) then
-refines the fused logits' softmax at full image size with the images' colours.
+0.5), at the image's size or at the logits' (`predict_labels`); each scale is one forward over
+the whole batch. An optional dense CRF (crf.py) then refines the fused logits' softmax at full
+image size with the images' colours.
 """
 
 import math
@@ -36,8 +37,11 @@ from .datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
 from .device import autocast
 from .errors import ConfigError, DatasetError
 from .loading import UserErrorLoader
+from .models import max_fused, rescale
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}
+# How segmentation logits of several scales are fused (segmentation.inference_fusion)
+FUSIONS = ("image", "logits")
 PENDING_OUTPUTS = 32
 # The networks' output stride: VGG-16's three 2x2 poolings leave no output pixel on a side
 # shorter than this, and fail.
@@ -58,16 +62,24 @@ def size_ordered_batches(sizes, max_pixels: int) -> list[list[int]]:
 
 
 def _collate(samples: list[dict]) -> dict:
-    return {"ids": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples])}
+    return {
+        "ids": [s["id"] for s in samples],
+        "image": torch.stack([s["image"] for s in samples]),
+        "sizes": [s["size"] for s in samples],
+    }
 
 
-def image_batches(layout, ids, device: torch.device, threads: int) -> UserErrorLoader:
-    """Batches {"ids", "image" (N, 3, H, W)} of the images of `ids`, one size per batch."""
+def image_batches(
+    layout, ids, device: torch.device, threads: int, input_size: int | None = None
+) -> UserErrorLoader:
+    """Batches {"ids", "image" (N, 3, H, W), "sizes": each image's own (H, W)} of the images of
+    `ids`, one input size per batch: their own, or all warped to `input_size` squared."""
     on_gpu = device.type == "cuda"
     max_pixels = BATCH_PIXELS["cuda" if on_gpu else "cpu"]
-    batches = size_ordered_batches([layout.image_size(i) for i in ids], max_pixels)
+    sizes = [layout.image_size(i) if input_size is None else (input_size,) * 2 for i in ids]
+    batches = size_ordered_batches(sizes, max_pixels)
     return UserErrorLoader(
-        ImageDataset(layout, ids),
+        ImageDataset(layout, ids, input_size),
         batch_sampler=batches,
         collate_fn=_collate,
         num_workers=threads if on_gpu else 0,
@@ -180,13 +192,6 @@ def check_scales(scales, layout, ids, name: str) -> None:
             )
 
 
-def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
-    """A batch (N, C, H, W) resized bilinearly by `scale`; unchanged at scale 1."""
-    if scale == 1:
-        return images
-    return F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
-
-
 def image_colours(images: torch.Tensor) -> np.ndarray:
     """RGB uint8 (N, H, W, 3) of ImageNet-normalised images (N, 3, H, W): the inverse of
     datasets.normalize, exact for every 8-bit value (its float32 error is far below half a
@@ -198,17 +203,24 @@ def image_colours(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_labels(model, images: torch.Tensor, scales=(1.0,), crf=None) -> np.ndarray:
+def predict_labels(
+    model, images: torch.Tensor, scales=(1.0,), crf=None, fusion: str = "image"
+) -> np.ndarray:
     """Labels uint8 (N, H, W) of same-size images (N, 3, H, W): the argmax of the scales'
-    fused logits, or with `crf` (a crf.DenseCRF) the argmax of the CRF on their softmax."""
+    fused logits, or with `crf` (a crf.DenseCRF) the argmax of the CRF on their softmax.
+    `fusion` (FUSIONS): "image" upsamples each scale's logits to the image and takes their
+    maximum; "logits" takes it at the logit resolution of the largest scale (the ref code's
+    MSC at scales 1, 0.75, 0.5: at the scale-1 logits), then upsamples the maximum."""
     size = images.shape[-2:]
-    fused = None
-    for scale in scales:
-        scaled = rescale(images, scale)
-        logits = F.interpolate(
-            model(scaled).float(), size=size, mode="bilinear", align_corners=False
+    if fusion == "logits":
+        logits = model.scale_logits(images, scales)
+        finest = logits[max(range(len(scales)), key=lambda index: scales[index])]
+        fused = F.interpolate(
+            max_fused(logits, finest.shape[-2:]), size=size, mode="bilinear", align_corners=False
         )
-        fused = logits if fused is None else torch.maximum(fused, logits)
+    else:
+        # one scale's image-size logits at a time beside the running maximum
+        fused = max_fused((model(rescale(images, scale)).float() for scale in scales), size)
     if crf is None:
         return fused.argmax(dim=1).to(torch.uint8).cpu().numpy()
     return crf(fused.softmax(dim=1).cpu().numpy(), image_colours(images))

@@ -3,9 +3,11 @@
 The constraints use only *simple* images (exactly one object class). Saliency M is used
 soft, in [0, 1], and every channel of the attention map F takes part (ref code). L_csd averages
 y·(p̄ − p) over the C channels, as the ref code does: 1/C of Eq. 7's dot product, so λ_csd acts
-as λ_csd / C (docs/method.md §3). All terms are computed in float32 whatever the autocast dtype
-of F. `attention_stats` measures F inside and outside the saliency, logged beside the losses
-(docs/pipeline.md §"Watching training").
+as λ_csd / C (docs/method.md §3). CAD weights each pixel's squared distance by M as Eq. 4 prints
+it (`cad_weighting="linear"`) or by M², as the authors' code does by squaring the masked
+difference (`"squared"`); both divide by Σ M. All terms are computed in float32 whatever the
+autocast dtype of F. `attention_stats` measures F inside and outside the saliency, logged beside
+the losses (docs/pipeline.md §"Watching training").
 """
 
 import torch
@@ -33,10 +35,17 @@ def prototypes(attention: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (weight * attention).sum(dim=(2, 3)) / (weight.sum(dim=(2, 3)) + EPS)
 
 
-def aggregation_distance(attention, weight, prototype) -> torch.Tensor:
-    """Eq. 4 / Eq. 6 per image, (N,): weighted mean over pixels of mean_c (F_c - p_c)^2."""
+CAD_WEIGHTINGS = ("linear", "squared")
+
+
+def aggregation_distance(attention, weight, prototype, cad_weighting: str) -> torch.Tensor:
+    """Eq. 4 / Eq. 6 per image, (N,): Σ_ij w_ij · mean_c (F_c,ij - p_c)² / Σ_ij M_ij, with
+    w = M ("linear", the paper) or M² ("squared", the authors' code), M the weight map."""
+    if cad_weighting not in CAD_WEIGHTINGS:
+        raise ValueError(f"cad_weighting {cad_weighting!r} is not one of {CAD_WEIGHTINGS}")
     squared = (attention - prototype[:, :, None, None]).pow(2).mean(dim=1, keepdim=True)
-    return (weight * squared).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + EPS)
+    pixel_weight = weight.square() if cad_weighting == "squared" else weight
+    return (pixel_weight * squared).sum(dim=(1, 2, 3)) / (weight.sum(dim=(1, 2, 3)) + EPS)
 
 
 def upsample(attention: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
@@ -44,7 +53,12 @@ def upsample(attention: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
     return F.interpolate(attention, size=saliency.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: torch.Tensor):
+def relation_losses(
+    attention: torch.Tensor,
+    labels: torch.Tensor,
+    saliency: torch.Tensor,
+    cad_weighting: str = "linear",
+):
     """(L_cad_ob, L_cad_bg, L_csd), each the mean over the simple images of a batch.
 
     attention (N, C, h, w), labels (N, C) multi-hot, saliency (N, 1, H, W) in [0, 1].
@@ -58,9 +72,11 @@ def relation_losses(attention: torch.Tensor, labels: torch.Tensor, saliency: tor
     background = 1.0 - salient
     object_prototype = prototypes(attention, salient)
     background_prototype = prototypes(attention, background)
-    cad_object = (simple * aggregation_distance(attention, salient, object_prototype)).sum() / count
+    cad_object = (
+        simple * aggregation_distance(attention, salient, object_prototype, cad_weighting)
+    ).sum() / count
     cad_background = (
-        simple * aggregation_distance(attention, background, background_prototype)
+        simple * aggregation_distance(attention, background, background_prototype, cad_weighting)
     ).sum() / count
     separation = (labels.float() * (background_prototype - object_prototype)).mean(dim=1)
     csd = (simple * separation).sum() / count
@@ -71,12 +87,20 @@ LOSS_PARTS = ("total", "cls", "cad_ob", "cad_bg", "csd")
 
 
 def total_loss(
-    attention, labels, saliency, *, lambda_ob: float, lambda_bg: float, lambda_csd: float
+    attention,
+    labels,
+    saliency,
+    *,
+    lambda_ob: float,
+    lambda_bg: float,
+    lambda_csd: float,
+    cad_weighting: str = "linear",
 ):
     """Eq. 8. Returns the loss and its parts (LOSS_PARTS) as one detached tensor, left on
-    the device so that logging them costs no synchronisation per step."""
+    the device so that logging them costs no synchronisation per step. `cad_weighting`: see
+    `aggregation_distance` (the config key `losses.cad_weighting`)."""
     cls = classification_loss(attention, labels)
-    cad_object, cad_background, csd = relation_losses(attention, labels, saliency)
+    cad_object, cad_background, csd = relation_losses(attention, labels, saliency, cad_weighting)
     loss = cls + lambda_ob * cad_object + lambda_bg * cad_background + lambda_csd * csd
     return loss, torch.stack([loss, cls, cad_object, cad_background, csd]).detach()
 
@@ -131,3 +155,27 @@ def segmentation_loss(
     backpropagates, where the mean of an empty set would be NaN."""
     summed = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
     return summed / (target != ignore_index).sum().clamp(min=1)
+
+
+def resized_labels(target: torch.Tensor, size) -> torch.Tensor:
+    """Label maps (N, H, W) resized to `size` by the nearest pixel centre, torch's
+    "nearest-exact": PIL's NEAREST, with which the ref code resizes its labels
+    (segmentation/main.py, resize_labels), but on the device (torch's "nearest" and OpenCV's
+    INTER_NEAREST shift the labels by up to a pixel). The two agree exactly from an odd size,
+    such as the ref code's 321-pixel crops; from an even one they may differ at a half-pixel
+    tie, an output centre that falls exactly on an input pixel boundary, which PIL's and
+    torch's floating-point rounding settle either way. Unchanged at their own size."""
+    if target.shape[-2:] == tuple(size):
+        return target
+    resized = F.interpolate(target[:, None].float(), size=tuple(size), mode="nearest-exact")
+    return resized[:, 0].to(target.dtype)
+
+
+def msc_segmentation_loss(logits, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """The ref code's multi-scale training loss (segmentation/main.py, train): the sum over
+    the logit maps of models.Segmenter.msc_logits of `segmentation_loss` against the labels
+    resized to each map's (feature) resolution; the logits are not upsampled."""
+    return sum(
+        segmentation_loss(each, resized_labels(target, each.shape[-2:]), ignore_index)
+        for each in logits
+    )

@@ -2,19 +2,20 @@
 
     python -m i2crc_core.predict --model results/seed0/i2crc/segmentation/refined/model.pt \
         photos/ extra.jpg --out predictions [--device auto|cpu|cuda] [--scales 1.0 0.75] [--cams] \
-        [--crf]
+        [--crf] [--fusion image|logits]
 
 A segmenter writes `<out>/<name>.png`: its labels as a VOC palette PNG (0 background, c =
-class c of the sidecar's `class_names`), logits of several scales fused by their maximum, with
-`--crf` refined by the dense CRF at the config schema's `segmentation.crf` parameters (needs
-`pip install -e '.[crf]'`). A
-classifier writes the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the
-classes whose score q_c is positive, background where their largest CAM is below
-`--bg-threshold`), and with `--cams` also `<out>/<name>_cam.png`, the image under its largest
-CAM. Folders are read one level deep. Images are taken as a viewer shows them: a photo's EXIF
-orientation is applied, and its PNG is of the displayed size, aligned with the displayed image
-(the pipeline's datasets keep their stored pixels, on which their masks are drawn). A user
-mistake is one line `i2crc error: ...` and exit 1.
+class c of the sidecar's `class_names`), logits of several scales fused by their maximum (at
+the image's size, or with `--fusion logits` at the largest scale's logits, as the predict stage
+does with segmentation.inference_fusion), with `--crf` refined by the dense CRF at the config
+schema's `segmentation.crf` parameters (needs `pip install -e '.[crf]'`). A classifier writes
+the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the classes whose score
+q_c is positive, background where their largest CAM is below `--bg-threshold`), and with
+`--cams` also `<out>/<name>_cam.png`, the image under its largest CAM. Folders are read one
+level deep. Images are taken as a viewer shows them: a photo's EXIF orientation is applied, and
+its PNG is of the displayed size, aligned with the displayed image (the pipeline's datasets keep
+their stored pixels, on which their masks are drawn). A user mistake is one line
+`i2crc error: ...` and exit 1.
 
 It first says what the model is and what it was trained on, and warns when the images' size is
 far from its training images' (e.g. a model of the 64-pixel synthetic benchmark on photos): a
@@ -41,7 +42,7 @@ from .crf import DenseCRF, require_pydensecrf, settings
 from .device import prepare_model, resolve_precision, select_device
 from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
 from .fileio import atomic_path, displayed_size, path_in, read_image, write_label
-from .inference import check_scales, infer_images, predict_labels
+from .inference import FUSIONS, check_scales, infer_images, predict_labels
 from .layout import VocLayout
 from .models import architecture_id
 from .plotting import cam_overlay
@@ -218,7 +219,7 @@ def check_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"option --out: cannot write in the folder {existing}")
 
 
-def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf):
+def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf, fusion):
     bad = [scale for scale in scales if not (math.isfinite(scale) and scale > 0)]
     if bad:
         raise ConfigError(f"option --scales: {bad[0]} is not a positive finite number")
@@ -248,6 +249,10 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
         raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")
     if crf and not segmenter:
         raise CheckpointError(f"{model_path}: --crf needs a segmenter model, this is a classifier")
+    if fusion != "image" and not segmenter:
+        raise CheckpointError(
+            f"{model_path}: --fusion needs a segmenter model, this is a classifier"
+        )
     if crf:
         require_pydensecrf("option --crf")
     workers = min(MAX_LOADER_WORKERS, os.cpu_count() or 1)
@@ -259,7 +264,7 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf)
 
     def infer(images):
         if segmenter:
-            return predict_labels(model, images, scales, refine)
+            return predict_labels(model, images, scales, refine, fusion)
         class_ids = present_classes(model, images)
         return zip(compute_cams_batch(model, images, class_ids, scales=scales), class_ids)
 
@@ -321,6 +326,13 @@ def parse_args(argv):
         help="segmenter only: refine the labels with the dense CRF (pip install -e '.[crf]')",
     )
     parser.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default="image",
+        help="segmenter only: fuse the scales' logits at the image's size (default) or at the "
+        "largest scale's logits (the VOC preset's segmentation.inference_fusion)",
+    )
+    parser.add_argument(
         "--bg-threshold",
         type=float,
         default=0.3,
@@ -342,6 +354,7 @@ def main(argv=None) -> int:
             cams=args.cams,
             bg_threshold=args.bg_threshold,
             crf=args.crf,
+            fusion=args.fusion,
         )
     except I2CRCError as error:
         print(f"i2crc error: {error}", file=sys.stderr)

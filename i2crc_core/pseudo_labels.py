@@ -4,6 +4,9 @@ code).
 Scores per pixel: channel 0 (background) = 1 - saliency, channel k = CAM of the k-th class
 of the image label. Then, with every number a keyword parameter:
 
+0. with ``stretch_cams``, each CAM is first stretched to [0, 1] by its own minimum and maximum,
+   (A - min) / (max - min + 1e-8), as the authors' gen_gt.py does; every later rule, the
+   "raw CAM" of rule 4 included, sees the stretched map;
 1. scores below ``score_floor`` become 0;
 2. pixels where two or more channels exceed ``conflict_threshold`` become 255 (ignore);
 3. label = argmax over the channels (an all-zero pixel is background: channel 0 wins ties);
@@ -41,6 +44,7 @@ def pseudo_label(
     bg_saliency: float,
     bg_cam: float,
     min_foreground: float,
+    stretch_cams: bool,
 ) -> np.ndarray:
     """Label map uint8 (H, W) from CAMs (K, H, W) in [0, 1] and saliency (H, W) in [0, 1].
 
@@ -58,6 +62,9 @@ def pseudo_label(
         raise ValueError(f"saliency must be float in [0, 1], got dtype {saliency.dtype}")
     class_ids = _check_class_ids(class_ids, cams.shape[0])
     cams = cams.astype(np.float32, copy=False)
+    if stretch_cams:
+        low = cams.min(axis=(1, 2), keepdims=True)
+        cams = (cams - low) / (cams.max(axis=(1, 2), keepdims=True) - low + np.float32(1e-8))
     floor = np.float32(score_floor)
     conflict_level = np.float32(conflict_threshold)
 

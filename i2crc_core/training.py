@@ -83,10 +83,22 @@ def optimizer_for(model, settings: dict):
 
 
 def optimisation_step(loss: torch.Tensor, optimizer, scaler: torch.amp.GradScaler) -> None:
+    accumulated_step([loss], optimizer, scaler)
+
+
+def accumulated_step(losses, optimizer, scaler: torch.amp.GradScaler) -> torch.Tensor:
+    """One optimiser step on the summed gradients of `losses`, an iterable that computes each
+    micro-batch's loss (already divided by their number) only when asked for it: each is
+    backpropagated before the next is computed, so one micro-batch's graph is in memory at a
+    time. Returns the losses' sum, detached."""
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    total = []
+    for loss in losses:
+        scaler.scale(loss).backward()
+        total.append(loss.detach())
     scaler.step(optimizer)
     scaler.update()
+    return torch.stack(total).sum()
 
 
 class LossLog:
@@ -340,8 +352,9 @@ class PrecisionHistory:
 
 @dataclass
 class Trainer:
-    """A training run ready to go: `sampler.set_...`, iterate `batches()`, `step(loss)`, and
-    `train(...)` to run every chunk with checkpoints."""
+    """A training run ready to go: `sampler.set_...`, iterate `batches()`, `step(loss)` (or
+    `accumulated_step(losses)` over micro-batches), and `train(...)` to run every chunk with
+    checkpoints."""
 
     setup: TrainingSetup
     model: torch.nn.Module
@@ -371,6 +384,9 @@ class Trainer:
 
     def step(self, loss: torch.Tensor) -> None:
         optimisation_step(loss, self.optimizer, self.scaler)
+
+    def accumulated_step(self, losses) -> torch.Tensor:
+        return accumulated_step(losses, self.optimizer, self.scaler)
 
     def lr(self) -> float:
         """The learning rate of the first parameter group (the backbone's weights) now."""

@@ -18,8 +18,10 @@ rule extract_cams:
     resources:
         **resources_of("extract_cams"),
     params:
+        input_size=config["cams"]["input_size"],
         scales=config["cams"]["scales"],
         flip=config["cams"]["flip"],
+        normalise=config["cams"]["normalise"],
         precision=config["precision"],
         code=code("extract_cams"),
     script:

@@ -149,7 +149,8 @@ def code(script):
 def training_settings(section, *, operational=()):
     """The keys of `config[section]` that decide what a training stage learns. `operational`
     keys change only how it runs: the script reads them from the config, so that changing them
-    reruns nothing. Only SGD has a momentum, Nesterov's variant and learning-rate multipliers."""
+    reruns nothing. Only SGD has a momentum, Nesterov's variant and learning-rate
+    multipliers."""
     settings = {k: v for k, v in config[section].items() if k not in operational}
     if settings["optimizer"] != "sgd":
         settings.update(momentum=None, nesterov=None, lr_multipliers=None)
@@ -174,7 +175,12 @@ def weights_param(section):
 
 
 def loss_weights(wildcards):
-    return EXPERIMENTS[wildcards.experiment]
+    """The experiment's λ of Eq. 8, and losses.cad_weighting where a CAD weight is not 0: an
+    experiment without CAD does not read it, so changing it reruns none of those."""
+    weights = EXPERIMENTS[wildcards.experiment]
+    if weights["lambda_ob"] or weights["lambda_bg"]:
+        weights = {**weights, **config["losses"]}
+    return weights
 
 
 def label_dir(wildcards):

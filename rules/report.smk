@@ -323,6 +323,7 @@ rule figure_examples:
     params:
         num_images=config["evaluation"]["figure_images"],
         scales=config["segmentation"]["inference_scales"],
+        fusion=config["segmentation"]["inference_fusion"],
         crf=CRF,
         code=code("figure_examples"),
     script:

@@ -20,7 +20,13 @@ rule train_segmentation:
         checkpoints=f"{RUN}/{{experiment}}/segmentation/{{labels}}/checkpoints",
         label_dir=label_dir,
         training=training_settings(
-            "segmentation", operational=["checkpoint_every", "inference_scales", "crf"]
+            "segmentation",
+            operational=[
+                "checkpoint_every",
+                "inference_scales",
+                "inference_fusion",
+                "crf",
+            ],
         ),
         weights=weights_param("segmentation"),
         seed=seed_param,
@@ -47,6 +53,7 @@ rule predict:
         **resources_of("predict"),
     params:
         scales=config["segmentation"]["inference_scales"],
+        fusion=config["segmentation"]["inference_fusion"],
         crf=CRF,
         precision=config["precision"],
         code=code("predict"),

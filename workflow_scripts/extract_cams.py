@@ -8,8 +8,10 @@ run_stage(
     model_path=snakemake.input.model,
     out_path=snakemake.output[0],
     shard=snakemake.wildcards.scatteritem,
+    input_size=snakemake.params.input_size,
     scales=snakemake.params.scales,
     flip=snakemake.params.flip,
+    normalise=snakemake.params.normalise,
     device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,
     threads=snakemake.threads,

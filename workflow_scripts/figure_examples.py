@@ -11,6 +11,7 @@ run_stage(
     refined_dir=snakemake.input.refined,
     model_path=snakemake.input.model,
     scales=snakemake.params.scales,
+    fusion=snakemake.params.fusion,
     crf=snakemake.params.crf,
     num_images=snakemake.params.num_images,
     out_path=snakemake.output[0],

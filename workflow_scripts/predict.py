@@ -9,6 +9,7 @@ run_stage(
     split=snakemake.wildcards.split,
     out_dir=snakemake.output[0],
     scales=snakemake.params.scales,
+    fusion=snakemake.params.fusion,
     crf=snakemake.params.crf,
     device=snakemake.config["device"],  # operational, not a param: reruns nothing
     precision=snakemake.params.precision,

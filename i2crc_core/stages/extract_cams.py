@@ -9,7 +9,7 @@ from ..camstore import CamStoreWriter
 from ..checkpoints import load_model
 from ..device import autocast, prepare_model, resolve_precision, select_device, set_torch_threads
 from ..errors import ConfigError
-from ..inference import BackgroundWriter, check_scales, image_batches, off_heap
+from ..inference import MIN_SCALED_SIDE, BackgroundWriter, check_scales, image_batches, off_heap
 from ..manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -26,18 +26,39 @@ def shard_ids(ids: list[str], shard: str) -> list[str]:
     return ids[index - 1 :: count]
 
 
-def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, precision, threads):
+def run(
+    *,
+    manifest_path,
+    model_path,
+    out_path,
+    shard,
+    input_size,
+    scales,
+    flip,
+    normalise,
+    device,
+    precision,
+    threads,
+):
+    """`input_size`: None (each image at its own size) or S (warped to S x S first);
+    `normalise`: where Eq. 2 divides by the maximum (cams.NORMALISATIONS)."""
     set_torch_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
     manifest = Manifest.load(manifest_path)
     layout, ids = manifest.layout(), shard_ids(manifest.ids["train"], shard)
-    check_scales(scales, layout, ids, "config key 'cams.scales'")
+    if input_size is None:
+        check_scales(scales, layout, ids, "config key 'cams.scales'")
+    elif input_size * min(scales) < MIN_SCALED_SIDE:
+        raise ConfigError(
+            f"config key 'cams.scales': scale {min(scales)} makes the {input_size}-pixel input "
+            f"of cams.input_size smaller than the networks' output stride of {MIN_SCALED_SIDE}"
+        )
     labels = manifest.labels("train")
     model = prepare_model(
         load_model(model_path, device, expected_kind="classifier"), device, training=False
     )
-    batches = image_batches(layout, ids, device, threads)
+    batches = image_batches(layout, ids, device, threads, input_size)
     with (
         CamStoreWriter(out_path) as store,
         BackgroundWriter(lambda entry: store.write(*entry)) as writer,
@@ -52,6 +73,8 @@ def run(*, manifest_path, model_path, out_path, shard, scales, flip, device, pre
                     class_ids,
                     scales=scales,
                     flip=flip,
+                    normalise=normalise,
+                    sizes=batch["sizes"],
                 )
             for image_id, image_cams, image_classes in zip(batch["ids"], cams, class_ids):
                 writer.put((image_id, off_heap(image_cams), image_classes))

@@ -203,13 +203,15 @@ def examples_figure(
     refined_dir,
     model_path,
     scales,
+    fusion,
     crf,
     num_images: int,
     out_path,
 ):
     """One experiment, rows: the first `num_images` training images; columns: image,
-    saliency, CAM, pseudo label, refined label, the retrained model's prediction (after the
-    dense CRF when `crf` holds its settings, as the predict stage makes it), truth."""
+    saliency, CAM, pseudo label, refined label, the retrained model's prediction (its scales
+    fused as `fusion` says, after the dense CRF when `crf` holds its settings, as the predict
+    stage makes it), truth."""
     manifest = Manifest.load(manifest_path)
     layout = manifest.layout()
     ids = manifest.ids["train"][:num_images]
@@ -249,7 +251,7 @@ def examples_figure(
                 for folder in (pseudo_dir, refined_dir)
             ]
             prediction = predict_labels(
-                model, ImageDataset(layout, [image_id])[0]["image"][None], scales, refine
+                model, ImageDataset(layout, [image_id])[0]["image"][None], scales, refine, fusion
             )[0]
             truth = read_label(layout.mask_path(image_id), manifest.num_classes)
             pictures = [

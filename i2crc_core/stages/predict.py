@@ -11,7 +11,9 @@ from ..inference import check_scales, infer_images, predict_labels
 from ..manifest import Manifest
 
 
-def run(*, manifest_path, model_path, split, out_dir, scales, crf, device, precision, threads):
+def run(
+    *, manifest_path, model_path, split, out_dir, scales, fusion, crf, device, precision, threads
+):
     set_torch_threads(threads)
     device = select_device(device)
     precision = resolve_precision(precision, device)
@@ -27,7 +29,7 @@ def run(*, manifest_path, model_path, split, out_dir, scales, crf, device, preci
         infer_images(
             layout,
             ids,
-            lambda images: predict_labels(model, images, scales, refine),
+            lambda images: predict_labels(model, images, scales, refine, fusion),
             lambda image_id, label: write_label(path_in(out_dir, image_id, ".png"), label),
             device=device,
             precision=precision,

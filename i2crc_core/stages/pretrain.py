@@ -47,9 +47,10 @@ def run(
         training["input_size"],
         train=True,
         color_jitter=tuple(training["color_jitter"]),
+        flip=training["flip"],
     )
     trainer = setup.trainer(
-        lambda: build_classifier("small", manifest.num_classes),
+        lambda: build_classifier("small", manifest.num_classes, head_init=training["head_init"]),
         dataset,
         section="pretraining",
         scheduler=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(

@@ -42,9 +42,12 @@ def run(
         training["input_size"],
         train=True,
         color_jitter=tuple(training["color_jitter"]),
+        flip=training["flip"],
     )
     trainer = setup.trainer(
-        lambda: build_classifier(training["backbone"], manifest.num_classes, weights),
+        lambda: build_classifier(
+            training["backbone"], manifest.num_classes, weights, training["head_init"]
+        ),
         dataset,
         section="classifier",
         scheduler=lambda optimizer: torch.optim.lr_scheduler.MultiStepLR(

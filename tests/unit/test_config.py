@@ -62,6 +62,22 @@ def test_partial_section_keeps_other_defaults():
         ({"dataset": {"kind": "voc"}}, "'dataset.root': required"),
         ({"saliency": {"source": "folder"}}, "'saliency.folder': required"),
         ({"segmentation": {"scale_range": [1.5, 0.5]}}, "'segmentation.scale_range'"),
+        (
+            {"segmentation": {"msc_scales": [0.5, 0.01]}},
+            "'segmentation.msc_scales': scale 0.01 makes the 64-pixel crops 0 pixels",
+        ),
+        (
+            {"segmentation": {"scale_step": 0}},
+            "'segmentation.scale_step': 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            {"segmentation": {"input_normalisation": "bgr"}},
+            "'segmentation.input_normalisation': 'bgr' is not one of ['imagenet', 'caffe_bgr']",
+        ),
+        (
+            {"segmentation": {"inference_fusion": "mean"}},
+            "'segmentation.inference_fusion': 'mean' is not one of ['image', 'logits']",
+        ),
         ({"experiments": {"x": {"lambda_ob": 1}}}, "'experiments.x'"),
         (
             {"segmentation": {"backbone": "resnet101"}},

@@ -149,6 +149,7 @@ def run_predict(root, out_dir, crf, threads=2):
         split="val",
         out_dir=out_dir,
         scales=[1.0, 0.75],
+        fusion="image",
         crf=crf,
         device="cpu",
         precision="fp32",

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
@@ -547,6 +548,40 @@ def test_segmentation_train_scale_changes_content(tmp_path):
     assert len(seen) > 1
 
 
+@pytest.mark.parametrize(
+    ("scale_range", "heights"),
+    [((0.5, 1.5), {10, 15, 20, 25, 30}), ((0.5, 1.4), {10, 15, 20, 25})],
+)
+def test_segmentation_scale_step_draws_uniformly_from_the_grid(tmp_path, scale_range, heights):
+    """scale_step 0.25: the ref code's random.choice of 0.5, 0.75, ..., 1.5 (configs/voc12.yaml
+    SCALES, libs/datasets/base.py:65), up to the range's end where the steps do not reach it.
+    A 20-pixel-high image in a 64 crop keeps its whole rescaled height as content."""
+    layout, ids, label_dir, _ = _seg_root(tmp_path, size=(20, 40))
+
+    def drawn(scale_step, seeds):
+        dataset = SegmentationDataset(
+            layout,
+            ids,
+            label_dir,
+            C,
+            crop_size=64,
+            scale_range=scale_range,
+            scale_step=scale_step,
+            flip=False,
+        )
+        found = []
+        for seed in seeds:
+            torch.manual_seed(seed)  # the dataset draws from torch's global RNG
+            found.append(int(dataset[0]["content"][1]))
+        return found
+
+    grid = drawn(0.25, range(300))
+    counts = {height: grid.count(height) for height in heights}
+    assert set(grid) == heights and min(counts.values()) > 300 / len(heights) / 2, counts
+    assert grid[:20] == drawn(0.25, range(20)), "the same seeds draw the same scales"
+    assert len(set(drawn(None, range(40))) - heights) > 5, "uniform in the range without a step"
+
+
 def test_segmentation_label_size_mismatch(tmp_path):
     layout, ids, label_dir, _ = _seg_root(tmp_path)
     write_label(label_dir / "s1.png", np.zeros((10, 10), np.uint8))
@@ -664,9 +699,9 @@ def _noise_root(tmp_path, sizes):
 
 def _reference_classification(layout, saliency_dir, image_id, size, color_jitter):
     image = read_image(layout.image_path(image_id))
-    image = torch.from_numpy(cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR))
     saliency = load_saliency(saliency_dir / f"{image_id}.png", image.shape[:2])
-    saliency = torch.from_numpy(cv2.resize(saliency, (size, size), interpolation=cv2.INTER_LINEAR))
+    image = torch.from_numpy(np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR)))
+    saliency = torch.from_numpy(cv2.resize(saliency, (size, size), interpolation=cv2.INTER_NEAREST))
     image = v2.ColorJitter(*color_jitter)(image.permute(2, 0, 1).contiguous())
     if torch.rand(()) < 0.5:
         image, saliency = image.flip(-1), saliency.flip(-1)

@@ -84,8 +84,10 @@ def test_cam_store_on_a_full_disk(dataset, tmp_path):
         model_path=str(dataset / "classifier.pt"),
         out_path=str(store),
         shard="1-of-1",
+        input_size=None,
         scales=[1.0],
         flip=False,
+        normalise="attention",
         device="cpu",
         precision="fp32",
         threads=1,
@@ -121,8 +123,10 @@ def test_label_pngs_on_a_full_disk(dataset, tmp_path):
             model_path=str(dataset / "classifier.pt"),
             out_path=str(cams),
             shard="1-of-1",
+            input_size=None,
             scales=[1.0],
             flip=False,
+            normalise="attention",
             device="cpu",
             precision="fp32",
             threads=1,
@@ -140,6 +144,7 @@ def test_label_pngs_on_a_full_disk(dataset, tmp_path):
         bg_saliency=0.1,
         bg_cam=0.5,
         min_foreground=0.0,
+        stretch_cams=True,
     )
     assert_one_clear_error(
         run_stage("pseudo_labels", 600, tmp_path / "full.log", **kwargs), labels / "a.png"

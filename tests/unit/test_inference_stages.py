@@ -89,8 +89,10 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
         model_path=root / "classifier.pt",
         out_path=out,
         shard="1-of-1",
+        input_size=None,
         scales=[1.0, 0.5],
         flip=True,
+        normalise="image",
         device="cpu",
         precision="fp32",
         threads=2,
@@ -105,13 +107,49 @@ def test_extract_cams_equals_cams_computed_image_by_image(tmp_path, layout, imag
                 [labels[image_id]],
                 scales=[1.0, 0.5],
                 flip=True,
+                normalise="image",
             )[0]
             cams, class_ids = store[image_id]
             assert class_ids.tolist() == list(labels[image_id])
             np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
 
 
-def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout):
+def test_extract_cams_warped_to_the_input_size_come_back_at_each_images_size(tmp_path, layout):
+    """cams.input_size and cams.normalise "attention" (the authors' extraction): each image
+    warped to 24 x 24, its maps made at its own size, as one image at a time gives them."""
+    root, manifest, classifier, _ = layout
+    out = tmp_path / "cams.h5"
+    extract_cams.run(
+        manifest_path=root / "manifest.json",
+        model_path=root / "classifier.pt",
+        out_path=out,
+        shard="1-of-1",
+        input_size=24,
+        scales=[1.0],
+        flip=False,
+        normalise="attention",
+        device="cpu",
+        precision="fp32",
+        threads=1,
+    )
+    labels, layout_ = manifest.labels("train"), manifest.layout()
+    with CamStore(out) as store:
+        for image_id in manifest.ids["train"]:
+            sample = ImageDataset(layout_, [image_id], input_size=24)[0]
+            expected = compute_cams_batch(
+                classifier,
+                sample["image"][None],
+                [labels[image_id]],
+                normalise="attention",
+                sizes=[sample["size"]],
+            )[0]
+            cams, _ = store[image_id]
+            assert cams.shape[1:] == layout_.image_size(image_id) == sample["size"]
+            np.testing.assert_allclose(cams, expected, atol=1e-3)  # stored as float16
+
+
+@pytest.mark.parametrize("fusion", ["image", "logits"])
+def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout, fusion):
     root, manifest, _, segmenter = layout
     predict.run(
         manifest_path=root / "manifest.json",
@@ -119,16 +157,23 @@ def test_predict_writes_the_labels_of_image_by_image_prediction(tmp_path, layout
         split="val",
         out_dir=tmp_path / "pred",
         scales=[1.0, 0.75],
+        fusion=fusion,
         crf=None,
         device="cpu",
         precision="fp32",
         threads=2,
     )
+    other = {"image": "logits", "logits": "image"}[fusion]
+    differ = 0
     for image_id in manifest.ids["val"]:
-        expected = predict_labels(segmenter, image(manifest, image_id), [1.0, 0.75])[0]
-        assert np.array_equal(
-            read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES), expected
+        images = image(manifest, image_id)
+        expected = predict_labels(segmenter, images, [1.0, 0.75], fusion=fusion)[0]
+        written = read_label(tmp_path / "pred" / f"{image_id}.png", NUM_CLASSES)
+        assert np.array_equal(written, expected)
+        differ += not np.array_equal(
+            written, predict_labels(segmenter, images, [1.0, 0.75], fusion=other)[0]
         )
+    assert differ, "the two fusions label these images differently: the stage used its own"
 
 
 def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error(tmp_path, layout):
@@ -139,8 +184,10 @@ def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error
             model_path=root / "classifier.pt",
             out_path=tmp_path / "cams.h5",
             shard="1-of-1",
+            input_size=None,
             scales=[1.0, 0.001],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=1,
@@ -159,6 +206,7 @@ def test_a_scale_that_shrinks_an_image_below_the_output_stride_is_a_config_error
             split="val",
             out_dir=tmp_path / "pred",
             scales=[0.15, 1.0],
+            fusion="image",
             crf=None,
             device="cpu",
             precision="fp32",
@@ -188,8 +236,10 @@ def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, m
             model_path=root / "classifier.pt",
             out_path=out,
             shard="1-of-1",
+            input_size=None,
             scales=[1.0],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=1,
@@ -235,8 +285,10 @@ def test_a_corrupt_image_in_a_loader_worker_is_a_one_line_user_error(tmp_path, l
             model_path=root / "classifier.pt",
             out_path=out,
             shard="1-of-1",
+            input_size=None,
             scales=[1.0],
             flip=False,
+            normalise="image",
             device="cpu",
             precision="fp32",
             threads=2,

@@ -2,20 +2,26 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from i2crc_core.losses import (
     ATTENTION_STATS,
     LOSS_PARTS,
     attention_stats,
     classification_loss,
+    msc_segmentation_loss,
     relation_losses,
+    resized_labels,
     segmentation_loss,
     simple_images,
     total_loss,
     upsample,
 )
+from i2crc_core.models import build_segmenter
 
 LAMBDAS = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
 
@@ -223,3 +229,108 @@ def test_segmentation_loss_of_a_fully_ignored_batch_is_zero_not_nan():
     assert loss.item() == 0.0
     loss.backward()
     assert torch.count_nonzero(logits.grad) == 0
+
+
+def _their_resized_labels(labels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The ref code's label resizing, transcribed (segmentation/main.py:63-76): each label map
+    as a float32 PIL image, resized with PIL's NEAREST, stacked as int64. (It passes (H, W)
+    where PIL wants (W, H); its crops are square, where the two agree. Here the size is given
+    the right way round, to test non-square sizes too.)"""
+    return torch.from_numpy(
+        np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(label.float().numpy()).resize(
+                        (width, height), resample=Image.NEAREST
+                    )
+                )
+                for label in labels
+            ]
+        )
+    ).long()
+
+
+def _label_map(side: int, seed=0) -> torch.Tensor:
+    """Two side x side maps of 3 x 2-pixel blocks with values 0-3 and 255 (ignore)."""
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.tensor([0, 1, 2, 3, 255])
+    blocks = values[torch.randint(5, (2, side // 2 + 1, side // 3 + 1), generator=generator)]
+    return blocks.repeat_interleave(3, dim=-1).repeat_interleave(2, dim=-2)[:, :side, :side]
+
+
+@pytest.mark.parametrize("size", [(41, 41), (20, 20), (30, 30), (13, 29), (400, 200)])
+def test_label_resizing_is_pils_nearest_on_the_ref_codes_321_pixel_crops(size):
+    """The ref code's crops are 321 pixels; its MSC logits are 41, 20 and 30 wide."""
+    labels = _label_map(321)
+    ours = resized_labels(labels, size)
+    assert ours.dtype == labels.dtype and ours.shape == (2, *size)
+    assert torch.equal(ours, _their_resized_labels(labels, *size))
+    plain = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    assert not torch.equal(plain, ours), "torch's 'nearest' would shift the labels"
+    assert resized_labels(labels, (321, 321)) is labels
+
+
+def test_label_resizing_is_pils_nearest_from_odd_sizes_and_differs_only_at_ties():
+    """Every output width from odd input widths is PIL's; from even ones the two may differ only
+    at a half-pixel tie, an output pixel whose centre maps exactly onto an input pixel boundary,
+    which PIL's and torch's floating-point rounding settle either way (64 to 6: pixel 4)."""
+    for width in (321, 65):
+        row = torch.arange(width)[None, None].expand(1, 2, width)
+        for out in range(1, width + 1):
+            mine = resized_labels(row, (2, out))
+            assert torch.equal(mine, _their_resized_labels(row, 2, out)), (width, out)
+    row = torch.arange(64)[None, None].expand(1, 2, 64)
+    differing = set()
+    for out in range(1, 65):
+        mine, theirs = resized_labels(row, (2, out))[0, 0], _their_resized_labels(row, 2, out)[0, 0]
+        for pixel in torch.nonzero(mine != theirs).flatten().tolist():
+            assert ((2 * pixel + 1) * 64) % (2 * out) == 0, (out, pixel)
+            differing.add((out, pixel))
+    assert (6, 4) in differing
+
+
+def _their_msc_loss(logits, labels) -> torch.Tensor:
+    """The ref code's training loss, transcribed (segmentation/main.py:144, 199-204): for each
+    of the MSC outputs, cross-entropy (ignore 255, mean over the labelled pixels) against the
+    labels resized to that output's size; the sum of them."""
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=255)
+    total = 0
+    for each in logits:
+        total = total + criterion(each, _their_resized_labels(labels, *each.shape[-2:]))
+    return total
+
+
+def test_msc_loss_is_the_ref_codes_on_fixed_logits():
+    generator = torch.Generator().manual_seed(1)
+    labels = _label_map(65)
+    logits = [torch.randn(2, 4, side, side, generator=generator) for side in (9, 5, 7, 9)]
+    ours = msc_segmentation_loss(logits, labels, 255)
+    torch.testing.assert_close(ours, _their_msc_loss(logits, labels), rtol=1e-6, atol=0)
+    single = segmentation_loss(logits[0], resized_labels(labels, (9, 9)), 255)
+    assert ours > 2 * single, "a sum over the four maps, not one"
+
+
+def test_msc_loss_of_a_segmenter_is_the_ref_codes_and_backpropagates_through_every_scale():
+    torch.manual_seed(0)
+    model = build_segmenter("small", 3).eval()
+    images = torch.randn(2, 3, 64, 64)
+    labels = _label_map(64, seed=2)
+    ours = msc_segmentation_loss(model.msc_logits(images, [0.5, 0.75]), labels, 255)
+    with torch.no_grad():
+        base = model(images, upsample=False)
+        half, three_quarters = (
+            model(
+                F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False),
+                upsample=False,
+            )
+            for scale in (0.5, 0.75)
+        )
+        resized = [
+            F.interpolate(each, size=(8, 8), mode="bilinear", align_corners=False)
+            for each in (half, three_quarters)
+        ]
+        maximum = torch.stack([base, *resized]).max(dim=0).values
+        theirs = _their_msc_loss([base, half, three_quarters, maximum], labels)
+    torch.testing.assert_close(ours.detach(), theirs, rtol=1e-5, atol=0)
+    ours.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())

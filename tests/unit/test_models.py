@@ -1,16 +1,23 @@
 """Model construction, output strides, weight loading and architecture ids."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from torchvision.models import resnet101, vgg16
 
 from i2crc_core.checkpoints import save_backbone
+from i2crc_core.datasets import normalize
 from i2crc_core.errors import CheckpointError, ConfigError
+from i2crc_core.fileio import read_image
 from i2crc_core.models import (
     architecture_id,
     build_classifier,
     build_from_architecture_id,
     build_segmenter,
+    caffe_bgr,
 )
 
 
@@ -65,7 +72,11 @@ def test_param_groups_cover_every_parameter_once_with_ref_code_multipliers():
 
 @pytest.mark.parametrize(
     "builder",
-    [lambda: build_classifier("small", 7), lambda: build_segmenter("small", 7, aspp_rates=[2, 5])],
+    [
+        lambda: build_classifier("small", 7),
+        lambda: build_segmenter("small", 7, aspp_rates=[2, 5]),
+        lambda: build_segmenter("small", 7, input_normalisation="caffe_bgr"),
+    ],
 )
 def test_architecture_id_round_trip(builder):
     model = builder()
@@ -78,6 +89,89 @@ def test_architecture_id_round_trip(builder):
 def test_unknown_architecture_is_a_checkpoint_error():
     with pytest.raises(CheckpointError, match="unknown model architecture 'segmenter/nope'"):
         build_from_architecture_id("segmenter/nope")
+    with pytest.raises(CheckpointError, match="unknown model architecture"):
+        build_from_architecture_id("segmenter/small/classes=3/aspp=1-2/input=bgr")
+
+
+def test_the_input_convention_is_in_the_architecture_id_and_old_ids_mean_imagenet():
+    """Ids written before the option existed name no convention: they stay valid, ImageNet."""
+    old = "segmenter/small/classes=3/aspp=1-2-4-6"
+    assert build_from_architecture_id(old).input_normalisation == "imagenet"
+    assert architecture_id(build_segmenter("small", 3)) == old
+    caffe = architecture_id(build_segmenter("small", 3, input_normalisation="caffe_bgr"))
+    assert caffe == old + "/input=caffe_bgr"
+    assert build_from_architecture_id(caffe).input_normalisation == "caffe_bgr"
+    with pytest.raises(ConfigError, match="'segmentation.input_normalisation': 'rgb'"):
+        build_segmenter("small", 3, input_normalisation="rgb")
+
+
+def test_caffe_bgr_is_the_ref_codes_input_on_a_real_image(tmp_path):
+    """The ref code reads an image with OpenCV (BGR), as float32, and subtracts the Caffe
+    mean, B, G, R = 104.008, 116.669, 122.675, with no division (libs/datasets/voc.py:83,
+    libs/datasets/base.py:106-110, configs/voc12.yaml IMAGE.MEAN). Every 8-bit level of each
+    channel occurs in the image."""
+    levels = np.arange(256, dtype=np.uint8)
+    image = np.stack([levels[None, :].repeat(6, 0), levels[::-1][None, :].repeat(6, 0)], -1)
+    image = np.concatenate([image, np.roll(levels, 77)[None, :, None].repeat(6, 0)], -1)
+    path = tmp_path / "image.png"
+    Image.fromarray(image).save(path)
+    theirs = cv2.imread(str(path), cv2.IMREAD_COLOR).astype(np.float32)
+    theirs -= np.array([104.008, 116.669, 122.675])
+    theirs = torch.from_numpy(theirs.transpose(2, 0, 1).astype(np.float32))
+    ours = caffe_bgr(normalize(read_image(path))[None])[0]
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_a_caffe_bgr_segmenter_converts_its_input_before_the_backbone():
+    torch.manual_seed(0)
+    caffe = build_segmenter("small", 3, input_normalisation="caffe_bgr").eval()
+    plain = build_segmenter("small", 3).eval()
+    plain.load_state_dict(caffe.state_dict())
+    images = normalize(torch.randint(0, 256, (2, 3, 24, 32), dtype=torch.uint8))
+    with torch.no_grad():
+        torch.testing.assert_close(caffe(images), plain(caffe_bgr(images)), rtol=0, atol=0)
+        assert not torch.allclose(caffe(images), plain(images))
+
+
+def test_segmenter_logits_at_feature_resolution_are_those_it_upsamples():
+    model = build_segmenter("small", 3).eval()
+    images = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        small = model(images, upsample=False)
+        assert small.shape == (1, 4, 5, 7)
+        expected = F.interpolate(small, size=(40, 56), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(model(images), expected, rtol=0, atol=0)
+
+
+def _their_msc_outputs(base, images, scales):
+    """The ref code's MSC wrapper in training mode, transcribed (libs/models/msc.py:24-43):
+    the base network's logits of the input; its logits of the input resized bilinearly
+    (align_corners False) by each scale factor; the pixel-wise maximum over all of them, the
+    resized inputs' logits first brought bilinearly to the first logits' size. Returned in
+    that order: the first, the scaled ones, the maximum."""
+    first = base(images)
+    scaled = [
+        base(F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False))
+        for scale in scales
+    ]
+    size = first.shape[-2:]
+    aligned = [
+        F.interpolate(each, size=size, mode="bilinear", align_corners=False) for each in scaled
+    ]
+    return [first, *scaled, torch.stack([first, *aligned]).max(dim=0).values]
+
+
+def test_msc_logits_are_the_ref_codes_multi_scale_outputs():
+    torch.manual_seed(0)
+    model = build_segmenter("small", 3).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = model.msc_logits(images, [0.5, 0.75])
+        theirs = _their_msc_outputs(lambda x: model(x, upsample=False), images, [0.5, 0.75])
+    assert [tuple(each.shape[-2:]) for each in ours] == [(8, 8), (4, 4), (6, 6), (8, 8)]
+    for mine, reference in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)
 
 
 def test_unknown_backbone_names_the_config_key():

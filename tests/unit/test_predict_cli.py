@@ -12,7 +12,9 @@ from PIL import Image, ImageOps
 
 from i2crc_core import device
 from i2crc_core.checkpoints import save_model
-from i2crc_core.fileio import voc_palette, write_image
+from i2crc_core.datasets import normalize
+from i2crc_core.fileio import read_image, voc_palette, write_image
+from i2crc_core.inference import predict_labels
 from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.predict import main
 from tests.helpers.images import bomb_png, turned_jpeg
@@ -113,6 +115,29 @@ def test_it_says_what_the_model_learned_from_and_warns_on_images_far_from_its_si
     assert "warning" not in said[48]
 
 
+def test_a_caffe_bgr_segmenter_predicts_in_its_convention_and_fuses_as_asked(work, tmp_path):
+    """The input convention comes with the model (its architecture id), the fusion from
+    --fusion, as segmentation.inference_fusion in the predict stage."""
+    torch.manual_seed(1)
+    model = build_segmenter("small", NUM_CLASSES, input_normalisation="caffe_bgr").eval()
+    save_model(tmp_path / "seg" / "model.pt", model, class_names=["background", "a", "b", "c"])
+    scales = [1.0, 0.75, 0.5]
+    for fusion in ("image", "logits"):
+        out = tmp_path / fusion
+        arguments = ["--model", tmp_path / "seg" / "model.pt", work / "images", "--out", out]
+        arguments += ["--scales", *scales, "--fusion", fusion, "--device", "cpu"]
+        assert main(list(map(str, arguments))) == 0
+        for name in SIZES:
+            images = normalize(read_image(work / "images" / name))[None]
+            with Image.open(out / f"{name.rsplit('.', 1)[0]}.png") as written:
+                expected = predict_labels(model, images, scales, fusion=fusion)[0]
+                assert np.array_equal(np.array(written), expected), (fusion, name)
+    assert any(
+        (tmp_path / "image" / name).read_bytes() != (tmp_path / "logits" / name).read_bytes()
+        for name in ("a.png", "b.png", "c.png")
+    ), "the two fusions label these images differently"
+
+
 def test_a_classifier_writes_cam_labels_and_overlays(work, tmp_path):
     result = _cli(
         "--model",
@@ -181,15 +206,11 @@ def test_an_empty_folder_a_missing_input_cams_of_a_segmenter_and_crf_of_a_classi
     assert "--cams needs a classifier model" in _error(
         capsys, "--model", model, work / "images", "--out", tmp_path / "o", "--cams"
     )
-    assert "--crf needs a segmenter model, this is a classifier" in _error(
-        capsys,
-        "--model",
-        work / "cls" / "model.pt",
-        work / "images",
-        "--out",
-        tmp_path / "o",
-        "--crf",
-    )
+    classifier = ["--model", work / "cls" / "model.pt", work / "images", "--out", tmp_path / "o"]
+    for option in (["--crf"], ["--fusion", "logits"]):
+        assert f"{option[0]} needs a segmenter model, this is a classifier" in _error(
+            capsys, *classifier, *option
+        )
     assert not (tmp_path / "o").exists()
 
 

@@ -13,6 +13,8 @@ IGN = 255
 
 
 DEFAULTS = defaults()["pseudo_labels"]
+# The rules 1-5 on CAMs as given; rule 0 (the stretch) has tests of its own.
+RAW = {**DEFAULTS, "stretch_cams": False}
 
 
 def label_of(cams, class_ids, saliency, **options):
@@ -20,7 +22,7 @@ def label_of(cams, class_ids, saliency, **options):
         np.asarray(cams, dtype=np.float32),
         class_ids,
         np.asarray(saliency, dtype=np.float32),
-        **{**DEFAULTS, "min_foreground": 0.0, **options},
+        **{**RAW, "min_foreground": 0.0, **options},
     )
 
 
@@ -119,7 +121,7 @@ def test_defaults_match_spec_on_a_small_image():
     # (0,3): background 0.04 floored, one channel > 0.9 -> class 3.
     # (1,1): background 0.5 beats CAM 0.4, but saliency 0.5 >= 32/255 -> 255.
     expected = [[0, 0, 3, 3], [0, IGN, 3, 3]]
-    assert pseudo_label(cams, [3], saliency, **DEFAULTS).tolist() == expected
+    assert pseudo_label(cams, [3], saliency, **RAW).tolist() == expected
 
 
 def test_no_class_image_is_all_ignore():
@@ -133,7 +135,7 @@ def test_inputs_are_not_modified_and_float64_accepted():
     cams = np.array([[[0.2, 0.9]]])
     saliency = np.array([[0.1, 0.7]])
     before = cams.copy(), saliency.copy()
-    pseudo_label(cams, [1], saliency, **{**DEFAULTS, "min_foreground": 0})
+    pseudo_label(cams, [1], saliency, **{**RAW, "min_foreground": 0})
     assert np.array_equal(cams, before[0]) and np.array_equal(saliency, before[1])
 
 
@@ -148,7 +150,7 @@ def test_inputs_are_not_modified_and_float64_accepted():
 )
 def test_bad_inputs_raise(cams, class_ids, saliency):
     with pytest.raises(ValueError):
-        pseudo_label(cams, class_ids, saliency, **DEFAULTS)
+        pseudo_label(cams, class_ids, saliency, **RAW)
 
 
 @st.composite
@@ -166,6 +168,7 @@ def naive_pseudo_label(
     cams, class_ids, saliency, floor=0.3, conflict=0.9, bgs=32 / 255, bgc=0.5, min_fg=0.01
 ):
     """A literal per-rule transcription of docs/method.md §4, for comparison."""
+    cams = np.asarray(cams, dtype=np.float32)
     scores = np.concatenate([(1 - saliency)[None], cams]).astype(np.float32)
     scores[scores < np.float32(floor)] = 0
     conflict_mask = (scores > np.float32(conflict)).sum(axis=0) >= 2
@@ -178,11 +181,36 @@ def naive_pseudo_label(
     return label
 
 
+def stretched(cams):
+    """gen_gt.py:65 (authors' repo), per class map: (att - min(att)) / (max(att) - min(att) +
+    1e-8), over the map's pixels."""
+    return np.stack([(c - c.min()) / (c.max() - c.min() + np.float32(1e-8)) for c in cams]).reshape(
+        np.shape(cams)
+    )
+
+
 @settings(max_examples=150, deadline=None)
-@given(pseudo_label_inputs())
-def test_property_labels_are_background_image_classes_or_ignore(inputs):
+@given(pseudo_label_inputs(), st.booleans())
+def test_property_labels_are_background_image_classes_or_ignore(inputs, stretch):
     cams, class_ids, saliency = inputs
-    labels = pseudo_label(cams, class_ids, saliency, **DEFAULTS)
+    labels = pseudo_label(cams, class_ids, saliency, **{**DEFAULTS, "stretch_cams": stretch})
     assert labels.shape == saliency.shape and labels.dtype == np.uint8
     assert set(np.unique(labels).tolist()) <= {0, 255, *class_ids}
-    assert np.array_equal(labels, naive_pseudo_label(cams, class_ids, saliency))
+    expected_cams = stretched(cams) if stretch and len(class_ids) else cams
+    assert np.array_equal(labels, naive_pseudo_label(expected_cams, class_ids, saliency))
+
+
+def test_rule0_stretch_makes_a_weak_cam_win_as_the_authors_gen_gt():
+    """A CAM peaking at 0.5 with a floor of 0.2 (the authors' maps come back from an 8-bit,
+    cubic-resized PNG whose minimum need not be 0): stretched, its peak is 1 and beats the
+    background score 0.6, and 0.4 becomes 0.67, above rule 4's 0.5, so that background pixel is
+    unsure (255); raw, the peak (0.5) loses to the background (then 255 by its saliency) and 0.4
+    leaves its pixel background. Expected labels computed as gen_gt.py:52-81 does on the
+    stretched map."""
+    cams = np.array([[[0.5, 0.2, 0.4]]], np.float32)
+    saliency = np.array([[0.4, 0.0, 0.0]], np.float32)
+    raw = label_of(cams, [2], saliency)
+    assert raw.tolist() == [[IGN, 0, 0]]
+    expected = naive_pseudo_label(stretched(cams), [2], saliency, min_fg=0.0)
+    assert expected.tolist() == [[2, 0, IGN]]
+    assert label_of(cams, [2], saliency, stretch_cams=True).tolist() == expected.tolist()

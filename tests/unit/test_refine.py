@@ -12,7 +12,8 @@ from i2crc_core.refine import refine_label
 IGN = 255
 
 
-DEFAULTS = defaults()["refinement"]
+# Eq. 10 on every image: the rules below are the paper's on single-class images too
+DEFAULTS = {**defaults()["refinement"], "multi_class_only": False}
 
 
 def refine(prediction, initial, class_ids, **options):

@@ -3,21 +3,27 @@
 import logging
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from i2crc_core import training
+from i2crc_core.config import deep_update, validate_config
 from i2crc_core.errors import TrainingError
-from i2crc_core.models import build_classifier
+from i2crc_core.losses import segmentation_loss
+from i2crc_core.models import build_classifier, build_segmenter
 from i2crc_core.sampling import ChunkSampler, SeededSamples
 from i2crc_core.training import (
     LOG_INTERVAL,
     ImageMeans,
     LossCurve,
     LossLog,
+    accumulated_step,
     optimisation_step,
+    optimizer_for,
     read_curve,
     run_id,
     train_in_chunks,
@@ -135,6 +141,64 @@ def _train(tmp_path, chunks, stop_after=None):
         seed=5,
     )
     return model, done
+
+
+def test_two_accumulated_half_batches_step_as_one_batch_of_both():
+    """Without batch statistics (BatchNorm in eval mode) and with every pixel labelled, the
+    mean losses of two micro-batches of b, each halved, sum to the gradient of the mean loss
+    of one batch of 2b: two SGD steps (momentum, weight decay) land on the same weights. A
+    single accumulated loss is the plain optimisation step, bit for bit."""
+    torch.manual_seed(0)
+    reference = build_segmenter("small", 2).eval()
+    images = torch.randn(2, 4, 3, 32, 32)  # per step: 4 crops, split into micro-batches of 2
+    labels = torch.randint(0, 3, (2, 4, 32, 32))
+    models = {name: build_segmenter("small", 2).eval() for name in ("whole", "halves", "one")}
+    optimizers = {}
+    for name, model in models.items():
+        model.load_state_dict(reference.state_dict())
+        optimizers[name] = torch.optim.SGD(
+            model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005
+        )
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+
+    def loss(name, step, crops):
+        return segmentation_loss(models[name](images[step, crops]), labels[step, crops], 255)
+
+    for step in range(2):
+        whole = loss("whole", step, slice(None))
+        optimisation_step(whole, optimizers["whole"], scaler)
+        total = accumulated_step(
+            (loss("halves", step, crops) / 2 for crops in (slice(0, 2), slice(2, 4))),
+            optimizers["halves"],
+            scaler,
+        )
+        torch.testing.assert_close(total, whole.detach(), rtol=1e-5, atol=0)
+        accumulated_step([loss("one", step, slice(None))], optimizers["one"], scaler)
+    for name, parameter in models["whole"].named_parameters():
+        torch.testing.assert_close(
+            dict(models["halves"].named_parameters())[name], parameter, rtol=1e-4, atol=1e-6
+        )
+        assert torch.equal(dict(models["one"].named_parameters())[name], parameter), name
+    assert not torch.equal(
+        reference.head.branches[0].weight, models["whole"].head.branches[0].weight
+    )
+
+
+@pytest.mark.parametrize("preset", ["voc12.yaml", "coco14.yaml"])
+def test_the_presets_segmenter_trains_every_parameter_at_the_base_rate(preset):
+    """The ref code's SGD gets all the network's parameters in one group at the base rate
+    (segmentation/main.py:148, optim_parameters() is parameters(), libs/models/deeplabv2.py:57)."""
+    repo = Path(__file__).resolve().parents[2]
+    config = deep_update(
+        yaml.safe_load((repo / "config.yaml").read_text()),
+        yaml.safe_load((repo / "config" / preset).read_text()),
+    )
+    settings = validate_config(config)["segmentation"]
+    model = build_segmenter("small", 20)
+    optimizer = optimizer_for(model, settings)
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    assert {group["lr"] for group in optimizer.param_groups} == {settings["lr"]} == {0.00025}
 
 
 def test_interrupted_chunk_loop_resumes_to_the_same_weights(tmp_path):

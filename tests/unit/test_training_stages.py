@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from i2crc_core import training
+from i2crc_core.datasets import SegmentationDataset
 from i2crc_core.errors import ConfigError
 from i2crc_core.fileio import write_gray, write_image, write_label
 from i2crc_core.losses import ATTENTION_STATS, LOSS_PARTS
@@ -33,16 +34,31 @@ CLASSIFIER = {
     "lr_decay_epochs": [2],
     "lr_decay_factor": 0.1,
     "color_jitter": [0.0, 0.0, 0.0, 0.0],
+    "flip": True,
+    "head_init": "pytorch",
 }
 SEGMENTATION = {
     **COMMON,
     "iterations": 7,
     "batch_size": 2,
+    "accumulate": 1,
     "poly_power": 0.9,
+    "poly_every": 1,
     "crop_size": SIZE,
     "scale_range": [0.5, 1.5],
+    "scale_step": None,
     "flip": True,
     "aspp_rates": None,
+    "input_normalisation": "imagenet",
+    "msc_scales": None,
+}
+# The ref code's DeepLab recipe (segmentation/configs/voc12.yaml, main.py), at this size
+REF_RECIPE = {
+    "accumulate": 2,
+    "poly_every": 2,
+    "scale_step": 0.25,
+    "input_normalisation": "caffe_bgr",
+    "msc_scales": [0.5, 0.75],
 }
 
 
@@ -92,7 +108,7 @@ def _classifier(dataset, out):
     )
 
 
-def _segmenter(dataset, out):
+def _segmenter(dataset, out, **changes):
     train_segmentation.run(
         manifest_path=dataset / "manifest.json",
         label_dir=dataset / "SegmentationClass",
@@ -100,7 +116,7 @@ def _segmenter(dataset, out):
         curve_path=out / "losses.tsv",
         checkpoint_dir=out / "checkpoints",
         checkpoint_every=3,
-        training=SEGMENTATION,
+        training={**SEGMENTATION, **changes},
         weights=None,
         seed=0,
         device="cpu",
@@ -183,6 +199,99 @@ def test_segmenter_curve_has_a_row_per_log_interval_and_survives_a_resume(
     assert read_curve(tmp_path / "b" / "losses.tsv")["iteration"].tolist() == [2, 3, 5]
     _segmenter(dataset, tmp_path / "b")
     assert (tmp_path / "b" / "losses.tsv").read_text() == expected
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def _batchnorm_forwards(state: dict) -> set[int]:
+    return {int(value) for key, value in state.items() if key.endswith("num_batches_tracked")}
+
+
+def test_segmenter_batchnorm_is_in_train_mode_at_every_training_forward(dataset, tmp_path):
+    """As the ref code, whose freeze_bn is commented out (segmentation/main.py:175-176): every
+    BatchNorm counts a batch at each of the 7 training forwards, and its statistics moved."""
+    _segmenter(dataset, tmp_path)
+    state = _weights(tmp_path / "model.pt")
+    assert _batchnorm_forwards(state) == {7}
+    assert all(
+        not torch.equal(value, torch.zeros_like(value))
+        for key, value in state.items()
+        if key.endswith("running_mean")
+    )
+
+
+def _their_poly_rates(base: float, total: int, power: float, every: int) -> list[float]:
+    """The rate of each iteration 1..total under the ref code's scheduler, transcribed
+    (segmentation/libs/utils/lr_scheduler.py, stepped after every iteration with the
+    iteration's number, main.py:218): the rate stays unless the number is a multiple of
+    `every` (and not past total); then it becomes base (1 - number / total) ^ power."""
+    rates, rate = [], base
+    for number in range(1, total + 1):
+        rates.append(rate)
+        if number % every == 0 and number <= total:
+            rate = base * (1 - number / total) ** power
+    return rates
+
+
+@pytest.mark.parametrize(("total", "every"), [(35, 10), (10000, 10), (7, 2)])
+def test_the_poly_schedule_steps_as_the_ref_codes_every_k_iterations(total, every):
+    ours = [
+        0.00025 * train_segmentation.poly_lr_factor(step, total=total, power=0.9, every=every)
+        for step in range(total)
+    ]
+    assert ours == pytest.approx(_their_poly_rates(0.00025, total, 0.9, every), rel=1e-12)
+    assert ours[:every] == [0.00025] * every
+    every_iteration = [
+        train_segmentation.poly_lr_factor(step, total=total, power=0.9, every=1)
+        for step in range(total)
+    ]
+    assert every_iteration == [(1 - min(step, total - 1) / total) ** 0.9 for step in range(total)]
+
+
+def test_the_ref_code_recipe_trains_and_resumes_exactly(dataset, tmp_path, monkeypatch):
+    """Micro-batches, the MSC loss, the caffe_bgr input, discrete scales, the poly rate held
+    for 2 iterations: an interrupted and resumed run ends with the uninterrupted run's curve
+    and weights; BatchNorm counted 7 iterations x 2 micro-batches x 3 scales of forwards."""
+    monkeypatch.setattr(training, "LOG_INTERVAL", 1)
+    _segmenter(dataset, tmp_path / "a", **REF_RECIPE)
+    expected = (tmp_path / "a" / "losses.tsv").read_text()
+    curve = read_curve(tmp_path / "a" / "losses.tsv")
+    assert curve["iteration"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert curve["lr"].tolist() == pytest.approx(_their_poly_rates(0.001, 7, 0.9, 2), rel=1e-6)
+    assert _batchnorm_forwards(_weights(tmp_path / "a" / "model.pt")) == {7 * 2 * 3}
+    sidecar = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert sidecar["architecture"].endswith("/input=caffe_bgr")
+
+    with monkeypatch.context() as patch:  # 2 losses per iteration: stop in iteration 5, chunk 2
+        _interrupt_after(patch, train_segmentation, "msc_segmentation_loss", 9)
+        with pytest.raises(KeyboardInterrupt):
+            _segmenter(dataset, tmp_path / "b", **REF_RECIPE)
+    assert read_curve(tmp_path / "b" / "losses.tsv")["iteration"].tolist() == [1, 2, 3, 4]
+    _segmenter(dataset, tmp_path / "b", **REF_RECIPE)
+    assert (tmp_path / "b" / "losses.tsv").read_text() == expected
+    weights = [_weights(tmp_path / name / "model.pt") for name in ("a", "b")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_an_iteration_takes_batch_size_x_accumulate_consecutive_samples(
+    dataset, tmp_path, monkeypatch
+):
+    """Micro-batches of 2, accumulated 2 at a time, see the crops that batches of 4 see, in
+    the same order, over every chunk (3 iterations of 2, checkpoints every 3)."""
+    seen = []
+    finish = SegmentationDataset.finish
+
+    def recording(batch, device):
+        seen.append(list(batch["id"]))
+        return finish(batch, device)
+
+    monkeypatch.setattr(SegmentationDataset, "finish", staticmethod(recording))
+    _segmenter(dataset, tmp_path / "micro", iterations=5, accumulate=2)
+    micro, seen[:] = [image for batch in seen for image in batch], []
+    _segmenter(dataset, tmp_path / "whole", iterations=5, batch_size=4)
+    assert len(micro) == 5 * 2 * 2 and micro == [image for batch in seen for image in batch]
 
 
 def test_trained_models_have_a_sidecar_naming_classes_data_and_losses(dataset, tmp_path):

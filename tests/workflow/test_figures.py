@@ -119,6 +119,7 @@ def test_the_examples_figure_shows_each_stages_labels(finished_project, monkeypa
         refined_dir=run / "labels" / "refined",
         model_path=model_path,
         scales=[1.0],
+        fusion="image",
         crf=None,
         num_images=2,
         out_path=None,
