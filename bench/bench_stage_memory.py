@@ -1,7 +1,8 @@
 """Peak resident memory of the stages against the number of images, on VOC-sized images.
 
-    python -m bench.bench_stage_memory [--images 50 200] [--old f0747d3] [--scales 1 0.75 0.5]
-        [--no-flip] [--backbone small] [--threads 2] [--repeats 1] [--pipeline]
+    python -m bench.bench_stage_memory [--images 50 200] [--old 89f21de] [--input-size 256]
+        [--scales 1] [--flip] [--normalise attention] [--backbone small] [--threads 2]
+        [--repeats 1] [--pipeline]
 
 Writes a VOC-layout dataset of each size (JPEGs of VOC's six common sizes, 375x500 to 500x333,
 in shuffled order, 20 classes, 1-3 object rectangles per mask, saliency maps), its manifest
@@ -9,10 +10,15 @@ in shuffled order, 20 classes, 1-3 object rectangles per mask, saliency maps), i
 (`extract_cams.run`, one shard of every image, on the CPU) in a fresh process per run, once from
 the library at the commit `--old` (`git archive`d into a temporary folder) and once from the
 working tree, taking turns (old, new, new, old, ...) so that a load on the machine falls on
-both. Each run reports its wall seconds and its peak resident memory (`ru_maxrss` of the
-process, what a SLURM job's memory limit counts). Defaults: the VOC preset's CAM settings
-(scales 1, 0.75, 0.5 with flip), two sizes small enough for a few minutes; the figures of
-docs/benchmarks.md §"Memory of the stages" come from `--images 200 800`.
+both. Each run reports its wall seconds, its CPU seconds (user + system: on a shared machine
+the wall time follows the other load, the CPU time much less) and its peak resident memory
+(`ru_maxrss` of the process, what a SLURM job's memory limit counts). Defaults: the VOC
+preset's CAM settings (warped to 256 x 256, one scale, no flip, normalised per attention map
+and resized to the image), two sizes small enough for a few minutes; `--input-size 0 --scales
+1 0.75 0.5 --flip` is the former preset's, each image at its own size (the heaviest: three
+scales and their flips). The figures of docs/benchmarks.md §"Memory of the stages" come from
+`--images 200 800`. `--old` must know the CAM keys given (cams.input_size and cams.normalise
+exist since 371649d).
 
 `--pipeline` also runs every stage of the pipeline through Snakemake on each dataset (working
 tree only; `small` networks on the CPU, one experiment, one CAM shard, short trainings) and
@@ -63,9 +69,11 @@ sys.path.insert(0, sys.argv[1])
 from i2crc_core.stages import extract_cams
 start = time.perf_counter()
 extract_cams.run(**json.loads(sys.argv[2]))
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({
     "seconds": round(time.perf_counter() - start, 1),
-    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+    "peak_rss_mib": round(usage.ru_maxrss / 1024),
 }))
 """
 
@@ -128,8 +136,10 @@ def cam_stage(tree: Path, manifest: Path, model: Path, out: Path, args) -> dict:
         "model_path": str(model),
         "out_path": str(out),
         "shard": "1-of-1",
+        "input_size": args.input_size or None,
         "scales": args.scales,
         "flip": args.flip,
+        "normalise": args.normalise,
         "device": "cpu",
         "precision": "fp32",
         "threads": args.threads,
@@ -154,7 +164,13 @@ def pipeline_memory(root: Path, work: Path, args) -> dict[str, float]:
         "saliency": {"source": "folder", "folder": str(root / "saliency")},
         "pretraining": {"epochs": 1, "input_size": 64},
         "classifier": {"epochs": 1, "batch_size": 5, "input_size": 256, "lr_decay_epochs": [1]},
-        "cams": {"scales": args.scales, "flip": args.flip, "shards": 1},
+        "cams": {
+            "input_size": args.input_size or None,
+            "scales": args.scales,
+            "flip": args.flip,
+            "normalise": args.normalise,
+            "shards": 1,
+        },
         "segmentation": {"iterations": 4, "batch_size": 2, "crop_size": 321},
         "evaluation": {"figure_images": 2},
         "resources": {
@@ -183,9 +199,14 @@ def pipeline_memory(root: Path, work: Path, args) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, nargs="+", default=[50, 200])
-    parser.add_argument("--old", default="f0747d3", help="the commit to compare with")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5])
-    parser.add_argument("--no-flip", dest="flip", action="store_false")
+    # main before the merge of the fix: the CAM stage of the preset's keys, without off_heap.
+    parser.add_argument("--old", default="89f21de", help="the commit to compare with")
+    parser.add_argument(
+        "--input-size", type=int, default=256, help="cams.input_size; 0: each image at its size"
+    )
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--normalise", default="attention", choices=["image", "attention"])
     parser.add_argument("--backbone", default="small", choices=["small", "vgg16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs per side and size")
@@ -224,7 +245,13 @@ def main() -> None:
                     "threads": args.threads,
                 },
                 "old": args.old,
-                "cams": {"scales": args.scales, "flip": args.flip, "backbone": args.backbone},
+                "cams": {
+                    "input_size": args.input_size or None,
+                    "scales": args.scales,
+                    "flip": args.flip,
+                    "normalise": args.normalise,
+                    "backbone": args.backbone,
+                },
                 "runs": runs,
                 f"peak_ratio_{largest}_over_{smallest}": {
                     side: round(peak(largest, side) / peak(smallest, side), 2)
