@@ -9,7 +9,7 @@ from ..camstore import CamStoreWriter
 from ..checkpoints import load_model
 from ..device import autocast, prepare_model, resolve_precision, select_device, set_torch_threads
 from ..errors import ConfigError
-from ..inference import MIN_SCALED_SIDE, BackgroundWriter, check_scales, image_batches
+from ..inference import MIN_SCALED_SIDE, BackgroundWriter, check_scales, image_batches, off_heap
 from ..manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def run(
                     normalise=normalise,
                     sizes=batch["sizes"],
                 )
-            for entry in zip(batch["ids"], cams, class_ids):
-                writer.put(entry)
+            for image_id, image_cams, image_classes in zip(batch["ids"], cams, class_ids):
+                writer.put((image_id, off_heap(image_cams), image_classes))
             bar.update(len(cams))
     log.info("shard %s: %d images", shard, len(ids))

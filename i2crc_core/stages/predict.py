@@ -2,12 +2,11 @@
 dense CRF (crf.py) when `crf` holds its settings."""
 
 from contextlib import nullcontext
-from pathlib import Path
 
 from ..checkpoints import load_model
 from ..crf import DenseCRF, require_pydensecrf
 from ..device import prepare_model, resolve_precision, select_device, set_torch_threads
-from ..fileio import write_label
+from ..fileio import path_in, write_label
 from ..inference import check_scales, infer_images, predict_labels
 from ..manifest import Manifest
 
@@ -31,7 +30,7 @@ def run(
             layout,
             ids,
             lambda images: predict_labels(model, images, scales, refine, fusion),
-            lambda image_id, label: write_label(Path(out_dir) / f"{image_id}.png", label),
+            lambda image_id, label: write_label(path_in(out_dir, image_id, ".png"), label),
             device=device,
             precision=precision,
             threads=threads,

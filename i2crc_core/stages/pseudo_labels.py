@@ -5,7 +5,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..camstore import CamStore
-from ..fileio import write_label
+from ..fileio import path_in, write_label
 from ..manifest import Manifest
 from ..pseudo_labels import pseudo_label
 from ..saliency import load_saliency
@@ -13,11 +13,11 @@ from ..saliency import load_saliency
 
 def run(*, manifest_path, cams_path, saliency_dir, out_dir, **thresholds):
     manifest = Manifest.load(manifest_path)
-    out_dir = Path(out_dir)
     with CamStore(cams_path) as store:
         for image_id in tqdm(manifest.ids["train"], desc="pseudo labels", mininterval=10):
             cams, class_ids = store[image_id]
             saliency = load_saliency(Path(saliency_dir) / f"{image_id}.png", cams.shape[1:])
             write_label(
-                out_dir / f"{image_id}.png", pseudo_label(cams, class_ids, saliency, **thresholds)
+                path_in(out_dir, image_id, ".png"),
+                pseudo_label(cams, class_ids, saliency, **thresholds),
             )
