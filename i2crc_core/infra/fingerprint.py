@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "i2crc_core"
-PACKAGE_DIR = Path(__file__).parent
+PACKAGE_DIR = Path(__file__).parents[1]
 
 
 def _module_path(module: str) -> Path:

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 import i2crc_core
-from i2crc_core import fingerprint
+from i2crc_core.infra import fingerprint
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "workflow_scripts"
 # A module that a stage imports and that imports others, but no script imports directly.
-MOVED = "i2crc_core.refine"
+MOVED = "i2crc_core.method.refine"
 
 
 @pytest.fixture
@@ -74,20 +74,20 @@ def move(package_dir: Path, old: str, new: str) -> None:
 def test_closure_follows_relative_and_absolute_imports():
     closure = fingerprint.import_closure("i2crc_core.stages.pseudo_labels")
     assert {
-        "i2crc_core.pseudo_labels",
-        "i2crc_core.camstore",
-        "i2crc_core.fileio",
-        "i2crc_core.errors",
-        "i2crc_core.manifest",
+        "i2crc_core.method.pseudo_labels",
+        "i2crc_core.infra.camstore",
+        "i2crc_core.infra.fileio",
+        "i2crc_core.infra.errors",
+        "i2crc_core.data.manifest",
     } <= closure
-    assert "i2crc_core.models" not in closure
-    assert "i2crc_core.losses" not in closure
+    assert "i2crc_core.nets.models" not in closure
+    assert "i2crc_core.method.losses" not in closure
 
 
 def test_editing_a_module_changes_exactly_the_stages_that_import_it(package_copy):
     stages = ["pseudo_labels", "train_classifier", "refine_labels", "prepare_dataset"]
     before = fingerprints()
-    losses = package_copy / "losses.py"
+    losses = file_of(package_copy, "i2crc_core.method.losses")
     losses.write_text(losses.read_text() + "\n# an edit\n")
     after = fingerprints()
     assert after["train_classifier"] != before["train_classifier"]
@@ -116,15 +116,15 @@ def test_a_name_taken_from_another_module_changes_the_fingerprint(package_copy):
     """Two modules define `IGNORE`: only the import line says which one a module uses, and
     the digest follows it to that module's code."""
     before = fingerprints()
-    other = (package_copy / "fileio.py").read_text() + "\nIGNORED_TOO = IGNORE\n"
-    (package_copy / "other.py").write_text(other)
+    fileio = file_of(package_copy, "i2crc_core.infra.fileio")
+    fileio.with_name("other.py").write_text(fileio.read_text() + "\nIGNORED_TOO = IGNORE\n")
     refine = file_of(package_copy, MOVED)
-    refine.write_text(refine.read_text().replace("from .fileio import", "from .other import"))
+    refine.write_text(refine.read_text().replace(".infra.fileio import", ".infra.other import"))
     assert fingerprints()["refine_labels"] != before["refine_labels"]
 
 
 def test_an_import_cycle_is_reported(package_copy):
-    errors = package_copy / "errors.py"
+    errors = file_of(package_copy, "i2crc_core.infra.errors")
     errors.write_text(errors.read_text() + "\nfrom .fileio import IGNORE\n")
     with pytest.raises(RuntimeError, match="import cycle"):
         fingerprints()

@@ -4,7 +4,7 @@ non-zero exit, and no output that Snakemake would take as finished."""
 import pytest
 from test_presets import write_dataset
 
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 from tests.helpers.workflow_project import RUN0, make_project
 
 pytestmark = pytest.mark.pipeline
