@@ -9,9 +9,9 @@ The hash follows the code, not where it lives. A module's digest is its source w
 package imports, plus what each of those binds: the name, the scope it is bound in, and the
 digest of the module it comes from (so the digests chain along the imports, which must not form
 a cycle). Moving or renaming modules and rewriting the imports to match leaves every digest
-unchanged, however the import lines are then sorted and wrapped; any other edit changes the
-module's digest and those of all that import it. A package's `__init__.py` counts only where a
-name is imported from it: the library's hold a docstring and nothing else (tested).
+unchanged, however the import lines are then sorted and wrapped; any other edit but blank lines
+changes the module's digest and those of all that import it. A package's `__init__.py` counts
+only where a name is imported from it: the library's hold a docstring and nothing else (tested).
 """
 
 import ast
@@ -101,7 +101,8 @@ def import_closure(*modules: str) -> set[str]:
 
 
 def _without(source: bytes, statements: list[ast.stmt]) -> bytes:
-    """`source` with `statements` cut out, and the lines that leaves blank dropped."""
+    """`source` with `statements` cut out and its blank lines dropped, so that neither the
+    grouping of the imports nor how they wrap counts."""
     lines = source.splitlines(keepends=True)
     starts = [0]
     for line in lines:
