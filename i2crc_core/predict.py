@@ -12,7 +12,10 @@ schema's `segmentation.crf` parameters (needs `pip install -e '.[crf]'`). A clas
 the same kind of PNG from its CAMs (the CAM-only rule of the evaluation: the classes whose score
 q_c is positive, background where their largest CAM is below `--bg-threshold`), and with
 `--cams` also `<out>/<name>_cam.png`, the image under its largest CAM. Folders are read one
-level deep. A user mistake is one line `i2crc error: ...` and exit 1.
+level deep. Images are taken as a viewer shows them: a photo's EXIF orientation is applied, and
+its PNG is of the displayed size, aligned with the displayed image (the pipeline's datasets keep
+their stored pixels, on which their masks are drawn). A user mistake is one line
+`i2crc error: ...` and exit 1.
 
 It first says what the model is and what it was trained on, and warns when the images' size is
 far from its training images' (e.g. a model of the 64-pixel synthetic benchmark on photos): a
@@ -35,7 +38,7 @@ from PIL import Image
 from .data.layout import VocLayout
 from .infra.config import defaults
 from .infra.errors import CheckpointError, ConfigError, DatasetError, I2CRCError
-from .infra.fileio import atomic_path, read_image, write_label
+from .infra.fileio import atomic_path, displayed_size, path_in, read_image, write_label
 from .method.crf import DenseCRF, require_pydensecrf, settings
 from .nets.cams import compute_cams_batch
 from .nets.checkpoints import load_model, sidecar_path
@@ -52,8 +55,10 @@ SIZE_RATIO_WARNING = 4.0
 
 
 class _Files(VocLayout):
-    """Image files named by the user, as a layout whose image ids are output names. Each
-    header is read once: the scale check, the size warning and the batching all ask."""
+    """Image files named by the user, as a layout whose image ids are output names, each image
+    as it is displayed (its EXIF orientation applied: a user sees a phone's photo upright, and
+    its mask should lie on it). Each header is read once: the scale check, the size warning and
+    the batching all ask."""
 
     def __init__(self, paths: dict[str, Path]):  # no dataset root: every path is given
         self.paths = paths
@@ -64,8 +69,11 @@ class _Files(VocLayout):
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         if image_id not in self._sizes:
-            self._sizes[image_id] = super().image_size(image_id)
+            self._sizes[image_id] = displayed_size(*self.image_header(image_id))
         return self._sizes[image_id]
+
+    def read_image(self, image_id: str) -> np.ndarray:
+        return read_image(self.image_path(image_id), displayed=True)
 
 
 def image_files(inputs) -> dict[str, Path]:
@@ -95,7 +103,7 @@ def read_sidecar(model_path) -> dict:
     if not model_path.is_file():
         raise CheckpointError(f"{model_path}: model file is missing")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(
             f"{model_path}: has no sidecar {path.name} beside it (the pipeline writes one with "
@@ -103,6 +111,58 @@ def read_sidecar(model_path) -> dict:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: model sidecar is not valid JSON ({error})") from None
+    check_sidecar(sidecar, path)
+    return sidecar
+
+
+# What this command reads from a sidecar, and as what (checkpoints.describe_model writes them).
+_SIDECAR_KEYS = {"kind": str, "architecture": str, "class_names": list, "input": dict}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NAMES.get(type(value), "a number")
+
+
+def check_sidecar(sidecar, path) -> None:
+    """CheckpointError naming the sidecar and the key unless it holds what `run` reads, of the
+    types it reads them as: a sidecar edited by hand (or of another program) would otherwise end
+    in a KeyError or TypeError, or be believed."""
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"{path}: model sidecar is {_json_kind(sidecar)}, not an object")
+    for key, kind in _SIDECAR_KEYS.items():
+        if key not in sidecar:
+            raise CheckpointError(f"{path}: model sidecar has no '{key}'")
+        if not isinstance(sidecar[key], kind):
+            raise CheckpointError(
+                f"{path}: model sidecar's '{key}' is {_json_kind(sidecar[key])}, "
+                f"expected {_JSON_NAMES[kind]}"
+            )
+    if sidecar["kind"] not in ("segmenter", "classifier"):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'kind' is {sidecar['kind']!r}, expected 'segmenter' or "
+            "'classifier'"
+        )
+    if sidecar["architecture"].split("/")[0] != sidecar["kind"]:
+        raise CheckpointError(
+            f"{path}: model sidecar says kind {sidecar['kind']!r} but architecture "
+            f"{sidecar['architecture']!r}"
+        )
+    if not all(isinstance(name, str) for name in sidecar["class_names"]):
+        raise CheckpointError(f"{path}: model sidecar's 'class_names' are not all strings")
+    size = sidecar["input"].get("training_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'input.training_size' is {_json_kind(size)}, expected a "
+            "number or null"
+        )
+    if not isinstance(sidecar.get("trained_on") or {}, dict):
+        raise CheckpointError(
+            f"{path}: model sidecar's 'trained_on' is {_json_kind(sidecar['trained_on'])}, "
+            "expected an object or null"
+        )
 
 
 def cam_labels(cams: np.ndarray, class_ids, threshold: float) -> np.ndarray:
@@ -125,7 +185,7 @@ def present_classes(model, images: torch.Tensor) -> list[list[int]]:
 def model_summary(sidecar: dict) -> str:
     """What the model is and what it learned from, in one line."""
     trained_on = sidecar.get("trained_on") or {}
-    size = sidecar["input"]["training_size"]
+    size = sidecar["input"].get("training_size")
     return (
         f"{sidecar['kind']} trained on {trained_on.get('images', 'an unknown number of')} "
         f"images of {trained_on.get('dataset', 'an unknown dataset')}"
@@ -135,7 +195,7 @@ def model_summary(sidecar: dict) -> str:
 
 def size_warning(sidecar: dict, sizes) -> str | None:
     """A warning when the images' median longer side is far from the model's training size."""
-    trained = sidecar["input"]["training_size"]
+    trained = sidecar["input"].get("training_size")
     side = float(np.median([max(size) for size in sizes]))
     if not trained or 1 / SIZE_RATIO_WARNING <= side / trained <= SIZE_RATIO_WARNING:
         return None
@@ -170,12 +230,20 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf,
     layout = _Files(files)
     check_scales(scales, layout, list(files), "option --scales")
     device = select_device(device, "option --device")
-    model = prepare_model(load_model(model_path, device), device, training=False)
-    if sidecar.get("architecture") != architecture_id(model):
+    # The sidecar's kind and architecture decide how the outputs are read: the model file must
+    # hold that architecture, whose state dict then loads strictly (every key and shape).
+    model = load_model(model_path, device, expected_kind=sidecar["kind"])
+    if sidecar["architecture"] != architecture_id(model):
         raise CheckpointError(
-            f"{sidecar_path(model_path)}: describes a {sidecar.get('architecture')} model, but "
+            f"{sidecar_path(model_path)}: describes a {sidecar['architecture']} model, but "
             f"{model_path} holds a {architecture_id(model)}"
         )
+    if len(sidecar["class_names"]) != model.num_classes + 1:
+        raise CheckpointError(
+            f"{sidecar_path(model_path)}: names {len(sidecar['class_names'])} classes, but the "
+            f"model has {model.num_classes + 1} (background and {model.num_classes} objects)"
+        )
+    model = prepare_model(model, device, training=False)
     segmenter = sidecar["kind"] == "segmenter"
     if cams and segmenter:
         raise CheckpointError(f"{model_path}: --cams needs a classifier model, this is a segmenter")
@@ -202,13 +270,13 @@ def run(*, model_path, inputs, out_dir, device, scales, cams, bg_threshold, crf,
 
     def write(name, output):
         if segmenter:
-            write_label(out_dir / f"{name}.png", output)
+            write_label(path_in(out_dir, name, ".png"), output)
             return
         image_cams, class_ids = output
-        write_label(out_dir / f"{name}.png", cam_labels(image_cams, class_ids, bg_threshold))
+        write_label(path_in(out_dir, name, ".png"), cam_labels(image_cams, class_ids, bg_threshold))
         if cams:
-            with atomic_path(out_dir / f"{name}_cam.png") as tmp:
-                overlay = cam_overlay(read_image(files[name]), image_cams.max(axis=0))
+            with atomic_path(path_in(out_dir, name, "_cam.png")) as tmp:
+                overlay = cam_overlay(layout.read_image(name), image_cams.max(axis=0))
                 Image.fromarray(overlay).save(tmp, format="PNG")
 
     print(f"model: {model_summary(sidecar)}", file=sys.stderr)

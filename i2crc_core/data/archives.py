@@ -9,6 +9,7 @@ Every failure raises `FetchError` whose message names the archive and what went 
 """
 
 import os
+import stat
 import tarfile
 import tempfile
 import zipfile
@@ -70,15 +71,28 @@ def _selector(member_prefix):
     return wanted, prefix
 
 
-def _extract_tar(archive: Path, raw: Path, wanted) -> None:
+def _link_refused(archive: Path, name: str, kind: str, target: str) -> FetchError:
+    return FetchError(
+        f"{archive}: member '{name}' is a {kind} (to '{target}'); this archive may hold regular "
+        "files only, and a link can point outside the run's folders once the archive's top "
+        "folders are stripped"
+    )
+
+
+def _extract_tar(archive: Path, raw: Path, wanted, links: bool) -> None:
     def data_filter(member, path):
-        return tarfile.data_filter(member, path) if wanted(member.name) else None
+        if not wanted(member.name):
+            return None
+        if not links and (member.issym() or member.islnk()):
+            kind = "symbolic link" if member.issym() else "hard link"
+            raise _link_refused(archive, member.name, kind, member.linkname)
+        return tarfile.data_filter(member, path)
 
     with tarfile.open(archive, "r:*") as tar:
         tar.extractall(raw, filter=data_filter)
 
 
-def _extract_zip(archive: Path, raw: Path, wanted) -> None:
+def _extract_zip(archive: Path, raw: Path, wanted, links: bool) -> None:
     with zipfile.ZipFile(archive) as zf:
         members = [info for info in zf.infolist() if wanted(info.filename)]
         for info in members:
@@ -87,6 +101,10 @@ def _extract_zip(archive: Path, raw: Path, wanted) -> None:
                     f"{archive}: unsafe member '{info.filename}' ('..' in path); "
                     "refusing to extract"
                 )
+            # zipfile writes a link as a file holding its target: no escape, but not a map.
+            if not links and stat.S_ISLNK(info.external_attr >> 16):
+                target = zf.read(info).decode("utf-8", "replace")
+                raise _link_refused(archive, info.filename, "symbolic link", target)
         zf.extractall(raw, members=members)
 
 
@@ -129,7 +147,9 @@ def _png_files(folder: Path) -> list:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".png")
 
 
-def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool = False) -> list:
+def extract_archive(
+    archive, out_dir, *, member_prefix=None, require_png: bool = False, links: bool = True
+) -> list:
     """Extract a .zip / .tar / .tar.gz / .tgz (also .tar.bz2 / .tar.xz) into `out_dir`.
 
     Returns the sorted paths of the PNG files now in `out_dir`.
@@ -143,10 +163,12 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     Safety: tar members pass the standard library's ``"data"`` filter, which refuses members
     and links that would land outside the output and device files (absolute names are made
     relative); zip members with ``..`` are refused (zipfile strips absolute paths itself and
-    writes links as plain files). The archive is extracted into temporary folders beside
-    `out_dir`, which replace `out_dir` (as a whole) only on success; on any failure (corrupt or
-    truncated archive, unsafe member, no PNG with `require_png`) they are removed and `out_dir`
-    is left as it was.
+    writes links as plain files). With `links` False, a link member (symbolic or hard) is refused
+    as a whole: the data filter passes a link that stays inside the extraction folder, which may
+    point outside once the single top folders are stripped. The archive is extracted into
+    temporary folders beside `out_dir`, which replace `out_dir` (as a whole) only on success; on
+    any failure (corrupt or truncated archive, unsafe member, no PNG with `require_png`) they
+    are removed and `out_dir` is left as it was.
     """
     archive = Path(archive)
     out_dir = Path(out_dir)
@@ -168,7 +190,7 @@ def extract_archive(archive, out_dir, *, member_prefix=None, require_png: bool =
     ):
         raw = Path(raw)
         try:
-            (_extract_zip if kind == "zip" else _extract_tar)(archive, raw, wanted)
+            (_extract_zip if kind == "zip" else _extract_tar)(archive, raw, wanted, links)
         except tarfile.FilterError as error:
             raise FetchError(f"{archive}: unsafe member ({error}); refusing to extract") from None
         except FetchError:

@@ -334,7 +334,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image_id = self.ids[index]
-        image = read_image(self.layout.image_path(image_id))
+        image = self.layout.read_image(image_id)
         size = tuple(image.shape[:2])
         if self.input_size is not None:
             image = warp_image(image, self.input_size)

@@ -2,18 +2,18 @@
 
 Layout under a root: `{image_dir}/{id}.jpg`, `{mask_dir}/{id}.png`, `{split_dir}/{split}.txt`.
 An id is a whole stripped line of a split list, so ids with spaces or non-ASCII characters
-work; all text files are UTF-8. Kept free of torch and OpenCV: the CPU stages that only read a
-manifest or labels start in a fraction of a second.
+work; all text files are UTF-8. An id names a file directly inside each folder, which is checked
+where ids are read (`check_image_id`). Kept free of torch and OpenCV: the CPU stages that only
+read a manifest or labels start in a fraction of a second.
 """
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..infra.errors import DatasetError
-from ..infra.fileio import read_label, write_text
+from ..infra.fileio import image_header, read_image, read_label, write_text
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -44,6 +44,29 @@ def _read_lines(path: Path, what: str) -> list[str]:
         raise DatasetError(f"{path}: {what} is not UTF-8 text ({error})") from None
 
 
+# What an image id may not contain: with them, '<folder>/' + id + '.jpg' names another folder's
+# file ('/etc/x', '../../x', 'a\\..\\x' where a backslash separates), or no file (NUL).
+_ID_FORBIDDEN = ("/", "\\", "\0")
+
+
+def check_image_id(image_id: str, where: str) -> None:
+    """DatasetError naming `where` (a file and line) unless `image_id` names a file directly
+    inside a folder. Stages read `<folder>/<id>.jpg` and write `<folder>/<id>.png`: an id that
+    escapes the folder would have them read, and write over, files anywhere. Ids are stripped
+    where they are read, so none starts or ends with whitespace."""
+    found = [char for char in _ID_FORBIDDEN if char in image_id]
+    if found:
+        problem = f"contains {found[0]!r}"
+    elif image_id in (".", ".."):
+        problem = "is '.' or '..'"
+    else:
+        return
+    raise DatasetError(
+        f"{where}: image id {image_id!r} {problem}; ids name files directly inside the "
+        "dataset's and the run's folders (no '/', '\\' or NUL, not '.' or '..')"
+    )
+
+
 def read_split(path) -> list[str]:
     """Image ids of a split list, in file order (one id per line; blank lines skipped)."""
     path = Path(path)
@@ -53,6 +76,7 @@ def read_split(path) -> list[str]:
         image_id = line.strip()
         if not image_id:
             continue
+        check_image_id(image_id, f"{path}, line {number}")
         if image_id in first_line:
             raise DatasetError(
                 f"{path}: duplicate id {image_id!r} on lines {first_line[image_id]} and {number}"
@@ -82,6 +106,7 @@ def read_image_labels(path, num_classes: int) -> dict[str, tuple[int, ...]]:
         else:
             image_id, *tokens = line.split()
         where = f"{path}, line {number}"
+        check_image_id(image_id, where)
         try:
             classes = sorted({int(token) for token in tokens})
         except ValueError:
@@ -150,22 +175,29 @@ class VocLayout:
     def split_path(self, split: str) -> Path:
         return self.split_dir / f"{split}.txt"
 
-    def image_size(self, image_id: str) -> tuple[int, int]:
-        """(H, W) of an image from its header only (no decoding)."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: image of listed id {image_id!r} is missing") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise DatasetError(f"{path}: image file is unreadable or corrupt ({error})") from None
-        return height, width
+    def image_header(self, image_id: str) -> tuple[tuple[int, int], int]:
+        """((H, W), EXIF orientation) of an image from its header (fileio.image_header)."""
+        return image_header(
+            self.image_path(image_id), missing=f"image of listed id {image_id!r} is missing"
+        )
 
-    def validate(self, ids: Iterable[str], num_classes: int) -> None:
-        """Check every listed image and mask exists, is readable, valid, and of equal size."""
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(H, W) of an image's stored pixels, from its header only."""
+        return self.image_header(image_id)[0]
+
+    def read_image(self, image_id: str) -> np.ndarray:
+        """The image's stored pixels, RGB uint8 (H, W, 3): the masks are drawn on them."""
+        return read_image(self.image_path(image_id))
+
+    def validate(self, ids: Iterable[str], num_classes: int) -> list[str]:
+        """Check every listed image and mask exists, is readable, valid, and of equal size.
+        Returns the ids of the images that carry an EXIF orientation (a viewer shows them turned
+        or mirrored; the masks, like VOC's and COCO's, are drawn on their stored pixels)."""
+        turned = []
         for image_id in ids:
-            image_size = self.image_size(image_id)
+            image_size, orientation = self.image_header(image_id)
+            if orientation != 1:
+                turned.append(image_id)
             mask_path = self.mask_path(image_id)
             if not mask_path.is_file():
                 raise DatasetError(f"{mask_path}: label of listed id {image_id!r} is missing")
@@ -175,6 +207,7 @@ class VocLayout:
                     f"{mask_path}: label size {mask.shape[1]}x{mask.shape[0]} differs from image "
                     f"size {image_size[1]}x{image_size[0]} of {self.image_path(image_id)}"
                 )
+        return turned
 
 
 def present_classes(mask: np.ndarray, num_classes: int) -> tuple[int, ...]:

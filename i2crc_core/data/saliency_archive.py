@@ -50,5 +50,8 @@ def fetch_saliency(source: Mapping, out_dir, cache_dir) -> Path:
             "suffix), or point saliency.folder at a folder of maps"
         )
     cached = download(url, Path(cache_dir) / name, sha256=sha256)
-    extract_archive(cached, out_dir, member_prefix=source.get("member_prefix"), require_png=True)
+    # Maps are regular files: a link member could stand for a file outside the run's folders.
+    extract_archive(
+        cached, out_dir, member_prefix=source.get("member_prefix"), require_png=True, links=False
+    )
     return Path(out_dir)

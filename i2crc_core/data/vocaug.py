@@ -33,7 +33,7 @@ import scipy.io
 from tqdm import tqdm
 
 from ..infra.errors import DatasetError, FetchError
-from ..infra.fileio import atomic_directory, write_label
+from ..infra.fileio import atomic_directory, path_in, write_label
 from .archives import extract_archive
 from .downloads import download, url_filename
 from .layout import read_split
@@ -102,17 +102,18 @@ def _build(voc: _Tree, sbd: _Tree, train_aug_count) -> list[str]:
     voc_annotated = set(voc_ids["train"]) | set(voc_ids["val"])
     for image_id in sorted(voc_annotated):
         source = voc.file(f"SegmentationClass/{image_id}.png", "listed in a VOC split")
-        shutil.copyfile(source, masks / f"{image_id}.png")
+        shutil.copyfile(source, path_in(masks, image_id, ".png"))
     sbd_only = sorted((set(sbd_ids["train"]) | set(sbd_ids["val"])) - voc_annotated)
     for image_id in tqdm(sbd_only, desc="SBD .mat -> PNG", mininterval=10):
         mask = sbd_mask(sbd.file(f"cls/{image_id}.mat", "listed in an SBD split"))
-        write_label(masks / f"{image_id}.png", mask)
+        write_label(path_in(masks, image_id, ".png"), mask)
     images = voc.folder / "JPEGImages"
     copied = 0
     for image_id in [*train_aug, *voc_ids["val"]]:
-        if not (images / f"{image_id}.jpg").is_file():
+        image = path_in(images, image_id, ".jpg")
+        if not image.is_file():
             source = sbd.file(f"img/{image_id}.jpg", "an image VOC lacks")
-            shutil.copyfile(source, images / f"{image_id}.jpg")
+            shutil.copyfile(source, image)
             copied += 1
     (voc.folder / _SPLITS / "train_aug.txt").write_text("".join(f"{i}\n" for i in train_aug))
     log.info(

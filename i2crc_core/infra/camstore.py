@@ -137,7 +137,7 @@ class CamStoreWriter:
         if image_id in self._group:
             raise CamStoreError(f"{self.path}: image id {image_id!r} written twice")
         half = cams.astype(np.float16)
-        ensure_room(self.path, os.path.getsize(self._tmp), half.nbytes + HEADROOM)
+        ensure_room(self.path, os.path.getsize(self._tmp), half.nbytes, HEADROOM)
         height, width = cams.shape[1:]
         if class_ids.size and height and width:
             dataset = self._group.create_dataset(
@@ -312,7 +312,7 @@ def merge_cam_stores(shard_paths, out_path, mode: str = "virtual") -> None:
                 for name, handle in zip(names, shards):
                     _link_virtual(handle[GROUP], group, name)
             else:
-                ensure_room(out_path, 0, sum(p.stat().st_size for p in shard_paths) + HEADROOM)
+                ensure_room(out_path, 0, sum(p.stat().st_size for p in shard_paths), HEADROOM)
                 for handle in shards:
                     for image_id, dataset in handle[GROUP].items():
                         handle.copy(dataset, group, name=image_id)

@@ -40,13 +40,22 @@ def _check_schema(config: dict, schema: dict) -> None:
         raise ConfigError(f"config key '{_key_path(error)}': {error.message}")
 
 
-def _typed(value, schema: dict, definitions: dict):
-    """`value` with each text that stands where the schema wants no string read as YAML.
+# The largest value of an integer key: far above any count, size, step or seed of a run (1e12
+# epochs is a slip, and would run for ever), and what a C int holds, as some of the libraries
+# that take these numbers do (OpenCV's image sizes).
+MAX_INTEGER = 2**31 - 1
+
+
+def _typed(value, schema: dict, definitions: dict, key: str = ""):
+    """`value` with each text that stands where the schema wants no string read as YAML, and
+    each integral number where it wants an integer made one.
 
     Snakemake reads a nested `--config` value (`'classifier={epochs: 3}'`, `'seeds=[0,1]'`)
     with YAML's BaseLoader, which types nothing: 3 arrives as '3', null as 'null'. PyYAML also
     reads `1e-3` (no dot) as text; as a number it is meant. Other texts the schema allows stay
-    text; 'null' is null where null is allowed."""
+    text; 'null' is null where null is allowed. JSON Schema takes 1.0 for an integer, which
+    `range` and the DataLoader do not: an integral number becomes the integer (a fractional one
+    fails the schema), and one beyond MAX_INTEGER is a ConfigError naming `key`."""
     while "$ref" in schema:
         schema = {
             **definitions[schema["$ref"].rsplit("/", 1)[-1]],
@@ -56,19 +65,29 @@ def _typed(value, schema: dict, definitions: dict):
         extra = schema.get("additionalProperties")
         properties = schema.get("properties", {})
         return {
-            key: _typed(
-                item, properties.get(key, extra if isinstance(extra, dict) else {}), definitions
+            name: _typed(
+                item,
+                properties.get(name, extra if isinstance(extra, dict) else {}),
+                definitions,
+                f"{key}.{name}" if key else str(name),
             )
-            for key, item in value.items()
+            for name, item in value.items()
         }
     if isinstance(value, list):
-        return [_typed(item, schema.get("items", {}), definitions) for item in value]
+        items = schema.get("items", {})
+        return [_typed(item, items, definitions, f"{key}.{i}") for i, item in enumerate(value)]
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
     if isinstance(value, str) and "null" in types and value in ("null", "~"):
         return None
-    if not isinstance(value, str) or not types or "string" in types:
-        return value
+    if isinstance(value, str) and types and "string" not in types:
+        value = _from_text(value, types)
+    if "integer" in types and "number" not in types:
+        value = _integer(value, key)
+    return value
+
+
+def _from_text(value: str, types: list):
     try:
         typed = yaml.safe_load(value)
     except yaml.YAMLError:
@@ -79,6 +98,18 @@ def _typed(value, schema: dict, definitions: dict):
         except ValueError:
             return value
     return value if isinstance(typed, (dict, list, str)) else typed
+
+
+def _integer(value, key: str):
+    given = value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
+        raise ConfigError(
+            f"config key '{key}': {f'{given:g}' if isinstance(given, float) else given} is "
+            f"beyond {MAX_INTEGER}, the largest an integer key takes"
+        )
+    return value
 
 
 def _check_finite(value, key: str = "") -> None:

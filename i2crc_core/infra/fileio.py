@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DatasetError, SaliencyError, StorageError
 
@@ -60,16 +60,46 @@ def _no_room(path: Path, code: int) -> StorageError:
     )
 
 
-def ensure_room(path: Path, grown_from: int, grow_by: int) -> None:
-    """Raise StorageError naming `path` unless a file now `grown_from` bytes long can grow by
-    `grow_by` bytes (file size limit, free space). For HDF5, which cannot recover from a write
-    that fails midway (it crashes the process on closing), so its writers check first."""
+def _size(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def ensure_room(path: Path, grown_from: int, data: int, headroom: int) -> None:
+    """Raise StorageError naming `path` and what was checked unless a file now `grown_from`
+    bytes long can take `data` more bytes and `headroom` beyond them (file size limit, free
+    space). For HDF5, which cannot recover from a write that fails midway (it crashes the process
+    on closing), so its writers check first, with `headroom` for what closing writes."""
+    need = data + headroom
+    checked = (
+        f"{_size(need)} checked before writing: {_size(data)} of data and {_size(headroom)} "
+        "kept for what HDF5 writes on closing, which crashes the process if it cannot"
+    )
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and grown_from + grow_by > limit:
-        raise _no_room(path, errno.EFBIG)
+    if limit != resource.RLIM_INFINITY and grown_from + need > limit:
+        raise StorageError(
+            f"{path}: the file size limit of {_size(limit)} leaves this {_size(grown_from)} file "
+            f"{_size(max(limit - grown_from, 0))}, less than the {checked}; raise the limit and "
+            "rerun"
+        )
     stats = os.statvfs(path.parent)
-    if stats.f_bavail * stats.f_frsize < grow_by:
-        raise _no_room(path, errno.ENOSPC)
+    free = stats.f_bavail * stats.f_frsize
+    if free < need:
+        raise StorageError(
+            f"{path}: {_size(free)} free on its file system, less than the {checked}; free space "
+            "and rerun"
+        )
+
+
+def path_in(folder, name: str, suffix: str) -> Path:
+    """`folder/<name><suffix>`, the file of an image id (or output name) in a folder; a
+    DatasetError if that file would not lie directly in `folder`. Ids are checked where they are
+    read (layout.check_image_id); every writer of such a file asks here too, so that an id that
+    reached it another way (a manifest edited by hand) cannot name a file elsewhere."""
+    folder = Path(folder)
+    path = folder / f"{name}{suffix}"
+    if "\0" in name or os.path.realpath(path.parent) != os.path.realpath(folder):
+        raise DatasetError(f"{folder}: image id {name!r} names a file outside this folder")
+    return path
 
 
 @contextlib.contextmanager
@@ -128,34 +158,89 @@ def atomic_directory(path):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def read_image(path) -> np.ndarray:
-    """Read an RGB image as uint8 (H, W, 3)."""
+# EXIF's orientation tag, and its values that turn the stored image by 90 degrees (mirrored or
+# not): the displayed image is the stored one with width and height swapped.
+EXIF_ORIENTATION = 0x0112
+_TURNING = (5, 6, 7, 8)
+# Image modes of 8 bits per channel, which convert to RGB as they are.
+_8BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
+# 16-bit greyscale PNGs: read at their full range, value / 257 (65535 = 255 * 257).
+_GRAY_16BIT_MODES = ("I;16", "I;16B", "I;16L")
+
+
+@contextlib.contextmanager
+def open_image(path, error=DatasetError, what="image file", missing=None):
+    """`Image.open(path)`, every way the file can fail to open or decode an `error` (an
+    I2CRCError class) naming it: missing (`missing`, default "<what> is missing"), unreadable,
+    or larger than Pillow's limit, whose DecompressionBombError (a tiny PNG of 30000x30000
+    pixels that decodes to gigabytes) would otherwise end the job in a traceback."""
     path = Path(path)
     try:
         with Image.open(path) as image:
-            # np.array, not asarray: PIL hands out a read-only buffer, and callers
-            # (torch.from_numpy, in-place edits) need a writable array.
-            return np.array(image.convert("RGB"))
+            yield image
     except FileNotFoundError:
-        raise DatasetError(f"{path}: image file is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: image file is unreadable or corrupt ({error})") from None
+        raise error(f"{path}: {missing or f'{what} is missing'}") from None
+    except Image.DecompressionBombError as bomb:
+        # Pillow says "Image size (N pixels) exceeds limit of L pixels, ..."; the limit is its
+        # MAX_IMAGE_PIXELS x 2, checked from the header before anything is decoded.
+        pixels = int(str(bomb).split("(", 1)[1].split(" ", 1)[0])
+        raise error(
+            f"{path}: {what} of {pixels / 1e6:,.0f} megapixels is larger than the limit of "
+            f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:,.0f} megapixels (Pillow's guard against "
+            "decompression bombs)"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as failure:
+        raise error(f"{path}: {what} is unreadable or corrupt ({failure})") from None
+
+
+def _levels_16_to_8(image) -> np.ndarray:
+    return np.round(np.array(image) / 257).astype(np.uint8)
+
+
+def image_header(path, missing=None) -> tuple[tuple[int, int], int]:
+    """((H, W) as stored, EXIF orientation: 1 = as stored) of an image, without decoding it (a
+    PNG whose EXIF follows its pixels is decoded to find it)."""
+    with open_image(path, missing=missing) as image:
+        width, height = image.size
+        orientation = image.getexif().get(EXIF_ORIENTATION)
+    # 1 is "as stored"; a value outside 1..8 (some cameras write 0) means nothing.
+    return (height, width), orientation if orientation in range(2, 9) else 1
+
+
+def displayed_size(size_hw: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """(H, W) of an image of stored size `size_hw` as a viewer shows it (EXIF orientation)."""
+    return size_hw[::-1] if orientation in _TURNING else size_hw
+
+
+def read_image(path, *, displayed: bool = False) -> np.ndarray:
+    """Read an RGB image as uint8 (H, W, 3): its stored pixels, or with `displayed` as a viewer
+    shows it (its EXIF orientation applied). A 16-bit greyscale PNG is read at its full range;
+    other modes beyond 8 bits per channel (32-bit integer, float) are refused: converting them
+    would clip every value above 255 (a white image)."""
+    with open_image(path) as image:
+        if displayed:
+            image = ImageOps.exif_transpose(image)
+        if image.mode in _GRAY_16BIT_MODES:
+            return np.repeat(_levels_16_to_8(image)[..., None], 3, axis=2)
+        if image.mode not in _8BIT_MODES:
+            raise DatasetError(
+                f"{path}: image has mode {image.mode}; expected 8 bits per channel (RGB, "
+                "greyscale, palette, CMYK) or a 16-bit greyscale PNG"
+            )
+        # np.array, not asarray: PIL hands out a read-only buffer, and callers
+        # (torch.from_numpy, in-place edits) need a writable array.
+        return np.array(image.convert("RGB"))
 
 
 def read_label(path, num_classes: int) -> np.ndarray:
     """Read a single-channel or palette label PNG as uint8 (H, W) with values in {0..C, 255}."""
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L"):
-                raise DatasetError(
-                    f"{path}: label PNG must be single-channel or palette, found mode {image.mode}"
-                )
-            label = np.array(image)  # writable (see read_image)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: label file is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: label file is unreadable or corrupt ({error})") from None
+    with open_image(path, what="label file") as image:
+        if image.mode not in ("P", "L"):
+            raise DatasetError(
+                f"{path}: label PNG must be single-channel or palette, found mode {image.mode}"
+            )
+        label = np.array(image)  # writable (see read_image)
     invalid = (label > num_classes) & (label != IGNORE)
     if invalid.any():
         bad = sorted(set(np.unique(label[invalid]).tolist()))
@@ -171,9 +256,8 @@ def write_label(path, label: np.ndarray) -> None:
         image.save(tmp, format="PNG", compress_level=1)
 
 
-# Modes of 8-bit maps, greyscale or colour (taken as luminance), and of 16-bit greyscale PNGs.
+# Modes of 8-bit maps, greyscale or colour (taken as luminance).
 _GRAY_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
-_GRAY_16BIT_MODES = ("I;16", "I;16B", "I;16L")
 
 
 def write_json(path, data) -> None:
@@ -191,22 +275,15 @@ def read_gray(path) -> np.ndarray:
     """Read a saliency map as uint8 (H, W) in 0..255: an 8-bit map as it is (colour as its
     luminance), a 16-bit greyscale PNG rescaled from 0..65535. Other modes (32-bit integer,
     float, CMYK, ...) raise SaliencyError: converting them could clip their values at 255."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode in _GRAY_16BIT_MODES:
-                # 65535 = 255 * 257: value / 257 is value / 65535 on the 0..255 scale.
-                return np.round(np.array(image) / 257).astype(np.uint8)
-            if image.mode not in _GRAY_8BIT_MODES:
-                raise SaliencyError(
-                    f"{path}: saliency map has image mode {image.mode}; expected an 8-bit or "
-                    "16-bit greyscale PNG (or 8-bit colour)"
-                )
-            return np.array(image.convert("L"))  # writable (see read_image)
-    except FileNotFoundError:
-        raise SaliencyError(f"{path}: saliency map is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise SaliencyError(f"{path}: saliency map is unreadable or corrupt ({error})") from None
+    with open_image(path, SaliencyError, "saliency map") as image:
+        if image.mode in _GRAY_16BIT_MODES:
+            return _levels_16_to_8(image)
+        if image.mode not in _GRAY_8BIT_MODES:
+            raise SaliencyError(
+                f"{path}: saliency map has image mode {image.mode}; expected an 8-bit or "
+                "16-bit greyscale PNG (or 8-bit colour)"
+            )
+        return np.array(image.convert("L"))  # writable (see read_image)
 
 
 def write_gray(path, array: np.ndarray) -> None:

@@ -12,7 +12,9 @@ Why this shape (the GPU must not wait for the host):
   runs, into pinned memory, copied without blocking. On the CPU the model needs every core:
   images are decoded in the stage's process (workers made CPU extraction 1.3-2x slower).
 - a writer thread compresses and writes outputs while the next batch is computed; a bounded
-  queue keeps at most PENDING_OUTPUTS images' outputs in memory.
+  queue keeps at most PENDING_OUTPUTS images' outputs in memory. Outputs that the thread frees
+  at its own pace live outside the malloc heap (`off_heap`): in it, they made CAM extraction's
+  memory grow by ~1-3 MiB per image (docs/benchmarks.md §"Memory of the stages").
 
 Segmentation logits of several scales are fused by their maximum (ref code: scales 1, 0.75,
 0.5), at the image's size or at the logits' (`predict_labels`); each scale is one forward over
@@ -21,6 +23,7 @@ image size with the images' colours.
 """
 
 import math
+import mmap
 import queue
 import threading
 from collections import defaultdict
@@ -32,7 +35,7 @@ from tqdm import tqdm
 
 from ..data.datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
 from ..data.loading import UserErrorLoader
-from ..infra.errors import ConfigError
+from ..infra.errors import ConfigError, DatasetError
 from .device import autocast
 from .models import max_fused, rescale
 
@@ -82,6 +85,19 @@ def image_batches(
         num_workers=threads if on_gpu else 0,
         pin_memory=on_gpu,
     )
+
+
+def off_heap(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` in memory mapped for it alone, unmapped when the copy is freed. For
+    outputs handed to a BackgroundWriter: in the malloc heap, each one freed by the writer
+    thread at its own pace left a hole between the main thread's large, short-lived tensors,
+    which glibc cannot give back while anything lies above it, and the heap grew with the number
+    of images (docs/benchmarks.md §"Memory of the stages"). The copy costs ~1 ms for an image's
+    CAMs (two classes at 375x500), against ~130 ms to compute them on two CPU cores."""
+    copy = np.frombuffer(mmap.mmap(-1, max(array.nbytes, 1)), array.dtype, array.size)
+    copy = copy.reshape(array.shape)  # mmap refuses an empty mapping, hence at least 1 byte
+    copy[...] = array
+    return copy
 
 
 class BackgroundWriter:
@@ -156,11 +172,18 @@ def infer_images(
 def check_scales(scales, layout, ids, name: str) -> None:
     """ConfigError naming `name` (a config key or a command-line option) unless every image of
     `ids` keeps at least MIN_SCALED_SIDE pixels per side at every scale of `scales` (as
-    `rescale` makes it: the scaled size rounded down)."""
+    `rescale` makes it: the scaled size rounded down); a DatasetError naming the image when it
+    has fewer at its own size, which no scale made."""
     scale = min(scales)
     for image_id in ids:
-        side = min(layout.image_size(image_id))
+        size = layout.image_size(image_id)
+        side = min(size)
         scaled = math.floor(side * scale)
+        if scaled < MIN_SCALED_SIDE and side < MIN_SCALED_SIDE:
+            raise DatasetError(
+                f"{layout.image_path(image_id)}: image of {size[1]}x{size[0]} pixels is smaller "
+                f"than the networks' output stride of {MIN_SCALED_SIDE} pixels on a side"
+            )
         if scaled < MIN_SCALED_SIDE:
             raise ConfigError(
                 f"{name}: scale {scale} makes the {side}-pixel side of "

@@ -10,10 +10,17 @@ import numpy as np  # noqa: E402
 
 from ..infra.fileio import atomic_path  # noqa: E402
 
-__all__ = ["cam_overlay", "plt", "save_png"]
+__all__ = ["as_written", "cam_overlay", "plt", "save_png"]
 
 DPI = 100
 CAM_COLOURS = matplotlib.colormaps["jet"]
+
+
+def as_written(text: str) -> str:
+    """`text` (a user's class name) to be drawn as it is written: Matplotlib reads what lies
+    between two `$` as math, drawing `$5 and $10` in italics and failing on `x$_$` (a
+    ValueError when the figure is saved)."""
+    return text.replace("$", r"\$")
 
 
 def save_png(figure, path) -> None:

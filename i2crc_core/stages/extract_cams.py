@@ -16,7 +16,13 @@ from ..nets.device import (
     select_device,
     set_torch_threads,
 )
-from ..nets.inference import MIN_SCALED_SIDE, BackgroundWriter, check_scales, image_batches
+from ..nets.inference import (
+    MIN_SCALED_SIDE,
+    BackgroundWriter,
+    check_scales,
+    image_batches,
+    off_heap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ def run(
                     normalise=normalise,
                     sizes=batch["sizes"],
                 )
-            for entry in zip(batch["ids"], cams, class_ids):
-                writer.put(entry)
+            for image_id, image_cams, image_classes in zip(batch["ids"], cams, class_ids):
+                writer.put((image_id, off_heap(image_cams), image_classes))
             bar.update(len(cams))
     log.info("shard %s: %d images", shard, len(ids))

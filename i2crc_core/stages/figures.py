@@ -17,7 +17,7 @@ from ..nets.checkpoints import load_model
 from ..nets.device import CPU
 from ..nets.inference import check_scales, predict_labels
 from ..nets.training import read_curve
-from ..report.plotting import cam_overlay, plt, save_png
+from ..report.plotting import as_written, cam_overlay, plt, save_png
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 CELL_INCHES = 2.0
@@ -44,6 +44,20 @@ def label_palette(class_names) -> np.ndarray:
         if colour is not None:
             palette[value] = colour.round().astype(np.uint8)
     return palette
+
+
+def class_legend(figure, class_names, palette, values) -> None:
+    """A legend below the figure of the label `values` shown, in `palette` colours, named by
+    `class_names` (1-based) as they are written."""
+    names = ["background", *class_names]
+    legend = [
+        Patch(
+            color=palette[value] / 255.0,
+            label="ignore" if value == IGNORE else as_written(names[value]),
+        )
+        for value in sorted(values)
+    ]
+    figure.legend(handles=legend, loc="lower center", ncol=len(legend), frameon=False, fontsize=9)
 
 
 def _show(axes, picture, title=None, palette=PALETTE):
@@ -252,12 +266,7 @@ def examples_figure(
                 _show(axes[row, column], picture, titles[column] if row == 0 else None, palette)
             for label in (*labels, prediction, truth):
                 shown.update(np.unique(label).tolist())
-    names = ["background", *manifest.class_names]
-    legend = [
-        Patch(color=palette[value] / 255.0, label="ignore" if value == IGNORE else names[value])
-        for value in sorted(shown)
-    ]
-    figure.legend(handles=legend, loc="lower center", ncol=len(legend), frameon=False, fontsize=9)
+    class_legend(figure, manifest.class_names, palette, shown)
     figure.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
     figure.subplots_adjust(hspace=ROW_GAP)
     save_png(figure, out_path)

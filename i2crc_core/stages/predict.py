@@ -2,10 +2,9 @@
 dense CRF (crf.py) when `crf` holds its settings."""
 
 from contextlib import nullcontext
-from pathlib import Path
 
 from ..data.manifest import Manifest
-from ..infra.fileio import write_label
+from ..infra.fileio import path_in, write_label
 from ..method.crf import DenseCRF, require_pydensecrf
 from ..nets.checkpoints import load_model
 from ..nets.device import prepare_model, resolve_precision, select_device, set_torch_threads
@@ -31,7 +30,7 @@ def run(
             layout,
             ids,
             lambda images: predict_labels(model, images, scales, refine, fusion),
-            lambda image_id, label: write_label(Path(out_dir) / f"{image_id}.png", label),
+            lambda image_id, label: write_label(path_in(out_dir, image_id, ".png"), label),
             device=device,
             precision=precision,
             threads=threads,

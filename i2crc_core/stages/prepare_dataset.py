@@ -53,9 +53,9 @@ def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label
             f"ids are also training images of split '{splits['train']}' (first: {shared[0]!r}); "
             "scores on them would measure what the models were trained on"
         )
-    labels = {}
+    labels, turned = {}, []
     for role in ROLES:
-        voc.validate(ids[role], num_classes)
+        turned += voc.validate(ids[role], num_classes)
         if listed_labels is None:
             labels[role] = image_labels_from_masks(voc, ids[role], num_classes)
         else:
@@ -68,6 +68,15 @@ def run(*, root, layout, splits, num_classes, image_labels, manifest_path, label
             labels[role] = {image_id: listed_labels[image_id] for image_id in ids[role]}
         write_image_labels(label_lists[role], labels[role])
         log.info("split %s (%s): %d images", splits[role], role, len(ids[role]))
+    if turned:
+        log.warning(
+            "%d of %d images carry an EXIF orientation (first: %r): the pipeline uses their "
+            "stored pixels, on which the masks are drawn, while a viewer shows them turned or "
+            "mirrored",
+            len(turned),
+            sum(len(ids[role]) for role in ROLES),
+            turned[0],
+        )
     Manifest(
         root=str(Path(root).resolve()),
         num_classes=num_classes,

@@ -5,7 +5,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..data.manifest import Manifest
-from ..infra.fileio import read_label, write_label
+from ..infra.fileio import path_in, read_label, write_label
 from ..method.refine import refine_label
 
 
@@ -17,4 +17,4 @@ def run(*, manifest_path, prediction_dir, initial_dir, out_dir, **refinement):
         prediction = read_label(Path(prediction_dir) / name, manifest.num_classes)
         initial = read_label(Path(initial_dir) / name, manifest.num_classes)
         refined = refine_label(prediction, initial, labels[image_id], **refinement)
-        write_label(Path(out_dir) / name, refined)
+        write_label(path_in(out_dir, image_id, ".png"), refined)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..data import saliency
 from ..data.manifest import Manifest
 from ..infra.errors import ConfigError
-from ..infra.fileio import read_image, read_label, write_gray, write_json
+from ..infra.fileio import path_in, read_image, read_label, write_gray, write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def run(*, manifest_path, out_dir, quality_path, source, folder, simulated, seed
     for image_id in tqdm(manifest.ids["train"], desc="saliency", mininterval=5):
         mask = read_label(layout.mask_path(image_id), manifest.num_classes)
         saliency_map = _saliency_map(source, image_id, mask, layout, folder, simulated, seed)
-        write_gray(Path(out_dir) / f"{image_id}.png", saliency_map)
+        write_gray(path_in(out_dir, image_id, ".png"), saliency_map)
         every.update(saliency_map, mask)
         if len(labels[image_id]) == 1:
             simple.update(saliency_map, mask)

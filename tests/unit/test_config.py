@@ -191,3 +191,48 @@ def test_deep_update_merges_mappings_and_replaces_the_rest():
     assert base == {"classifier": {"epochs": 3, "lr": 0.1}, "seeds": [0, 1], "saliency": None}
     merged["dataset"]["kind"] = "coco"
     assert changes["dataset"] == {"kind": "voc"}
+
+
+def test_an_integral_number_where_an_integer_is_wanted_becomes_that_integer():
+    # `classifier: {epochs: 1.0}` in a config file, and --config 'pretraining={epochs: 1.0}'
+    # (text until typed): JSON Schema takes 1.0 for an integer, `range(1.0)` does not.
+    config = validate_config(
+        {
+            "classifier": {"epochs": 2.0, "lr_decay_epochs": [1.0, 2]},
+            "pretraining": {"epochs": "1.0"},
+            "seeds": [3.0],
+        }
+    )
+    for value in (
+        config["classifier"]["epochs"],
+        *config["classifier"]["lr_decay_epochs"],
+        config["pretraining"]["epochs"],
+        *config["seeds"],
+    ):
+        assert type(value) is int
+    assert config["classifier"]["lr_decay_epochs"] == [1, 2] and config["seeds"] == [3]
+    assert type(validate_config({"classifier": {"lr": 1}})["classifier"]["lr"]) is int, (
+        "a number key keeps what it was given"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"classifier": {"epochs": 1e12}},
+            "config key 'classifier.epochs': 1e+12 is beyond 2147483647, the largest an integer "
+            "key takes",
+        ),
+        (
+            {"pretraining": {"epochs": "1e12"}},
+            "config key 'pretraining.epochs': 1e+12 is beyond 2147483647",
+        ),
+        ({"seeds": [0, 2**40]}, f"config key 'seeds.1': {2**40} is beyond 2147483647"),
+        ({"classifier": {"epochs": 1.5}}, "config key 'classifier.epochs': 1.5 is not of type"),
+    ],
+)
+def test_a_fractional_or_boundless_integer_is_refused_naming_the_key(config, message):
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)

@@ -122,6 +122,30 @@ def test_read_split_missing_and_non_utf8(tmp_path):
         read_split(tmp_path / "latin.txt")
 
 
+ESCAPING_IDS = [
+    "/some/where/evil",
+    "../../../../some/where/evil",
+    "a/../../y",
+    "a\\..\\y",
+    "..",
+    "x\0y",
+]
+
+
+@pytest.mark.parametrize("bad", ESCAPING_IDS)
+def test_an_id_that_names_a_file_outside_its_folder_is_refused_naming_file_and_line(tmp_path, bad):
+    path = tmp_path / "train.txt"
+    path.write_text(f"a\n\n{bad}\nb\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as error:
+        read_split(path)
+    assert str(error.value).startswith(f"{path}, line 3: image id {bad!r} ")
+    listing = tmp_path / "cls.txt"
+    listing.write_text(f"a 0\n{bad}\t1\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as error:
+        read_image_labels(listing, C)
+    assert str(error.value).startswith(f"{listing}, line 2: image id {bad!r} ")
+
+
 def test_ids_with_spaces_and_non_ascii_work_end_to_end(tmp_path, layout):
     ids = read_split(layout.split_path("train"))
     assert ids == list(SAMPLES)

@@ -6,6 +6,7 @@ stage the way a Snakemake job does (runner.run_stage); with SIGXFSZ ignored, a w
 limit fails with EFBIG as a write to a full disk fails with ENOSPC.
 """
 
+import re
 import subprocess
 import sys
 
@@ -91,8 +92,22 @@ def test_cam_store_on_a_full_disk(dataset, tmp_path):
         precision="fp32",
         threads=1,
     )
-    assert_one_clear_error(run_stage("extract_cams", LIMIT, tmp_path / "full.log", **kwargs), store)
+    result = run_stage("extract_cams", LIMIT, tmp_path / "full.log", **kwargs)
+    assert result.returncode == 1, result.stderr
+    # The store checks for room before each image (HDF5 crashes where a write fails), and says so.
+    assert re.fullmatch(
+        f"i2crc error: {re.escape(str(store))}: the file size limit of 8 KiB leaves this \\d+ KiB "
+        "file \\d+ KiB, less than the 4.1 MiB checked before writing: 100 KiB of data and 4.0 MiB "
+        "kept for what HDF5 writes on closing, which crashes the process if it cannot; raise the "
+        "limit and rerun\n",
+        result.stderr,
+    ), result.stderr
     assert list(store.parent.iterdir()) == [], "no store, no temporary file"
+    # A limit that the data fits, but not the room kept for closing, is refused as well: the
+    # message says what was checked (it said "File too large", which the store was not).
+    result = run_stage("extract_cams", 3 << 20, tmp_path / "headroom.log", **kwargs)
+    assert "the file size limit of 3.0 MiB leaves this " in result.stderr, result.stderr
+    assert "less than the 4.1 MiB checked before writing: 100 KiB of data" in result.stderr
     assert run_stage("extract_cams", None, tmp_path / "rerun.log", **kwargs).returncode == 0
     assert store.stat().st_size > LIMIT
 

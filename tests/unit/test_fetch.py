@@ -8,6 +8,7 @@ import hashlib
 import io
 import re
 import socket
+import stat
 import tarfile
 import threading
 import zipfile
@@ -454,6 +455,34 @@ def test_link_inside_is_kept(tmp_path):
     extract_archive(archive, out)
     assert (out / "copy.png").resolve() == (out / "0001.png").resolve()
     assert (out / "copy.png").read_bytes() == maps["m/0001.png"]
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, "zip"])
+def test_a_saliency_archive_refuses_every_link_even_one_the_data_filter_passes(tmp_path, kind):
+    """A link that stays inside the extraction folder but leaves the output once the single top
+    folders are stripped: out/x.png -> ../../outside.png (a zip keeps it as a file)."""
+    (tmp_path / "outside.png").write_bytes(_png_bytes(7))
+    target, name = "../../outside.png", "m/n/x.png"
+    if kind == "zip":
+        archive = tmp_path / "maps.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for member, data in _maps("m/n/").items():
+                zf.writestr(member, data)
+            link = zipfile.ZipInfo(name)
+            link.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(link, target)
+        what = "symbolic link"
+    else:
+        archive = _tar(tmp_path / "maps.tar.gz", _maps("m/n/"), links=[(name, target, kind)])
+        what = "symbolic link" if kind == tarfile.SYMTYPE else "hard link"
+    with pytest.raises(FetchError) as caught:
+        fetch_saliency({"url": str(archive)}, tmp_path / "out", tmp_path / "cache")
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'cache' / archive.name}: member '{name}' is a {what} (to '{target}'); "
+        "this archive may hold regular files only"
+    )
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", archive.name, "outside.png"]
 
 
 def test_corrupt_archives_fail_cleanly(tmp_path):

@@ -3,7 +3,7 @@ draws the real ones)."""
 
 import numpy as np
 
-from i2crc_core.report.plotting import plt
+from i2crc_core.report.plotting import plt, save_png
 from i2crc_core.stages import figures
 
 
@@ -26,3 +26,19 @@ def test_the_attention_legend_tells_inside_from_outside():
         assert legend.handlelength >= 4 and legend.numpoints == 2
     finally:
         plt.close(figure)
+
+
+def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path):
+    """Matplotlib reads text between two `$` as math: `x$_$` failed when the examples figure
+    was saved (a ValueError), `$5 and $10` came out in italics without its dollars."""
+    names = ["x$_$", "$5 and $10", "plain"]
+    palette = figures.label_palette(names)
+    figure = plt.figure()
+    figures.class_legend(figure, names, palette, {0, 1, 2, 3, 255})
+    texts = [text.get_text() for text in figure.legends[0].get_texts()]
+    drawn = [text._preprocess_math(text.get_text()) for text in figure.legends[0].get_texts()]
+    save_png(figure, tmp_path / "legend.png")
+    assert (tmp_path / "legend.png").stat().st_size > 0
+    assert texts == ["background", r"x\$_\$", r"\$5 and \$10", "plain", "ignore"]
+    assert [string for string, math in drawn] == ["background", *names, "ignore"]
+    assert not any(math for _, math in drawn), "nothing drawn as math"

@@ -19,6 +19,9 @@ from i2crc_core.infra.fileio import (
     atomic_directory,
     atomic_path,
     content_digest,
+    displayed_size,
+    image_header,
+    path_in,
     read_gray,
     read_image,
     read_label,
@@ -27,6 +30,7 @@ from i2crc_core.infra.fileio import (
     write_image,
     write_label,
 )
+from tests.helpers.images import bomb_png, turned_jpeg
 
 C = 5
 
@@ -259,6 +263,70 @@ def test_garbage_jpeg_is_dataset_error(tmp_path):
     assert str(path) in str(error.value)
 
 
+def test_a_16_bit_png_image_is_read_at_its_full_range_not_as_white(tmp_path):
+    values = np.array([[0, 257, 1000, 32896], [40000, 65000, 65278, 65535]], np.uint16)
+    expected = np.array([[0, 1, 4, 128], [156, 253, 254, 255]], np.uint8)  # round(v / 257)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as image:
+        assert image.mode == "I;16", "a real 16-bit PNG"
+    rgb = read_image(tmp_path / "deep.png")
+    assert rgb.shape == (2, 4, 3) and rgb.dtype == np.uint8 and rgb.flags.writeable
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], expected)
+
+
+@pytest.mark.parametrize("values", [np.full((3, 4), 300, np.int32), np.full((3, 4), 0.5, "f4")])
+def test_an_image_of_more_than_8_bits_that_is_not_16_bit_grey_is_one_line(tmp_path, values):
+    path = tmp_path / "wide.tif"
+    Image.fromarray(values).save(path, format="TIFF")
+    with Image.open(path) as image:
+        mode = image.mode
+    with pytest.raises(DatasetError) as error:
+        read_image(path)
+    assert str(error.value) == (
+        f"{path}: image has mode {mode}; expected 8 bits per channel (RGB, greyscale, palette, "
+        "CMYK) or a 16-bit greyscale PNG"
+    )
+
+
+def test_an_exif_orientation_is_read_from_the_header_and_applied_only_when_asked(tmp_path):
+    # Stored 80 wide and 40 high, the left half dark: shown 40 wide, 80 high, dark half on top.
+    stored = np.full((40, 80, 3), 220, np.uint8)
+    stored[:, :40] = 20
+    path = turned_jpeg(tmp_path / "phone.jpg", stored)
+    size, orientation = image_header(path)
+    assert (size, orientation) == ((40, 80), 6)
+    assert displayed_size(size, orientation) == (80, 40)
+    assert read_image(path).shape == (40, 80, 3), "datasets keep the stored pixels"
+    shown = read_image(path, displayed=True)
+    assert shown.shape == (80, 40, 3)
+    assert shown[:40].mean() < 40 and shown[40:].mean() > 200, "turned clockwise"
+    write_image(tmp_path / "plain.jpg", np.zeros((5, 6, 3), np.uint8))
+    assert image_header(tmp_path / "plain.jpg") == ((5, 6), 1)
+
+
+@pytest.mark.parametrize(
+    ("reader", "error", "what"),
+    [
+        (read_image, DatasetError, "image file"),
+        (image_header, DatasetError, "image file"),
+        (lambda path: read_label(path, C), DatasetError, "label file"),
+        (read_gray, SaliencyError, "saliency map"),
+    ],
+    ids=["read_image", "image_header", "read_label", "read_gray"],
+)
+def test_a_decompression_bomb_is_one_line_naming_the_file_its_megapixels_and_the_limit(
+    tmp_path, reader, error, what
+):
+    path = bomb_png(tmp_path / "bomb.png")
+    with pytest.raises(error) as caught:
+        reader(path)
+    assert str(caught.value) == (
+        f"{path}: {what} of 900 megapixels is larger than the limit of 179 megapixels "
+        "(Pillow's guard against decompression bombs)"
+    )
+
+
 # ---------------------------------------------------------------- gray maps
 
 
@@ -437,3 +505,23 @@ def test_failed_atomic_directory_leaves_the_old_folder_untouched(tmp_path):
         raise RuntimeError("interrupted")
     assert [p.name for p in target.iterdir()] == ["kept.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["maps"]
+
+
+# ---------------------------------------------------------------- path_in
+
+
+@pytest.mark.parametrize("name", ["/elsewhere/x", "../x", "a/../../x", "x\0y"])
+def test_path_in_refuses_a_name_that_leaves_its_folder(tmp_path, name):
+    with pytest.raises(DatasetError) as error:
+        path_in(tmp_path / "maps", name, ".png")
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'maps'}: image id {name!r} names a file outside this folder"
+    )
+
+
+def test_path_in_keeps_names_inside_the_folder_through_a_linked_folder(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "maps").symlink_to(tmp_path / "real")
+    for name in ["a b é", "..", "x.y"]:
+        assert path_in(tmp_path / "maps", name, ".png") == tmp_path / "maps" / f"{name}.png"

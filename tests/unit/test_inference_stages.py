@@ -18,6 +18,7 @@ from i2crc_core.nets.checkpoints import save_model
 from i2crc_core.nets.inference import (
     BATCH_PIXELS,
     BackgroundWriter,
+    off_heap,
     predict_labels,
     size_ordered_batches,
 )
@@ -310,3 +311,29 @@ def test_background_writer_raises_the_writers_error_and_never_blocks():
         for item in range(100):
             writer.put(item)
     assert written == list(range(100))
+
+
+def _heap_ranges() -> list[tuple[int, int]]:
+    """Address ranges of this process's main malloc heap ([heap] in /proc/self/maps)."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith("[heap]"):
+                start, end = (int(bound, 16) for bound in line.split()[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+def test_off_heap_copies_an_output_exactly_into_memory_of_its_own():
+    """What extract_cams hands its writer thread: a copy outside the malloc heap, where each one,
+    freed by the thread at its own pace, left a hole, and the stage's memory grew with every
+    image."""
+    cams = np.random.default_rng(0).random((3, 375, 500), dtype=np.float32)
+    copy = off_heap(cams)
+    np.testing.assert_array_equal(copy, cams)
+    assert copy.dtype == np.float32 and copy.shape == cams.shape and copy.flags.writeable
+    address = copy.__array_interface__["data"][0]
+    assert not any(start <= address < end for start, end in _heap_ranges())
+    cams[:] = 0
+    assert copy.any(), "a copy, not a view"
+    assert off_heap(np.zeros((0, 4, 5), np.float32)).shape == (0, 4, 5)

@@ -17,8 +17,9 @@ from i2crc_core.data.layout import (
 from i2crc_core.data.manifest import ROLES, LabelSplit, Manifest
 from i2crc_core.infra.config import defaults
 from i2crc_core.infra.errors import DatasetError
-from i2crc_core.infra.fileio import read_label, write_image, write_label
+from i2crc_core.infra.fileio import read_image, read_label, write_image, write_label
 from i2crc_core.stages import prepare_dataset
+from tests.helpers.images import bomb_png, turned_jpeg
 
 C = 5
 LAYOUT = {
@@ -164,6 +165,39 @@ def test_prepare_dataset_rejects_a_broken_dataset(tmp_path):
     with pytest.raises(DatasetError, match="31x32"):
         _run(root, tmp_path / "out")
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_prepare_dataset_warns_of_images_with_an_exif_orientation(tmp_path, caplog):
+    root = tmp_path / "root"
+    synthetic.generate(
+        root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
+    for name in ("syn_train_000001", "syn_val_000000"):
+        image = root / "JPEGImages" / f"{name}.jpg"
+        turned_jpeg(image, read_image(image))
+    with caplog.at_level("WARNING"):
+        _run(root, tmp_path / "out")
+    assert caplog.messages == [
+        "2 of 5 images carry an EXIF orientation (first: 'syn_train_000001'): the pipeline uses "
+        "their stored pixels, on which the masks are drawn, while a viewer shows them turned or "
+        "mirrored"
+    ]
+    assert (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_prepare_dataset_refuses_a_decompression_bomb_in_one_line(tmp_path):
+    root = tmp_path / "root"
+    synthetic.generate(
+        root, seed=1, num_classes=C, num_train=3, num_val=2, image_size=32, simple_fraction=FRACTION
+    )
+    bomb = bomb_png(root / "JPEGImages" / "syn_train_000002.jpg")
+    with pytest.raises(DatasetError) as error:
+        _run(root, tmp_path / "out")
+    assert str(error.value) == (
+        f"{bomb}: image file of 900 megapixels is larger than the limit of 179 megapixels "
+        "(Pillow's guard against decompression bombs)"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_prepare_dataset_refuses_evaluation_ids_that_are_training_images(tmp_path):

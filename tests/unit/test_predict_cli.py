@@ -1,5 +1,6 @@
 """`python -m i2crc_core.predict`: a saved model on a folder of images, outside the pipeline."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from i2crc_core.data.datasets import normalize
 from i2crc_core.infra.fileio import read_image, voc_palette, write_image
@@ -16,6 +17,7 @@ from i2crc_core.nets.checkpoints import save_model
 from i2crc_core.nets.inference import predict_labels
 from i2crc_core.nets.models import build_classifier, build_segmenter
 from i2crc_core.predict import main
+from tests.helpers.images import bomb_png, turned_jpeg
 
 NUM_CLASSES = 3
 SIZES = {"a.jpg": (40, 56), "b.png": (48, 48), "c.jpeg": (40, 56)}
@@ -300,3 +302,133 @@ def test_cuda_without_usable_cuda_names_the_option_not_a_config_key(
         'no GPU here (simulated) (docs/gpu.md §"Drivers and wheels")'
     )
     assert err.count("\n") == 1 and "config key" not in err
+
+
+def _with_sidecar(work, tmp_path, kind, edit):
+    """A copy of the `kind` model ("seg" or "cls") whose sidecar `edit(sidecar)` returns."""
+    folder = tmp_path / f"edited_{kind}"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes((work / kind / "model.pt").read_bytes())
+    sidecar = json.loads((work / kind / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps(edit(sidecar)))
+    return folder / "model.pt"
+
+
+@pytest.mark.parametrize(
+    ("kind", "claimed", "extra"),
+    [("seg", "classifier", []), ("seg", "classifier", ["--cams"]), ("cls", "segmenter", [])],
+)
+def test_a_sidecar_that_lies_about_the_kind_is_refused_not_believed(
+    work, tmp_path, capsys, kind, claimed, extra
+):
+    model = _with_sidecar(work, tmp_path, kind, lambda sidecar: {**sidecar, "kind": claimed})
+    actual = "segmenter" if kind == "seg" else "classifier"
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o", *extra)
+    assert err.startswith(
+        f"i2crc error: {model.with_suffix('.json')}: model sidecar says kind '{claimed}' but "
+        f"architecture '{actual}/small/classes={NUM_CLASSES}"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_sidecar_whose_architecture_lies_too_is_refused_by_the_model_file(work, tmp_path, capsys):
+    claimed = f"classifier/small/classes={NUM_CLASSES}"
+    model = _with_sidecar(
+        work,
+        tmp_path,
+        "seg",
+        lambda sidecar: {**sidecar, "kind": "classifier", "architecture": claimed},
+    )
+    held = json.loads((work / "seg" / "model.json").read_text())["architecture"]
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o")
+    assert err == f"i2crc error: {model}: holds a {held} model, expected a classifier"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sidecar: [sidecar], "model sidecar is a list, not an object"),
+        (
+            lambda sidecar: {k: v for k, v in sidecar.items() if k != "kind"},
+            "model sidecar has no 'kind'",
+        ),
+        (
+            lambda sidecar: {**sidecar, "input": "RGB"},
+            "model sidecar's 'input' is a string, expected an object",
+        ),
+        (
+            lambda sidecar: {**sidecar, "input": {"training_size": "big"}},
+            "model sidecar's 'input.training_size' is a string, expected a number or null",
+        ),
+        (
+            lambda sidecar: {**sidecar, "trained_on": "shapes"},
+            "model sidecar's 'trained_on' is a string, expected an object or null",
+        ),
+        (
+            lambda sidecar: {**sidecar, "class_names": [1, 2, 3, 4]},
+            "model sidecar's 'class_names' are not all strings",
+        ),
+        (
+            lambda sidecar: {**sidecar, "class_names": ["background", "cat"]},
+            f"names 2 classes, but the model has {NUM_CLASSES + 1} (background and "
+            f"{NUM_CLASSES} objects)",
+        ),
+    ],
+    ids=[
+        "a-list",
+        "no-kind",
+        "input-a-string",
+        "training-size-a-string",
+        "trained-on-a-string",
+        "class-names-not-strings",
+        "class-names-of-another-length",
+    ],
+)
+def test_a_sidecar_with_a_missing_key_or_a_wrong_type_is_one_line(
+    work, tmp_path, capsys, edit, message
+):
+    model = _with_sidecar(work, tmp_path, "seg", edit)
+    err = _error(capsys, "--model", model, work / "images", "--out", tmp_path / "o")
+    assert err == f"i2crc error: {model.with_suffix('.json')}: {message}"
+
+
+def test_a_photo_with_an_exif_orientation_gets_a_mask_of_the_displayed_image(work, tmp_path):
+    """Stored 80 wide and 40 high with orientation 6, shown 40 wide and 80 high: the mask is the
+    one of the image turned by hand, pixel for pixel."""
+    rng = np.random.default_rng(3)
+    stored = rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)
+    turned_jpeg(tmp_path / "in" / "phone.jpg", stored)
+    with Image.open(tmp_path / "in" / "phone.jpg") as image:
+        shown = np.array(ImageOps.exif_transpose(image))
+    assert shown.shape == (80, 40, 3)
+    Image.fromarray(shown).save(tmp_path / "upright.png")
+    model = work / "seg" / "model.pt"
+    for source, out in [(tmp_path / "in" / "phone.jpg", "o1"), (tmp_path / "upright.png", "o2")]:
+        result = _cli("--model", model, source, "--out", tmp_path / out, "--device", "cpu")
+        assert result.returncode == 0, result.stderr
+    with (
+        Image.open(tmp_path / "o1" / "phone.png") as mask,
+        Image.open(tmp_path / "o2" / "upright.png") as expected,
+    ):
+        assert mask.size == (40, 80)
+        np.testing.assert_array_equal(np.array(mask), np.array(expected))
+
+
+def test_a_decompression_bomb_is_one_line_naming_it(work, tmp_path, capsys):
+    bomb = bomb_png(tmp_path / "in" / "huge.png")
+    err = _error(capsys, "--model", work / "seg" / "model.pt", bomb, "--out", tmp_path / "o")
+    assert err == (
+        f"i2crc error: {bomb}: image file of 900 megapixels is larger than the limit of 179 "
+        "megapixels (Pillow's guard against decompression bombs)"
+    )
+
+
+def test_an_image_too_small_for_the_network_blames_the_image_not_an_option(work, tmp_path, capsys):
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
+    err = _error(
+        capsys, "--model", work / "seg" / "model.pt", tmp_path / "dot.png", "--out", tmp_path / "o"
+    )
+    assert err == (
+        f"i2crc error: {tmp_path / 'dot.png'}: image of 1x1 pixels is smaller than the networks' "
+        "output stride of 8 pixels on a side"
+    )

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from i2crc_core.data.manifest import Manifest
 from i2crc_core.data.saliency import (
     OPENCV_METHODS,
     compute_opencv,
@@ -19,8 +20,9 @@ from i2crc_core.data.saliency import (
 )
 from i2crc_core.data.synthetic import ShapeParameters, generate, render_image
 from i2crc_core.infra.config import defaults
-from i2crc_core.infra.errors import SaliencyError
-from i2crc_core.infra.fileio import IGNORE, write_gray
+from i2crc_core.infra.errors import DatasetError, SaliencyError
+from i2crc_core.infra.fileio import IGNORE, write_gray, write_label
+from i2crc_core.stages import saliency_maps
 
 SIMULATED = defaults()["saliency"]["simulated"]
 PERFECT = {**SIMULATED, "blur_sigma": 0, "miss_prob": 0, "false_blob_prob": 0}
@@ -401,3 +403,43 @@ def test_saliency_miou_accumulates_over_images_and_checks_sizes():
     assert np.isnan(
         saliency_miou([np.zeros((1, 1), np.uint8)], [np.full((1, 1), IGNORE, np.uint8)])
     )
+
+
+def test_the_saliency_stage_refuses_to_write_outside_its_folder_for_an_id_of_an_edited_manifest(
+    tmp_path,
+):
+    """Ids are checked where the split lists are read; a manifest edited by hand skips that,
+    and the stage's writer still refuses the map of an id that escapes the maps folder."""
+    root, escaping = tmp_path / "voc", "../../outside/evil"
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 1
+    write_label(root / "SegmentationClass" / "a.png", mask)
+    outside = tmp_path / "outside" / "evil.png"
+    write_label(outside, mask)
+    before = outside.read_bytes()
+    labels = {"a": [1], escaping: [1]}
+    manifest = Manifest(
+        root=str(root),
+        image_dir="JPEGImages",
+        mask_dir="SegmentationClass",
+        split_dir="ImageSets/Segmentation",
+        num_classes=1,
+        class_names=["thing"],
+        ids={"train": ["a", escaping], "val": []},
+        image_labels={"train": labels, "val": {}},
+    )
+    manifest.save(tmp_path / "manifest.json")
+    maps = tmp_path / "run" / "maps"
+    with pytest.raises(DatasetError) as error:
+        saliency_maps.run(
+            manifest_path=tmp_path / "manifest.json",
+            out_dir=maps,
+            quality_path=tmp_path / "run" / "quality.json",
+            source="simulated",
+            folder=None,
+            simulated=SIMULATED,
+            seed=0,
+        )
+    assert str(error.value) == f"{maps}: image id {escaping!r} names a file outside this folder"
+    assert outside.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == ["a.png", "a.png", "evil.png"]

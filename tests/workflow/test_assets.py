@@ -5,11 +5,12 @@ weights link taken from the torchvision cache."""
 import hashlib
 import json
 import os
+import tarfile
 import zipfile
 
 import pytest
 import yaml
-from test_presets import write_dataset
+from test_presets import voc_project as voc_project_of
 
 from i2crc_core.infra.config import deep_update
 from tests.helpers.voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
@@ -24,28 +25,18 @@ VGG16_FILE = "vgg16-397923af.pth"  # torchvision's file name for VGG16_Weights.I
 def voc_project(tmp_path, served):
     """A VOC-layout project whose saliency maps are a zip served over HTTP."""
     www, base, _ = served
-    root = tmp_path / "VOC2012"
-    write_dataset(
-        root,
-        num_classes=20,
-        mask_dir="SegmentationClass",
-        split_dir="ImageSets/Segmentation",
-        splits={"train": ["a", "b", "c"], "val": ["d"]},
-        sizes=[(40, 48)],
-    )
     archive = www / "saliency_aug.zip"
+    _, project = voc_project_of(
+        tmp_path, {"train": ["a", "b", "c"], "val": ["d"]}, {"source": "url", "url": "later"}
+    )
     with zipfile.ZipFile(archive, "w") as bundle:
         for path in sorted((tmp_path / "saliency").glob("*.png")):
             bundle.write(path, f"saliency_aug/{path.name}")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    project = make_project(tmp_path / "project")
     project.write_config(
         deep_update(
             project.config,
-            {
-                "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
-                "saliency": {"source": "url", "url": f"{base}/saliency_aug.zip", "sha256": digest},
-            },
+            {"saliency": {"url": f"{base}/saliency_aug.zip", "sha256": digest}},
         )
     )
     return project
@@ -163,3 +154,35 @@ def test_imagenet_weights_offline_without_cache_say_how_to_provide_them(tmp_path
     assert "cannot get ImageNet weights for backbone 'resnet101'" in result.stderr
     assert "put it at" in result.stderr
     assert not (project.root / "results" / "weights" / "resnet101_imagenet.pth").exists()
+
+
+def test_a_saliency_archive_with_a_link_is_refused_before_any_map_is_read(tmp_path):
+    """Maps nested four folders deep, one a link that stays inside the extraction folder (the tar
+    "data" filter passes it) but points at a file outside the run once the single top folders
+    are stripped: results/saliency/fetched/d.png -> ../../../../secret/d.png."""
+    archive = tmp_path / "saliency_aug.tar"
+    _, project = voc_project_of(
+        tmp_path,
+        {"train": ["a", "b", "c", "d"], "val": ["e"]},
+        {"source": "url", "url": str(archive)},
+    )
+    secret = tmp_path / "secret" / "d.png"
+    secret.parent.mkdir()
+    (tmp_path / "saliency" / "d.png").rename(secret)
+    nested = "d1/d2/d3/d4"
+    with tarfile.open(archive, "w") as bundle:
+        for image_id in "abc":
+            bundle.add(tmp_path / "saliency" / f"{image_id}.png", f"{nested}/{image_id}.png")
+        link = tarfile.TarInfo(f"{nested}/d.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../../../secret/d.png"
+        bundle.addfile(link)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*.png")}
+    result = project.snakemake("results/saliency/quality.json", check=False)
+    assert result.returncode != 0
+    refused = f"saliency_aug.tar: member '{nested}/d.png' is a symbolic link (to '../../../../"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("i2crc error: ")]
+    assert len(errors) == 1 and refused in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project.root / "results" / "saliency").exists()
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*.png")}
+    assert after == before, "no map written or replaced anywhere"

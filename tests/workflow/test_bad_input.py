@@ -2,9 +2,8 @@
 non-zero exit, and no output that Snakemake would take as finished."""
 
 import pytest
-from test_presets import write_dataset
+from test_presets import voc_project
 
-from i2crc_core.infra.config import deep_update
 from tests.helpers.workflow_project import RUN0, make_project
 
 pytestmark = pytest.mark.pipeline
@@ -36,6 +35,11 @@ pytestmark = pytest.mark.pipeline
             "config key 'run_experiments': unknown experiment 'i2crcc'",
         ),
         ({"dataset": {"kind": "voc"}}, "config key 'dataset.root': required"),
+        (
+            {"classifier": {"epochs": 1e12}},
+            "config key 'classifier.epochs': 1e+12 is beyond 2147483647, the largest an integer "
+            "key takes",
+        ),
     ],
 )
 def test_config_errors_fail_at_startup_naming_the_key(tmp_path, change, message):
@@ -58,25 +62,11 @@ def test_missing_dataset_root_fails_in_the_dataset_rule(tmp_path):
 
 
 def test_missing_saliency_folder_fails_in_the_saliency_rule(tmp_path):
-    root = tmp_path / "VOC2012"
-    write_dataset(
-        root,
-        num_classes=20,
-        mask_dir="SegmentationClass",
-        split_dir="ImageSets/Segmentation",
-        splits={"train": ["a", "b"], "val": ["c"]},
-        sizes=[(40, 48)],
-    )
     folder = tmp_path / "no_saliency_here"
-    project = make_project(tmp_path / "project")
-    project.write_config(
-        deep_update(
-            project.config,
-            {
-                "dataset": {"kind": "voc", "root": str(root), "num_classes": 20},
-                "saliency": {"source": "folder", "folder": str(folder)},
-            },
-        )
+    _, project = voc_project(
+        tmp_path,
+        {"train": ["a", "b"], "val": ["c"]},
+        {"source": "folder", "folder": str(folder)},
     )
     result = project.snakemake("results/saliency/quality.json", check=False)
     assert result.returncode != 0
@@ -98,3 +88,41 @@ def test_a_bug_leaves_its_traceback_in_the_rule_log(tmp_path):
     assert "Traceback (most recent call last)" in log and "KeyError: 'injected bug'" in log
     assert log in result.stdout + result.stderr, "--show-failed-logs shows the log"
     assert not (project.root / RUN0 / "dataset" / "synthetic").exists()
+
+
+def _files_outside(tmp_path, project) -> dict:
+    """Every file below `tmp_path` but the project's own (its code, results and Snakemake's
+    state), with its bytes and modification time."""
+    return {
+        path: (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in tmp_path.rglob("*")
+        if path.is_file() and project.root not in path.parents
+    }
+
+
+@pytest.mark.parametrize("form", ["absolute", "dot-dot"])
+def test_an_image_id_naming_a_file_elsewhere_is_refused_before_anything_runs(tmp_path, form):
+    root, project = voc_project(
+        tmp_path,
+        {"train": ["a", "b", "evil"], "val": ["c"]},
+        {"source": "folder", "folder": str(tmp_path / "saliency")},
+    )
+    # The image, mask and saliency map of 'evil' moved elsewhere, where an id that escapes the
+    # dataset's folders names them (and the saliency stage used to write its map over the mask).
+    elsewhere = tmp_path / "some" / "where"
+    elsewhere.mkdir(parents=True)
+    for folder, suffix in [("JPEGImages", ".jpg"), ("SegmentationClass", ".png")]:
+        (root / folder / f"evil{suffix}").rename(elsewhere / f"evil{suffix}")
+    (tmp_path / "saliency" / "evil.png").unlink()
+    evil = str(elsewhere / "evil")
+    bad_id = evil if form == "absolute" else "../" * 30 + evil.lstrip("/")
+    split = root / "ImageSets" / "Segmentation" / "train.txt"
+    split.write_text(f"a\nb\n{bad_id}\n")
+    before = _files_outside(tmp_path, project)
+    result = project.snakemake("results/saliency/quality.json", check=False)
+    assert result.returncode != 0
+    assert f"i2crc error: {split}, line 3: image id {bad_id!r} contains '/'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _files_outside(tmp_path, project) == before, "nothing outside the run changed"
+    assert not (project.root / "results" / "dataset" / "manifest.json").exists()
+    assert not (project.root / "results" / "saliency").exists()

@@ -125,6 +125,14 @@ def test_second_run_does_nothing(finished_project):
     assert finished_project.planned_jobs() == {}
 
 
+def test_an_integral_number_given_for_an_integer_key_is_that_integer(finished_project):
+    """The smoke run pretrains 1 epoch: `1.0` from the command line is the same run (Snakemake
+    compares the params' reprs, so a 1.0 kept as a float would rerun pretraining and everything
+    after it, and `range(1.0)` ended the training in a TypeError)."""
+    assert finished_project.config["pretraining"]["epochs"] == 1
+    assert finished_project.planned_jobs("--config", "pretraining={epochs: 1.0}") == {}
+
+
 def test_more_seeds_are_one_dag_that_reuses_the_finished_seed(finished_project):
     jobs = finished_project.planned_jobs("--config", "seeds=[0, 1]")
     assert jobs["train_classifier"] == 2 and jobs["generate_synthetic"] == 1, "seed 1 only"
