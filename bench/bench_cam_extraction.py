@@ -26,14 +26,14 @@ import cv2
 import numpy as np
 import torch
 
-from i2crc_core.cams import compute_cams_batch
-from i2crc_core.camstore import CamStore, CamStoreWriter
-from i2crc_core.checkpoints import load_model, save_model
-from i2crc_core.datasets import ImageDataset
-from i2crc_core.fileio import write_image
-from i2crc_core.inference import BATCH_PIXELS, size_ordered_batches
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_classifier
+from i2crc_core.data.datasets import ImageDataset
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.camstore import CamStore, CamStoreWriter
+from i2crc_core.infra.fileio import write_image
+from i2crc_core.nets.cams import compute_cams_batch
+from i2crc_core.nets.checkpoints import load_model, save_model
+from i2crc_core.nets.inference import BATCH_PIXELS, size_ordered_batches
+from i2crc_core.nets.models import build_classifier
 from i2crc_core.stages import extract_cams
 
 SIZES = [(375, 500), (500, 375), (333, 500), (500, 333), (366, 500), (400, 500)]

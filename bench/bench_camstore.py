@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _synthetic_maps as maps  # noqa: E402
 import numpy as np  # noqa: E402
 
-from i2crc_core.camstore import CamStore, CamStoreWriter, merge_cam_stores  # noqa: E402
+from i2crc_core.infra.camstore import CamStore, CamStoreWriter, merge_cam_stores  # noqa: E402
 
 NUM_IMAGES = 1000
 NUM_SHARDS = 4

@@ -34,15 +34,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from i2crc_core.checkpoints import load_model  # noqa: E402
-from i2crc_core.config import defaults  # noqa: E402
-from i2crc_core.crf import DenseCRF, dense_crf, settings  # noqa: E402
-from i2crc_core.datasets import ImageDataset  # noqa: E402
-from i2crc_core.device import CPU  # noqa: E402
-from i2crc_core.fileio import read_label  # noqa: E402
-from i2crc_core.inference import predict_labels  # noqa: E402
-from i2crc_core.manifest import Manifest  # noqa: E402
-from i2crc_core.metrics import LabelEvaluator  # noqa: E402
+from i2crc_core.data.datasets import ImageDataset  # noqa: E402
+from i2crc_core.data.manifest import Manifest  # noqa: E402
+from i2crc_core.infra.config import defaults  # noqa: E402
+from i2crc_core.infra.fileio import read_label  # noqa: E402
+from i2crc_core.method.crf import DenseCRF, dense_crf, settings  # noqa: E402
+from i2crc_core.method.metrics import LabelEvaluator  # noqa: E402
+from i2crc_core.nets.checkpoints import load_model  # noqa: E402
+from i2crc_core.nets.device import CPU  # noqa: E402
+from i2crc_core.nets.inference import predict_labels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # segmenter folder under seed<N>/ -> what it is

@@ -1,5 +1,5 @@
 """Cost of the data fingerprint that Snakemake computes at every start for a user's dataset
-root (i2crc_core/data_fingerprint.py): a VOC-sized tree of empty files (10,582 training and
+root (i2crc_core/data/data_fingerprint.py): a VOC-sized tree of empty files (10,582 training and
 1,449 validation ids, an image and a mask each), fingerprinted cold (first pass after writing)
 and warm (median of REPEATS).
 
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from i2crc_core.data_fingerprint import dataset_fingerprint
-from i2crc_core.layout import VOC_DIRS
+from i2crc_core.data.data_fingerprint import dataset_fingerprint
+from i2crc_core.data.layout import VOC_DIRS
 
 REPEATS = 5
 SPLITS = {"train": 10582, "val": 1449}

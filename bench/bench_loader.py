@@ -42,17 +42,17 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from i2crc_core.datasets import (
+from i2crc_core.data.datasets import (
     ClassificationDataset,
     DecodedCache,
     SegmentationDataset,
     _resize,
     normalize,
 )
-from i2crc_core.fileio import IGNORE, read_image, read_label, write_gray, write_label
-from i2crc_core.layout import VocLayout
-from i2crc_core.saliency import load_saliency
-from i2crc_core.sampling import SeededSamples
+from i2crc_core.data.layout import VocLayout
+from i2crc_core.data.saliency import load_saliency
+from i2crc_core.infra.fileio import IGNORE, read_image, read_label, write_gray, write_label
+from i2crc_core.nets.sampling import SeededSamples
 
 IMAGES = 30
 REPEATS = 5

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 import yaml
 
-from i2crc_core.datasets import ClassificationDataset, DecodedCache, SegmentationDataset
-from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
-from i2crc_core.synthetic import generate
+from i2crc_core.data.datasets import ClassificationDataset, DecodedCache, SegmentationDataset
+from i2crc_core.data.layout import VocLayout, image_labels_from_masks, read_split
+from i2crc_core.data.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3

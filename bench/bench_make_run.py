@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from i2crc_core.provenance import cpu_model
+from i2crc_core.infra.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _synthetic_maps as maps  # noqa: E402
 import numpy as np  # noqa: E402
 
-from i2crc_core.metrics import CamSweep, ConfusionMatrix, LabelEvaluator  # noqa: E402
+from i2crc_core.method.metrics import CamSweep, ConfusionMatrix, LabelEvaluator  # noqa: E402
 
 NUM_PAIRS = 100
 POOL = 10

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _synthetic_maps as maps  # noqa: E402
 import numpy as np  # noqa: E402
 
-from i2crc_core.config import defaults  # noqa: E402
-from i2crc_core.fileio import write_label  # noqa: E402
-from i2crc_core.pseudo_labels import pseudo_label  # noqa: E402
+from i2crc_core.infra.config import defaults  # noqa: E402
+from i2crc_core.infra.fileio import write_label  # noqa: E402
+from i2crc_core.method.pseudo_labels import pseudo_label  # noqa: E402
 
 NUM_IMAGES = 200
 POOL = 20

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 import yaml
 
-from i2crc_core.checkpoints import save_model
-from i2crc_core.fileio import write_gray, write_image, write_label
-from i2crc_core.models import build_classifier
-from i2crc_core.provenance import cpu_model
+from i2crc_core.infra.fileio import write_gray, write_image, write_label
+from i2crc_core.infra.provenance import cpu_model
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.models import build_classifier
 from i2crc_core.stages import prepare_dataset
 
 REPO = Path(__file__).resolve().parents[1]

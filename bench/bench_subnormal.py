@@ -23,9 +23,9 @@ import torch
 import yaml
 
 from bench.bench_train_step import WARMUP, networks
-from i2crc_core.models import build_segmenter
-from i2crc_core.provenance import cpu_model
-from i2crc_core.training import optimizer_for
+from i2crc_core.infra.provenance import cpu_model
+from i2crc_core.nets.models import build_segmenter
+from i2crc_core.nets.training import optimizer_for
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = torch.finfo(torch.float32).tiny

@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from i2crc_core.device import set_torch_threads
-from i2crc_core.fileio import IGNORE
-from i2crc_core.losses import segmentation_loss, total_loss
-from i2crc_core.models import build_classifier, build_segmenter
-from i2crc_core.provenance import cpu_model
-from i2crc_core.training import optimizer_for
+from i2crc_core.infra.fileio import IGNORE
+from i2crc_core.infra.provenance import cpu_model
+from i2crc_core.method.losses import segmentation_loss, total_loss
+from i2crc_core.nets.device import set_torch_threads
+from i2crc_core.nets.models import build_classifier, build_segmenter
+from i2crc_core.nets.training import optimizer_for
 
 REPO = Path(__file__).resolve().parents[1]
 WARMUP = 5

@@ -34,9 +34,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from i2crc_core.config import deep_update, validate_config  # noqa: E402
-from i2crc_core.manifest import Manifest  # noqa: E402
-from i2crc_core.plotting import save_png  # noqa: E402
+from i2crc_core.data.manifest import Manifest  # noqa: E402
+from i2crc_core.infra.config import deep_update, validate_config  # noqa: E402
+from i2crc_core.nets.training import read_curve  # noqa: E402
+from i2crc_core.report.plotting import save_png  # noqa: E402
 from i2crc_core.stages import (  # noqa: E402
     evaluate,
     evaluate_classifier,
@@ -45,7 +46,6 @@ from i2crc_core.stages import (  # noqa: E402
     train_classifier,
     train_segmentation,
 )
-from i2crc_core.training import read_curve  # noqa: E402
 
 BASELINE = {"lambda_ob": 0.0, "lambda_bg": 0.0, "lambda_csd": 0.0}
 FIGURE = REPO / "docs" / "figures" / "convergence.png"

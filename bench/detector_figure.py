@@ -26,10 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from i2crc_core.config import defaults  # noqa: E402
-from i2crc_core.fileio import IGNORE, read_image, read_label  # noqa: E402
-from i2crc_core.saliency import image_rng, saliency_miou, simulate_detector  # noqa: E402
-from i2crc_core.synthetic import generate  # noqa: E402
+from i2crc_core.data.saliency import image_rng, saliency_miou, simulate_detector  # noqa: E402
+from i2crc_core.data.synthetic import generate  # noqa: E402
+from i2crc_core.infra.config import defaults  # noqa: E402
+from i2crc_core.infra.fileio import IGNORE, read_image, read_label  # noqa: E402
 
 NUM_CLASSES = 5
 BACKGROUND_SALIENCY = 32  # /255: pseudo_labels.bg_saliency
@@ -71,7 +71,7 @@ def _measure(root: Path, seed: int, simulated: dict) -> dict:
 
 
 def _figure(root: Path, seed: int, simulated: dict, rows: int, path: Path, size: int) -> None:
-    from i2crc_core.plotting import plt, save_png
+    from i2crc_core.report.plotting import plt, save_png
 
     ids = _train_ids(root)[:rows]
     colours = plt.get_cmap("tab10")

@@ -74,27 +74,27 @@ if __spec__ is None:  # run as a file: the repository root is not on the path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from i2crc_core.cams import compute_cams_batch  # noqa: E402
-from i2crc_core.checkpoints import save_model  # noqa: E402
-from i2crc_core.config import deep_update, validate_config  # noqa: E402
-from i2crc_core.crf import settings as crf_settings  # noqa: E402
-from i2crc_core.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
-from i2crc_core.device import (  # noqa: E402
+from i2crc_core.data.datasets import ClassificationDataset, SegmentationDataset  # noqa: E402
+from i2crc_core.data.manifest import Manifest  # noqa: E402
+from i2crc_core.infra.config import deep_update, validate_config  # noqa: E402
+from i2crc_core.infra.errors import I2CRCError  # noqa: E402
+from i2crc_core.infra.fileio import IGNORE, write_gray, write_image, write_label  # noqa: E402
+from i2crc_core.method.crf import settings as crf_settings  # noqa: E402
+from i2crc_core.method.losses import msc_segmentation_loss, segmentation_loss, total_loss  # noqa: E402
+from i2crc_core.nets.cams import compute_cams_batch  # noqa: E402
+from i2crc_core.nets.checkpoints import save_model  # noqa: E402
+from i2crc_core.nets.device import (  # noqa: E402
     autocast,
     grad_scaler,
     prepare_model,
     resolve_precision,
     select_device,
 )
-from i2crc_core.errors import I2CRCError  # noqa: E402
-from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label  # noqa: E402
-from i2crc_core.inference import predict_labels  # noqa: E402
-from i2crc_core.losses import msc_segmentation_loss, segmentation_loss, total_loss  # noqa: E402
-from i2crc_core.manifest import Manifest  # noqa: E402
-from i2crc_core.models import build_classifier, build_segmenter  # noqa: E402
-from i2crc_core.sampling import chunk_loader  # noqa: E402
+from i2crc_core.nets.inference import predict_labels  # noqa: E402
+from i2crc_core.nets.models import build_classifier, build_segmenter  # noqa: E402
+from i2crc_core.nets.sampling import chunk_loader  # noqa: E402
+from i2crc_core.nets.training import optimisation_step, optimizer_for  # noqa: E402
 from i2crc_core.stages import extract_cams, predict  # noqa: E402
-from i2crc_core.training import optimisation_step, optimizer_for  # noqa: E402
 from tests.helpers.workflow_project import make_project  # noqa: E402
 
 VOC_TRAIN_IMAGES, VOC_VAL_IMAGES = 10_582, 1_449

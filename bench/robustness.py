@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from i2crc_core.markdown import table  # noqa: E402
+from i2crc_core.report.markdown import table  # noqa: E402
 
 ROWS = ("cad", "csd", "i2crc", "cad_no_bg")
 STAGES = {

@@ -32,9 +32,9 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import projects  # noqa: E402
-from i2crc_core.config import deep_update  # noqa: E402
-from i2crc_core.markdown import table  # noqa: E402
-from i2crc_core.provenance import cpu_model  # noqa: E402
+from i2crc_core.infra.config import deep_update  # noqa: E402
+from i2crc_core.infra.provenance import cpu_model  # noqa: E402
+from i2crc_core.report.markdown import table  # noqa: E402
 
 ROWS = ("baseline", "cad", "i2crc")
 # The benchmark before it followed the authors' code where the paper is silent.

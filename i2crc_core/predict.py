@@ -35,17 +35,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cams import compute_cams_batch
-from .checkpoints import load_model, sidecar_path
-from .config import defaults
-from .crf import DenseCRF, require_pydensecrf, settings
-from .device import prepare_model, resolve_precision, select_device
-from .errors import CheckpointError, ConfigError, DatasetError, I2CRCError
-from .fileio import atomic_path, displayed_size, path_in, read_image, write_label
-from .inference import FUSIONS, check_scales, infer_images, predict_labels
-from .layout import VocLayout
-from .models import architecture_id
-from .plotting import cam_overlay
+from .data.layout import VocLayout
+from .infra.config import defaults
+from .infra.errors import CheckpointError, ConfigError, DatasetError, I2CRCError
+from .infra.fileio import atomic_path, displayed_size, path_in, read_image, write_label
+from .method.crf import DenseCRF, require_pydensecrf, settings
+from .nets.cams import compute_cams_batch
+from .nets.checkpoints import load_model, sidecar_path
+from .nets.device import prepare_model, resolve_precision, select_device
+from .nets.inference import FUSIONS, check_scales, infer_images, predict_labels
+from .nets.models import architecture_id
+from .report.plotting import cam_overlay
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_LOADER_WORKERS = 4

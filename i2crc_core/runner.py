@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import I2CRCError
+from .infra.errors import I2CRCError
 
 log = logging.getLogger("i2crc")
 

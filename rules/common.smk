@@ -1,15 +1,15 @@
 import sys
 from pathlib import Path
 
-from i2crc_core.config import FULL_SUPERVISION, validate_config
-from i2crc_core.crf import settings as crf_settings
-from i2crc_core.data_fingerprint import dataset_fingerprint, folder_fingerprint
-from i2crc_core.errors import ConfigError, SchedulerError
-from i2crc_core.fingerprint import script_fingerprint
-from i2crc_core.layout import VOC_DIRS
-from i2crc_core.manifest import ROLES
+from i2crc_core.infra.config import FULL_SUPERVISION, validate_config
+from i2crc_core.method.crf import settings as crf_settings
+from i2crc_core.data.data_fingerprint import dataset_fingerprint, folder_fingerprint
+from i2crc_core.infra.errors import ConfigError, SchedulerError
+from i2crc_core.infra.fingerprint import script_fingerprint
+from i2crc_core.data.layout import VOC_DIRS
+from i2crc_core.data.manifest import ROLES
 from i2crc_core.runner import jobs_import_from
-from i2crc_core.scheduler import check_slurm_controller
+from i2crc_core.infra.scheduler import check_slurm_controller
 import pandas as pd
 from snakemake.utils import Paramspace
 
@@ -22,7 +22,7 @@ except ConfigError as error:
 
 onstart:
     # Before the first submission, where the SLURM executor's own errors would run to forty
-    # lines (i2crc_core/scheduler.py).
+    # lines (i2crc_core/infra/scheduler.py).
     if workflow.executor_plugin.name == "slurm":
         try:
             check_slurm_controller()
@@ -116,7 +116,7 @@ wildcard_constraints:
     split="train|val",
     seed=r"\d+",
     scatteritem=r"\d+-of-\d+",
-    # The backbones that torchvision publishes ImageNet weights for (i2crc_core/weights.py).
+    # The backbones that torchvision publishes ImageNet weights for (i2crc_core/nets/weights.py).
     backbone="vgg16|resnet101",
 
 

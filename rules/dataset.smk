@@ -56,7 +56,7 @@ rule prepare_dataset:
         splits=dict(zip(ROLES, ROLES)) if SYNTHETIC else USER_SPLITS,
         num_classes=DATASET["num_classes"],
         image_labels="masks" if SYNTHETIC else DATASET["image_labels"],
-        # Edits inside a user's root rerun from here (i2crc_core/data_fingerprint.py); a root
+        # Edits inside a user's root rerun from here (i2crc_core/data/data_fingerprint.py); a root
         # the pipeline builds is tracked as that rule's output.
         files=(
             None

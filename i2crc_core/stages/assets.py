@@ -4,8 +4,8 @@ import logging
 import os
 from pathlib import Path
 
-from ..saliency_archive import fetch_saliency
-from ..weights import imagenet_weights_file
+from ..data.saliency_archive import fetch_saliency
+from ..nets.weights import imagenet_weights_file
 
 log = logging.getLogger(__name__)
 

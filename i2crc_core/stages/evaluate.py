@@ -5,10 +5,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..camstore import CamStore
-from ..fileio import read_label, write_json
-from ..manifest import LabelSplit, Manifest
-from ..metrics import CamSweep, LabelEvaluator
+from ..data.manifest import LabelSplit, Manifest
+from ..infra.camstore import CamStore
+from ..infra.fileio import read_label, write_json
+from ..method.metrics import CamSweep, LabelEvaluator
 
 log = logging.getLogger(__name__)
 

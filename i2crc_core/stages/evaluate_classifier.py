@@ -10,12 +10,12 @@ import logging
 import numpy as np
 import torch
 
-from ..checkpoints import load_model
-from ..device import prepare_model, resolve_precision, select_device, set_torch_threads
-from ..fileio import write_json
-from ..inference import infer_images
-from ..manifest import Manifest
-from ..metrics import average_precision
+from ..data.manifest import Manifest
+from ..infra.fileio import write_json
+from ..method.metrics import average_precision
+from ..nets.checkpoints import load_model
+from ..nets.device import prepare_model, resolve_precision, select_device, set_torch_threads
+from ..nets.inference import infer_images
 
 log = logging.getLogger(__name__)
 

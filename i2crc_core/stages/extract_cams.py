@@ -4,13 +4,25 @@ import logging
 
 from tqdm import tqdm
 
-from ..cams import compute_cams_batch
-from ..camstore import CamStoreWriter
-from ..checkpoints import load_model
-from ..device import autocast, prepare_model, resolve_precision, select_device, set_torch_threads
-from ..errors import ConfigError
-from ..inference import MIN_SCALED_SIDE, BackgroundWriter, check_scales, image_batches, off_heap
-from ..manifest import Manifest
+from ..data.manifest import Manifest
+from ..infra.camstore import CamStoreWriter
+from ..infra.errors import ConfigError
+from ..nets.cams import compute_cams_batch
+from ..nets.checkpoints import load_model
+from ..nets.device import (
+    autocast,
+    prepare_model,
+    resolve_precision,
+    select_device,
+    set_torch_threads,
+)
+from ..nets.inference import (
+    MIN_SCALED_SIDE,
+    BackgroundWriter,
+    check_scales,
+    image_batches,
+    off_heap,
+)
 
 log = logging.getLogger(__name__)
 

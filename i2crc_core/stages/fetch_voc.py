@@ -2,7 +2,7 @@
 
 import logging
 
-from ..vocaug import fetch_voc_aug
+from ..data.vocaug import fetch_voc_aug
 
 log = logging.getLogger(__name__)
 

@@ -6,18 +6,18 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ..camstore import CamStore
-from ..checkpoints import load_model
-from ..crf import DenseCRF, require_pydensecrf
-from ..datasets import ImageDataset
-from ..device import CPU
-from ..fileio import IGNORE, read_gray, read_image, read_label, voc_palette
-from ..inference import check_scales, predict_labels
-from ..losses import LOSS_PARTS
-from ..manifest import Manifest
-from ..plotting import as_written, cam_overlay, plt, save_png
-from ..synthetic import named_colour
-from ..training import read_curve
+from ..data.datasets import ImageDataset
+from ..data.manifest import Manifest
+from ..data.synthetic import named_colour
+from ..infra.camstore import CamStore
+from ..infra.fileio import IGNORE, read_gray, read_image, read_label, voc_palette
+from ..method.crf import DenseCRF, require_pydensecrf
+from ..method.losses import LOSS_PARTS
+from ..nets.checkpoints import load_model
+from ..nets.device import CPU
+from ..nets.inference import check_scales, predict_labels
+from ..nets.training import read_curve
+from ..report.plotting import as_written, cam_overlay, plt, save_png
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 CELL_INCHES = 2.0

@@ -2,7 +2,7 @@
 
 import logging
 
-from ..camstore import merge_cam_stores
+from ..infra.camstore import merge_cam_stores
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import markdown as md
-from ..config import FULL_SUPERVISION
-from ..fileio import write_text
-from ..paper_reference import PAPER_LAMBDAS, PAPER_TABLE_IV, PAPER_TABLE_V, PAPER_TABLE_VIII
-from ..summary_plots import BarPanel, LinePanel, bars_figure, lines_figure
+from ..infra.config import FULL_SUPERVISION
+from ..infra.fileio import write_text
+from ..report import markdown as md
+from ..report.paper_reference import PAPER_LAMBDAS, PAPER_TABLE_IV, PAPER_TABLE_V, PAPER_TABLE_VIII
+from ..report.summary_plots import BarPanel, LinePanel, bars_figure, lines_figure
 from .summary_seeds import paired_cell
 
 # Table IV's rows in the paper's order: our experiment -> the paper's name for it.

@@ -3,12 +3,12 @@ dense CRF (crf.py) when `crf` holds its settings."""
 
 from contextlib import nullcontext
 
-from ..checkpoints import load_model
-from ..crf import DenseCRF, require_pydensecrf
-from ..device import prepare_model, resolve_precision, select_device, set_torch_threads
-from ..fileio import path_in, write_label
-from ..inference import check_scales, infer_images, predict_labels
-from ..manifest import Manifest
+from ..data.manifest import Manifest
+from ..infra.fileio import path_in, write_label
+from ..method.crf import DenseCRF, require_pydensecrf
+from ..nets.checkpoints import load_model
+from ..nets.device import prepare_model, resolve_precision, select_device, set_torch_threads
+from ..nets.inference import check_scales, infer_images, predict_labels
 
 
 def run(

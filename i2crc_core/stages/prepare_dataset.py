@@ -4,8 +4,7 @@
 import logging
 from pathlib import Path
 
-from ..errors import DatasetError
-from ..layout import (
+from ..data.layout import (
     COCO_CLASSES,
     VOC_CLASSES,
     VocLayout,
@@ -14,7 +13,8 @@ from ..layout import (
     read_split,
     write_image_labels,
 )
-from ..manifest import ROLES, LabelSplit, Manifest
+from ..data.manifest import ROLES, LabelSplit, Manifest
+from ..infra.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import logging
 import torch
 from tqdm import tqdm
 
-from ..checkpoints import save_backbone
-from ..datasets import ClassificationDataset
-from ..losses import classification_loss
-from ..models import build_classifier
-from ..training import LossCurve, LossLog, start_training
+from ..data.datasets import ClassificationDataset
+from ..method.losses import classification_loss
+from ..nets.checkpoints import save_backbone
+from ..nets.models import build_classifier
+from ..nets.training import LossCurve, LossLog, start_training
 
 log = logging.getLogger(__name__)
 

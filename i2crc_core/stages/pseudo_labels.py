@@ -4,11 +4,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..camstore import CamStore
-from ..fileio import path_in, write_label
-from ..manifest import Manifest
-from ..pseudo_labels import pseudo_label
-from ..saliency import load_saliency
+from ..data.manifest import Manifest
+from ..data.saliency import load_saliency
+from ..infra.camstore import CamStore
+from ..infra.fileio import path_in, write_label
+from ..method.pseudo_labels import pseudo_label
 
 
 def run(*, manifest_path, cams_path, saliency_dir, out_dir, **thresholds):

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..fileio import path_in, read_label, write_label
-from ..manifest import Manifest
-from ..refine import refine_label
+from ..data.manifest import Manifest
+from ..infra.fileio import path_in, read_label, write_label
+from ..method.refine import refine_label
 
 
 def run(*, manifest_path, prediction_dir, initial_dir, out_dir, **refinement):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import saliency
-from ..errors import ConfigError
-from ..fileio import path_in, read_image, read_label, write_gray, write_json
-from ..manifest import Manifest
+from ..data import saliency
+from ..data.manifest import Manifest
+from ..infra.errors import ConfigError
+from ..infra.fileio import path_in, read_image, read_label, write_gray, write_json
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import json
 import logging
 from collections import defaultdict
 
-from .. import markdown
-from ..config import FULL_SUPERVISION
-from ..fileio import write_json, write_text
-from ..manifest import Manifest
-from ..provenance import collect, counted, provenance_footer, provenance_rows
+from ..data.manifest import Manifest
+from ..infra.config import FULL_SUPERVISION
+from ..infra.fileio import write_json, write_text
+from ..infra.provenance import collect, counted, provenance_footer, provenance_rows
+from ..report import markdown
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from scipy import stats as scipy_stats
 
-from .. import markdown
-from ..config import FULL_SUPERVISION
-from ..fileio import write_json, write_text
+from ..infra.config import FULL_SUPERVISION
+from ..infra.fileio import write_json, write_text
+from ..report import markdown
 
 BASELINE = "baseline"
 

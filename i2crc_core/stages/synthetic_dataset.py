@@ -3,7 +3,7 @@
 import json
 import logging
 
-from .. import synthetic
+from ..data import synthetic
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ import logging
 import torch
 from tqdm import tqdm
 
-from ..datasets import ClassificationDataset
-from ..losses import ATTENTION_STATS, LOSS_PARTS, attention_stats, total_loss
-from ..models import build_classifier
-from ..training import ImageMeans, LossCurve, LossLog, start_training
+from ..data.datasets import ClassificationDataset
+from ..method.losses import ATTENTION_STATS, LOSS_PARTS, attention_stats, total_loss
+from ..nets.models import build_classifier
+from ..nets.training import ImageMeans, LossCurve, LossLog, start_training
 
 log = logging.getLogger(__name__)
 

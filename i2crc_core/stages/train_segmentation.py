@@ -5,11 +5,11 @@ import logging
 import torch
 from tqdm import tqdm
 
-from ..datasets import SegmentationDataset
-from ..fileio import IGNORE
-from ..losses import msc_segmentation_loss, segmentation_loss
-from ..models import build_segmenter
-from ..training import LossCurve, LossLog, start_training
+from ..data.datasets import SegmentationDataset
+from ..infra.fileio import IGNORE
+from ..method.losses import msc_segmentation_loss, segmentation_loss
+from ..nets.models import build_segmenter
+from ..nets.training import LossCurve, LossLog, start_training
 
 log = logging.getLogger(__name__)
 

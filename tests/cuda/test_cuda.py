@@ -15,16 +15,16 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from i2crc_core.cams import compute_cams_batch
-from i2crc_core.datasets import IMAGENET_STD, ClassificationDataset, SegmentationDataset
-from i2crc_core.device import autocast, cuda_problem, grad_scaler, prepare_model
-from i2crc_core.fileio import IGNORE, write_gray, write_image, write_label
-from i2crc_core.inference import predict_labels
-from i2crc_core.layout import VocLayout
-from i2crc_core.losses import segmentation_loss, total_loss
-from i2crc_core.models import build_classifier, build_segmenter
-from i2crc_core.sampling import SeededSamples
-from i2crc_core.training import PrecisionHistory, optimisation_step, train_in_chunks
+from i2crc_core.data.datasets import IMAGENET_STD, ClassificationDataset, SegmentationDataset
+from i2crc_core.data.layout import VocLayout
+from i2crc_core.infra.fileio import IGNORE, write_gray, write_image, write_label
+from i2crc_core.method.losses import segmentation_loss, total_loss
+from i2crc_core.nets.cams import compute_cams_batch
+from i2crc_core.nets.device import autocast, cuda_problem, grad_scaler, prepare_model
+from i2crc_core.nets.inference import predict_labels
+from i2crc_core.nets.models import build_classifier, build_segmenter
+from i2crc_core.nets.sampling import SeededSamples
+from i2crc_core.nets.training import PrecisionHistory, optimisation_step, train_in_chunks
 
 pytestmark = [
     pytest.mark.cuda,
@@ -98,7 +98,7 @@ def test_the_gpu_slot_lock_gives_two_jobs_two_gpus_by_uuid(tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two visible GPUs")
     code = (
-        "from i2crc_core.device import select_device; import time; "
+        "from i2crc_core.nets.device import select_device; import time; "
         "print(select_device('cuda').index, flush=True); time.sleep(5)"
     )
     env = {"I2CRC_GPU_LOCK_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}

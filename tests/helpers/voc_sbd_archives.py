@@ -15,7 +15,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from i2crc_core.fileio import voc_palette
+from i2crc_core.infra.fileio import voc_palette
 
 SIZE = (12, 16)  # (H, W) of every image
 VOC_SPLITS = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"

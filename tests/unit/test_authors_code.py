@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from i2crc_core.cams import compute_cams_batch
-from i2crc_core.config import defaults
-from i2crc_core.datasets import ClassificationDataset, ImageDataset
-from i2crc_core.fileio import read_image, write_label
-from i2crc_core.layout import VocLayout
-from i2crc_core.losses import relation_losses
-from i2crc_core.models import build_classifier
-from i2crc_core.refine import refine_label
-from i2crc_core.training import optimizer_for
+from i2crc_core.data.datasets import ClassificationDataset, ImageDataset
+from i2crc_core.data.layout import VocLayout
+from i2crc_core.infra.config import defaults
+from i2crc_core.infra.fileio import read_image, write_label
+from i2crc_core.method.losses import relation_losses
+from i2crc_core.method.refine import refine_label
+from i2crc_core.nets.cams import compute_cams_batch
+from i2crc_core.nets.models import build_classifier
+from i2crc_core.nets.training import optimizer_for
 
 
 def authors_center_losses(attention, labels, saliency):

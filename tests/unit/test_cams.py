@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2crc_core.cams import compute_cams_batch, fused_activation, normalise_cams
-from i2crc_core.models import build_classifier
+from i2crc_core.nets.cams import compute_cams_batch, fused_activation, normalise_cams
+from i2crc_core.nets.models import build_classifier
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import h5py
 import numpy as np
 import pytest
 
-from i2crc_core.camstore import (
+from i2crc_core.infra.camstore import (
     FORMAT,
     CamStore,
     CamStoreWriter,
     merge_cam_stores,
 )
-from i2crc_core.errors import CamStoreError
+from i2crc_core.infra.errors import CamStoreError
 
 IDS = ["2007_000032", "with space", "ünïcödé 猫", "a.b"]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2crc_core.checkpoints import load_model, resume, save_checkpoint, save_model
-from i2crc_core.errors import CheckpointError
-from i2crc_core.models import build_classifier, build_segmenter
-from i2crc_core.training import LossCurve, optimisation_step, train_in_chunks
+from i2crc_core.infra.errors import CheckpointError
+from i2crc_core.nets.checkpoints import load_model, resume, save_checkpoint, save_model
+from i2crc_core.nets.models import build_classifier, build_segmenter
+from i2crc_core.nets.training import LossCurve, optimisation_step, train_in_chunks
 
 CPU = torch.device("cpu")
 
@@ -279,8 +279,8 @@ def test_a_run_resumed_in_another_precision_continues_and_records_both(
     """A job requeued onto another GPU type, where `precision: auto` resolves otherwise: the
     checkpoint is resumed (not hours of training thrown away), one log line says so, and the
     history that the model's sidecar records lists both precisions."""
-    from i2crc_core.device import grad_scaler
-    from i2crc_core.training import PrecisionHistory
+    from i2crc_core.nets.device import grad_scaler
+    from i2crc_core.nets.training import PrecisionHistory
 
     def state(precision):
         model = build_classifier("small", 2)
@@ -293,7 +293,7 @@ def test_a_run_resumed_in_another_precision_continues_and_records_both(
     before = state(first)
     save_checkpoint(tmp_path, 3, "run", before)
     after = state(then)
-    with caplog.at_level("WARNING", logger="i2crc_core.training"):
+    with caplog.at_level("WARNING", logger="i2crc_core.nets.training"):
         assert resume(tmp_path, "run", after) == 3
     assert after["precision"].used == [first, then]
     assert f"the checkpoint was trained in {first}; training continues in {then}" in caplog.text

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from i2crc_core.config import deep_update, validate_config
-from i2crc_core.errors import ConfigError
+from i2crc_core.infra.config import deep_update, validate_config
+from i2crc_core.infra.errors import ConfigError
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 import yaml
 
-from i2crc_core.checkpoints import save_model
-from i2crc_core.config import defaults, validate_config
-from i2crc_core.crf import DenseCRF, dense_crf, settings
-from i2crc_core.datasets import ImageDataset, normalize
-from i2crc_core.errors import ConfigError
-from i2crc_core.fileio import read_label, write_image
-from i2crc_core.inference import image_colours, predict_labels
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_segmenter
+from i2crc_core.data.datasets import ImageDataset, normalize
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.config import defaults, validate_config
+from i2crc_core.infra.errors import ConfigError
+from i2crc_core.infra.fileio import read_label, write_image
+from i2crc_core.method.crf import DenseCRF, dense_crf, settings
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.inference import image_colours, predict_labels
+from i2crc_core.nets.models import build_segmenter
 from i2crc_core.predict import main
 from i2crc_core.stages import predict
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from i2crc_core.data_fingerprint import dataset_fingerprint, folder_fingerprint
+from i2crc_core.data.data_fingerprint import dataset_fingerprint, folder_fingerprint
 
 SPLITS = {"train": "train", "val": "val"}
 

@@ -10,7 +10,7 @@ from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
-from i2crc_core.datasets import (
+from i2crc_core.data.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ClassificationDataset,
@@ -18,16 +18,7 @@ from i2crc_core.datasets import (
     SegmentationDataset,
     normalize,
 )
-from i2crc_core.errors import DatasetError, SaliencyError
-from i2crc_core.fileio import (
-    IGNORE,
-    read_image,
-    read_label,
-    write_gray,
-    write_image,
-    write_label,
-)
-from i2crc_core.layout import (
+from i2crc_core.data.layout import (
     VocLayout,
     image_labels_from_masks,
     present_classes,
@@ -35,8 +26,17 @@ from i2crc_core.layout import (
     read_split,
     write_image_labels,
 )
-from i2crc_core.saliency import load_saliency
-from i2crc_core.sampling import SeededSamples
+from i2crc_core.data.saliency import load_saliency
+from i2crc_core.infra.errors import DatasetError, SaliencyError
+from i2crc_core.infra.fileio import (
+    IGNORE,
+    read_image,
+    read_label,
+    write_gray,
+    write_image,
+    write_label,
+)
+from i2crc_core.nets.sampling import SeededSamples
 
 C = 5
 ODD_ID = "a b é"
@@ -613,7 +613,7 @@ def test_image_dataset_keeps_original_size(tmp_path):
 
 
 def test_decoded_cache_decodes_each_file_once_within_its_budget(tmp_path):
-    from i2crc_core.datasets import DecodedCache
+    from i2crc_core.data.datasets import DecodedCache
 
     loads = []
 
@@ -635,8 +635,8 @@ def test_decoded_cache_decodes_each_file_once_within_its_budget(tmp_path):
 def test_cached_epochs_give_the_samples_of_uncached_ones(layout, tmp_path, kind):
     """The cache changes only how often files are decoded: two epochs of seeded samples with
     it equal those decoded every time, bit for bit (no augmentation writes into a cached array)."""
-    from i2crc_core.datasets import DecodedCache
-    from i2crc_core.sampling import SeededSamples
+    from i2crc_core.data.datasets import DecodedCache
+    from i2crc_core.nets.sampling import SeededSamples
 
     if kind == "segmentation":
         label_dir = layout.mask_dir

@@ -10,7 +10,9 @@ import os
 import pytest
 import torch
 
-from i2crc_core.device import (
+from i2crc_core.infra.errors import ConfigError
+from i2crc_core.method.losses import total_loss
+from i2crc_core.nets.device import (
     CUDA12_WHEELS,
     autocast,
     grad_scaler,
@@ -21,10 +23,8 @@ from i2crc_core.device import (
     select_device,
     set_torch_threads,
 )
-from i2crc_core.errors import ConfigError
-from i2crc_core.losses import total_loss
-from i2crc_core.models import build_classifier
-from i2crc_core.training import optimisation_step
+from i2crc_core.nets.models import build_classifier
+from i2crc_core.nets.training import optimisation_step
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the no-GPU case")
@@ -88,7 +88,7 @@ def test_failing_nvidia_smi_is_reported(tmp_path, monkeypatch):
 
 
 def test_auto_without_gpu_runs_on_cpu_and_warns(caplog):
-    with caplog.at_level(logging.WARNING, logger="i2crc_core.device"):
+    with caplog.at_level(logging.WARNING, logger="i2crc_core.nets.device"):
         assert select_device("auto") == CPU
     assert "device 'auto': no usable CUDA GPU" in caplog.text and "runs on the CPU" in caplog.text
 
@@ -184,7 +184,7 @@ def fake_gpu(monkeypatch, name, capability, arch_list=BUILD):
 def test_a_gpu_older_than_the_build_is_told_that_only_the_cuda12_wheels_help(
     monkeypatch, name, capability
 ):
-    from i2crc_core.device import cuda_problem
+    from i2crc_core.nets.device import cuda_problem
 
     fake_gpu(monkeypatch, name, capability)
     problem = cuda_problem()
@@ -202,14 +202,14 @@ def test_a_gpu_older_than_the_build_is_told_that_only_the_cuda12_wheels_help(
     ],
 )
 def test_gpus_with_binary_or_ptx_kernels_are_usable(monkeypatch, capability, arch_list):
-    from i2crc_core.device import cuda_problem
+    from i2crc_core.nets.device import cuda_problem
 
     fake_gpu(monkeypatch, "NVIDIA GPU", capability, arch_list)
     assert cuda_problem() is None
 
 
 def test_a_gpu_newer_than_the_build_without_ptx_fails_up_front_in_one_line(monkeypatch):
-    from i2crc_core.device import select_device
+    from i2crc_core.nets.device import select_device
 
     fake_gpu(monkeypatch, "NVIDIA Future", (13, 0))
     with pytest.raises(ConfigError) as caught:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from i2crc_core.camstore import CamStoreWriter
-from i2crc_core.fileio import write_label
-from i2crc_core.manifest import Manifest
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.camstore import CamStoreWriter
+from i2crc_core.infra.fileio import write_label
 from i2crc_core.stages import evaluate, evaluate_classifier, prepare_dataset
 
 IGN = 255
@@ -121,11 +121,11 @@ def test_classifier_stage_ranks_the_models_own_scores_into_average_precision(tmp
     inference gives the scores a plain forward pass gives, ranked per class."""
     import torch
 
-    from i2crc_core.checkpoints import save_model
-    from i2crc_core.datasets import normalize
-    from i2crc_core.fileio import write_image
-    from i2crc_core.metrics import average_precision
-    from i2crc_core.models import build_classifier
+    from i2crc_core.data.datasets import normalize
+    from i2crc_core.infra.fileio import write_image
+    from i2crc_core.method.metrics import average_precision
+    from i2crc_core.nets.checkpoints import save_model
+    from i2crc_core.nets.models import build_classifier
 
     rng = np.random.default_rng(0)
     ids = [f"v{i}" for i in range(6)]
@@ -161,7 +161,7 @@ def test_classifier_stage_ranks_the_models_own_scores_into_average_precision(tmp
     )
     result = json.loads((tmp_path / "cls.json").read_text())
 
-    from i2crc_core.fileio import read_image
+    from i2crc_core.infra.fileio import read_image
 
     with torch.no_grad():
         scores = np.stack(

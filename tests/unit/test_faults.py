@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from i2crc_core.checkpoints import save_model
-from i2crc_core.fileio import read_label, write_gray, write_image
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_classifier
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.fileio import read_label, write_gray, write_image
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.models import build_classifier
 
 SIZE = 160
 LIMIT = 8_000  # bytes: above any log line written before the failure, below every output

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2crc_core import downloads
-from i2crc_core.archives import extract_archive
-from i2crc_core.downloads import ChecksumMismatch, download
-from i2crc_core.errors import ConfigError, FetchError
-from i2crc_core.saliency_archive import fetch_saliency
+from i2crc_core.data import downloads
+from i2crc_core.data.archives import extract_archive
+from i2crc_core.data.downloads import ChecksumMismatch, download
+from i2crc_core.data.saliency_archive import fetch_saliency
+from i2crc_core.infra.errors import ConfigError, FetchError
 
 # --------------------------------------------------------------------------------------------
 # A local server: serves bytes from a dict, honours Range, and misbehaves on request.

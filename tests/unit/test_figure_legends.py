@@ -3,7 +3,7 @@ draws the real ones)."""
 
 import numpy as np
 
-from i2crc_core.plotting import plt, save_png
+from i2crc_core.report.plotting import plt, save_png
 from i2crc_core.stages import figures
 
 

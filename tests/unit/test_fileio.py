@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from i2crc_core.errors import DatasetError, SaliencyError
-from i2crc_core.fileio import (
+from i2crc_core.infra.errors import DatasetError, SaliencyError
+from i2crc_core.infra.fileio import (
     IGNORE,
     atomic_directory,
     atomic_path,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from i2crc_core.gpus import claim_gpu
+from i2crc_core.infra.gpus import claim_gpu
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,7 +25,7 @@ NOBODY = 65534
 # A child that runs `before`, claims one of `count` slots, prints it and runs `after`.
 CLAIMER = """
 import logging, os, sys, time
-from i2crc_core.gpus import claim_gpu
+from i2crc_core.infra.gpus import claim_gpu
 logging.basicConfig(level=logging.INFO)
 {before}
 slots = [f"GPU-{{i}}" for i in range({count})]
@@ -191,7 +191,7 @@ def test_a_job_claims_by_uuid_whenever_it_sees_more_than_one_gpu(monkeypatch, vi
     scheduler's allocation); of several, one is claimed through the lock of its UUID."""
     import torch
 
-    from i2crc_core import device
+    from i2crc_core.nets import device
 
     claims = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)

@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from i2crc_core.inference import predict_labels, rescale
-from i2crc_core.models import build_segmenter
+from i2crc_core.nets.inference import predict_labels, rescale
+from i2crc_core.nets.models import build_segmenter
 
 
 def test_rescale_is_identity_at_scale_one_and_bilinear_otherwise():

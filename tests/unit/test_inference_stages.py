@@ -7,22 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from i2crc_core import loading
-from i2crc_core.cams import compute_cams_batch
-from i2crc_core.camstore import CamStore
-from i2crc_core.checkpoints import save_model
-from i2crc_core.datasets import ImageDataset
-from i2crc_core.errors import CamStoreError, ConfigError, DatasetError
-from i2crc_core.fileio import read_label, write_image
-from i2crc_core.inference import (
+from i2crc_core.data import loading
+from i2crc_core.data.datasets import ImageDataset
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.camstore import CamStore
+from i2crc_core.infra.errors import CamStoreError, ConfigError, DatasetError
+from i2crc_core.infra.fileio import read_label, write_image
+from i2crc_core.nets.cams import compute_cams_batch
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.inference import (
     BATCH_PIXELS,
     BackgroundWriter,
     off_heap,
     predict_labels,
     size_ordered_batches,
 )
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.nets.models import build_classifier, build_segmenter
 from i2crc_core.stages import extract_cams, predict
 
 SIZES = [(40, 56), (56, 40), (48, 48)]
@@ -228,7 +228,7 @@ def test_a_failing_write_stops_the_stage_and_leaves_no_store(tmp_path, layout, m
         calls.append(threading.current_thread().name)
         raise CamStoreError(f"{self.path}: disk full (simulated)")
 
-    monkeypatch.setattr("i2crc_core.camstore.CamStoreWriter.write", failing_write)
+    monkeypatch.setattr("i2crc_core.infra.camstore.CamStoreWriter.write", failing_write)
     out = tmp_path / "cams.h5"
     with pytest.raises(CamStoreError, match="disk full"):
         extract_cams.run(

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from i2crc_core.errors import DatasetError
-from i2crc_core.loading import UserErrorLoader
-from i2crc_core.sampling import ChunkSampler, SeededSamples
+from i2crc_core.data.loading import UserErrorLoader
+from i2crc_core.infra.errors import DatasetError
+from i2crc_core.nets.sampling import ChunkSampler, SeededSamples
 
 
 class _Broken(Dataset):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from i2crc_core.losses import (
+from i2crc_core.method.losses import (
     ATTENTION_STATS,
     LOSS_PARTS,
     attention_stats,
@@ -21,7 +21,7 @@ from i2crc_core.losses import (
     total_loss,
     upsample,
 )
-from i2crc_core.models import build_segmenter
+from i2crc_core.nets.models import build_segmenter
 
 LAMBDAS = {"lambda_ob": 0.01, "lambda_bg": 0.025, "lambda_csd": 0.1}
 

@@ -5,11 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from i2crc_core import synthetic
-from i2crc_core.config import defaults
-from i2crc_core.errors import DatasetError
-from i2crc_core.fileio import read_image, read_label, write_image, write_label
-from i2crc_core.layout import (
+from i2crc_core.data import synthetic
+from i2crc_core.data.layout import (
     VOC_CLASSES,
     VocLayout,
     present_classes,
@@ -17,7 +14,10 @@ from i2crc_core.layout import (
     read_split,
     write_image_labels,
 )
-from i2crc_core.manifest import ROLES, LabelSplit, Manifest
+from i2crc_core.data.manifest import ROLES, LabelSplit, Manifest
+from i2crc_core.infra.config import defaults
+from i2crc_core.infra.errors import DatasetError
+from i2crc_core.infra.fileio import read_image, read_label, write_image, write_label
 from i2crc_core.stages import prepare_dataset
 from tests.helpers.images import bomb_png, turned_jpeg
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from i2crc_core.metrics import (
+from i2crc_core.method.metrics import (
     CamSweep,
     ConfusionMatrix,
     LabelEvaluator,
@@ -204,7 +204,7 @@ def test_cam_sweep_rejects_bad_input():
 
 
 def test_average_precision_by_hand():
-    from i2crc_core.metrics import average_precision
+    from i2crc_core.method.metrics import average_precision
 
     scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.4]])
     targets = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])

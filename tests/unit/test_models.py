@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.models import resnet101, vgg16
 
-from i2crc_core.checkpoints import save_backbone
-from i2crc_core.datasets import normalize
-from i2crc_core.errors import CheckpointError, ConfigError
-from i2crc_core.fileio import read_image
-from i2crc_core.models import (
+from i2crc_core.data.datasets import normalize
+from i2crc_core.infra.errors import CheckpointError, ConfigError
+from i2crc_core.infra.fileio import read_image
+from i2crc_core.nets.checkpoints import save_backbone
+from i2crc_core.nets.models import (
     architecture_id,
     build_classifier,
     build_from_architecture_id,

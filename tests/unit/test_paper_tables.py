@@ -4,8 +4,8 @@ import json
 
 from PIL import Image
 
-from i2crc_core.config import defaults
-from i2crc_core.paper_reference import PAPER_LAMBDAS
+from i2crc_core.infra.config import defaults
+from i2crc_core.report.paper_reference import PAPER_LAMBDAS
 from i2crc_core.stages import paper_tables
 from i2crc_core.stages.summary_seeds import aggregate_runs
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from i2crc_core import device
-from i2crc_core.checkpoints import save_model
-from i2crc_core.datasets import normalize
-from i2crc_core.fileio import read_image, voc_palette, write_image
-from i2crc_core.inference import predict_labels
-from i2crc_core.models import build_classifier, build_segmenter
+from i2crc_core.data.datasets import normalize
+from i2crc_core.infra.fileio import read_image, voc_palette, write_image
+from i2crc_core.nets import device
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.inference import predict_labels
+from i2crc_core.nets.models import build_classifier, build_segmenter
 from i2crc_core.predict import main
 from tests.helpers.images import bomb_png, turned_jpeg
 

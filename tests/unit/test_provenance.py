@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from i2crc_core import provenance
-from i2crc_core.checkpoints import save_model
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_classifier
-from i2crc_core.training import Trainer, TrainingSetup
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra import provenance
+from i2crc_core.nets.checkpoints import save_model
+from i2crc_core.nets.models import build_classifier
+from i2crc_core.nets.training import Trainer, TrainingSetup
 
 
 def test_config_digest_is_the_sha256_of_canonical_json():
@@ -79,7 +79,7 @@ def test_git_state_of_a_checkout(tmp_path, monkeypatch):
 
 def test_without_torch_loaded_no_torch_is_imported():
     code = (
-        "import json, sys; from i2crc_core import provenance; "
+        "import json, sys; from i2crc_core.infra import provenance; "
         "record = provenance.collect(config={'seed': 0}); "
         "print(json.dumps(['torch' in sys.modules, record['device']]))"
     )

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from i2crc_core.config import defaults
-from i2crc_core.refine import refine_label
+from i2crc_core.infra.config import defaults
+from i2crc_core.method.refine import refine_label
 
 IGN = 255
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from i2crc_core.errors import DatasetError
+from i2crc_core.infra.errors import DatasetError
 from i2crc_core.runner import jobs_import_from, run_stage
 
 

@@ -9,11 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from i2crc_core.config import defaults
-from i2crc_core.errors import DatasetError, SaliencyError
-from i2crc_core.fileio import IGNORE, write_gray, write_label
-from i2crc_core.manifest import Manifest
-from i2crc_core.saliency import (
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.data.saliency import (
     OPENCV_METHODS,
     compute_opencv,
     image_rng,
@@ -21,8 +18,11 @@ from i2crc_core.saliency import (
     saliency_miou,
     simulate_detector,
 )
+from i2crc_core.data.synthetic import ShapeParameters, generate, render_image
+from i2crc_core.infra.config import defaults
+from i2crc_core.infra.errors import DatasetError, SaliencyError
+from i2crc_core.infra.fileio import IGNORE, write_gray, write_label
 from i2crc_core.stages import saliency_maps
-from i2crc_core.synthetic import ShapeParameters, generate, render_image
 
 SIMULATED = defaults()["saliency"]["simulated"]
 PERFECT = {**SIMULATED, "blur_sigma": 0, "miss_prob": 0, "false_blob_prob": 0}
@@ -68,7 +68,9 @@ def test_image_rng_is_stable_per_seed_and_id():
 
 
 def test_image_rng_is_the_same_in_another_process_with_another_hash_seed():
-    code = "from i2crc_core.saliency import image_rng; print(repr(image_rng(11, 'x y').random()))"
+    code = (
+        "from i2crc_core.data.saliency import image_rng; print(repr(image_rng(11, 'x y').random()))"
+    )
     values = set()
     for hash_seed in ("1", "2"):
         result = subprocess.run(

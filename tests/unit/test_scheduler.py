@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from i2crc_core.errors import SchedulerError
-from i2crc_core.scheduler import check_slurm_controller
+from i2crc_core.infra.errors import SchedulerError
+from i2crc_core.infra.scheduler import check_slurm_controller
 
 
 @pytest.fixture

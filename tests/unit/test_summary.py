@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from i2crc_core.manifest import Manifest
-from i2crc_core.provenance import config_digest
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.provenance import config_digest
 from i2crc_core.stages import summary
 from i2crc_core.stages.summary import experiment_row
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from i2crc_core import synthetic
-from i2crc_core.config import defaults
-from i2crc_core.fileio import read_image, read_label, voc_palette
-from i2crc_core.layout import VocLayout, image_labels_from_masks, read_split
+from i2crc_core.data import synthetic
+from i2crc_core.data.layout import VocLayout, image_labels_from_masks, read_split
+from i2crc_core.infra.config import defaults
+from i2crc_core.infra.fileio import read_image, read_label, voc_palette
 
 C = 5
 FRACTION = defaults()["dataset"]["synthetic"]["simple_fraction"]
@@ -273,8 +273,8 @@ def test_non_positive_counts_are_rejected(tmp_path, bad):
 def test_figures_draw_each_class_in_the_colour_its_name_and_its_parts_have(num_classes):
     import colorsys
 
+    from i2crc_core.data.synthetic import _class_colour, class_names
     from i2crc_core.stages.figures import PALETTE, label_palette
-    from i2crc_core.synthetic import _class_colour, class_names
 
     palette = label_palette(class_names(num_classes))
     for class_id in range(1, num_classes + 1):

@@ -10,13 +10,13 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from i2crc_core import training
-from i2crc_core.config import deep_update, validate_config
-from i2crc_core.errors import TrainingError
-from i2crc_core.losses import segmentation_loss
-from i2crc_core.models import build_classifier, build_segmenter
-from i2crc_core.sampling import ChunkSampler, SeededSamples
-from i2crc_core.training import (
+from i2crc_core.infra.config import deep_update, validate_config
+from i2crc_core.infra.errors import TrainingError
+from i2crc_core.method.losses import segmentation_loss
+from i2crc_core.nets import training
+from i2crc_core.nets.models import build_classifier, build_segmenter
+from i2crc_core.nets.sampling import ChunkSampler, SeededSamples
+from i2crc_core.nets.training import (
     LOG_INTERVAL,
     ImageMeans,
     LossCurve,

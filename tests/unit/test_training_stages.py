@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from i2crc_core import training
-from i2crc_core.datasets import SegmentationDataset
-from i2crc_core.errors import ConfigError
-from i2crc_core.fileio import write_gray, write_image, write_label
-from i2crc_core.losses import ATTENTION_STATS, LOSS_PARTS
-from i2crc_core.manifest import Manifest
-from i2crc_core.models import build_segmenter
+from i2crc_core.data.datasets import SegmentationDataset
+from i2crc_core.data.manifest import Manifest
+from i2crc_core.infra.errors import ConfigError
+from i2crc_core.infra.fileio import write_gray, write_image, write_label
+from i2crc_core.method.losses import ATTENTION_STATS, LOSS_PARTS
+from i2crc_core.nets import training
+from i2crc_core.nets.models import build_segmenter
+from i2crc_core.nets.training import read_curve
 from i2crc_core.stages import pretrain, train_classifier, train_segmentation
-from i2crc_core.training import read_curve
 
 SIZE = 32
 COMMON = {

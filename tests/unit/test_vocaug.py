@@ -9,10 +9,10 @@ import scipy.io
 import yaml
 from PIL import Image
 
-from i2crc_core.config import SCHEMA_PATH
-from i2crc_core.downloads import ChecksumMismatch
-from i2crc_core.errors import FetchError
-from i2crc_core.vocaug import fetch_voc_aug, sbd_mask, train_aug_ids
+from i2crc_core.data.downloads import ChecksumMismatch
+from i2crc_core.data.vocaug import fetch_voc_aug, sbd_mask, train_aug_ids
+from i2crc_core.infra.config import SCHEMA_PATH
+from i2crc_core.infra.errors import FetchError
 from tests.helpers.voc_sbd_archives import (
     NOT_IN_VOC_IMAGES,
     SBD_SPLITS,

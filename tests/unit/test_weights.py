@@ -12,9 +12,9 @@ import pytest
 import torch
 from torchvision.models import VGG16_Weights
 
-from i2crc_core.errors import ConfigError, FetchError
-from i2crc_core.models import local_weights_file
-from i2crc_core.weights import imagenet_weights_file, imagenet_weights_url, torch_cache_dir
+from i2crc_core.infra.errors import ConfigError, FetchError
+from i2crc_core.nets.models import local_weights_file
+from i2crc_core.nets.weights import imagenet_weights_file, imagenet_weights_url, torch_cache_dir
 
 
 @pytest.fixture(autouse=True)

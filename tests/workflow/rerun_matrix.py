@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 from tests.helpers.workflow_project import REPO, SNAKEMAKE, Project, make_project
 
 TRAINING_RULES = ("pretrain", "train_classifier", "train_segmentation")

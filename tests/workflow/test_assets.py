@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_presets import voc_project as voc_project_of
 
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 from tests.helpers.voc_sbd_archives import TRAIN_AUG, VOC_SPLITS, md5, write_sbd_tgz, write_voc_tar
 from tests.helpers.workflow_project import make_project
 

@@ -63,8 +63,8 @@ def _panel(figure, title):
 
 
 def test_the_training_figure_plots_each_loss_file(finished_project, monkeypatch):
+    from i2crc_core.nets.training import read_curve
     from i2crc_core.stages import figures
-    from i2crc_core.training import read_curve
 
     out = finished_project.root / RUN0
     experiments = ("baseline", "i2crc")
@@ -97,12 +97,12 @@ def test_the_training_figure_plots_each_loss_file(finished_project, monkeypatch)
 def test_the_examples_figure_shows_each_stages_labels(finished_project, monkeypatch):
     """Columns (d), (e) and (g) are the pseudo label, the refined label and the truth of their
     row's image, in the palette's colours; (f) is the retrained model's prediction."""
-    from i2crc_core.checkpoints import load_model
-    from i2crc_core.datasets import ImageDataset
-    from i2crc_core.device import CPU
-    from i2crc_core.fileio import read_label
-    from i2crc_core.inference import predict_labels
-    from i2crc_core.manifest import Manifest
+    from i2crc_core.data.datasets import ImageDataset
+    from i2crc_core.data.manifest import Manifest
+    from i2crc_core.infra.fileio import read_label
+    from i2crc_core.nets.checkpoints import load_model
+    from i2crc_core.nets.device import CPU
+    from i2crc_core.nets.inference import predict_labels
     from i2crc_core.stages import figures
 
     out = finished_project.root / RUN0

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from i2crc_core.config import deep_update
-from i2crc_core.fileio import write_gray, write_image, write_label
+from i2crc_core.infra.config import deep_update
+from i2crc_core.infra.fileio import write_gray, write_image, write_label
 from tests.helpers.workflow_project import TINY_CONFIG, make_project
 
 pytestmark = pytest.mark.pipeline

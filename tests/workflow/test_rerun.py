@@ -7,7 +7,7 @@ import pytest
 import rerun_matrix
 from PIL import Image
 
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 from tests.helpers.workflow_project import Project
 
 pytestmark = pytest.mark.rerun
@@ -93,7 +93,7 @@ def test_the_crf_switch_reruns_what_inference_scales_do_and_its_parameters_nothi
 
 
 def test_library_edit_reruns_exactly_the_stages_that_import_it(project):
-    module = project.root / "i2crc_core" / "refine.py"
+    module = project.root / "i2crc_core" / "method" / "refine.py"
     module.write_text(module.read_text() + "\n# an edit that changes the code fingerprint\n")
     jobs = project.planned_jobs()
     assert jobs["refine_labels"] == 2
@@ -102,11 +102,25 @@ def test_library_edit_reruns_exactly_the_stages_that_import_it(project):
 
 
 def test_loss_edit_retrains_the_classifiers_but_not_the_data_stages(project):
-    losses = project.root / "i2crc_core" / "losses.py"
+    losses = project.root / "i2crc_core" / "method" / "losses.py"
     losses.write_text(losses.read_text() + "\n# an edit that changes the code fingerprint\n")
     jobs = project.planned_jobs()
     assert jobs["train_classifier"] == 2
     assert not set(jobs) & UPSTREAM
+
+
+def test_touch_marks_a_code_param_change_done_and_later_changes_still_rerun(project):
+    """docs/reproducibility.md §"A finished project across a new fingerprint formula": when
+    only code params differ, `--touch` records today's and runs nothing; what changes later
+    reruns as usual (a project without records would not see it)."""
+    module = project.root / "i2crc_core" / "data" / "synthetic.py"
+    module.write_text(module.read_text() + "\n# an edit that changes the code fingerprint\n")
+    assert "generate_synthetic" in project.planned_jobs()
+    assert project.planned_jobs("--rerun-triggers", "mtime", "input", "code", "software-env") == {}
+    project.snakemake("--touch")
+    assert project.planned_jobs() == {}
+    project.write_config(deep_update(project.config, {"refinement": {"min_foreground": 0.02}}))
+    assert project.planned_jobs()["refine_labels"] == 2
 
 
 def test_a_nested_command_line_override_reaches_the_stage_typed(project):

@@ -4,7 +4,7 @@ and a change reruns only what it invalidates, as in the project it was copied fr
 import pytest
 
 from bench import projects
-from i2crc_core.config import deep_update
+from i2crc_core.infra.config import deep_update
 from tests.helpers.workflow_project import make_project
 
 pytestmark = pytest.mark.pipeline

@@ -18,7 +18,7 @@ import cv2
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import default_collate as _default_collate
 
-from .errors import I2CRCError
+from ..infra.errors import I2CRCError
 
 
 class _UserErrorsAsValues(Dataset):

@@ -26,7 +26,7 @@ from functools import partial
 
 import numpy as np
 
-from .errors import ConfigError
+from ..infra.errors import ConfigError
 
 INSTALL_HINT = "pip install -e '.[crf]'"
 # The unary's floor on a probability (pydensecrf's unary_from_softmax default).

@@ -15,8 +15,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import DatasetError
-from .fileio import write_json
+from ..infra.errors import DatasetError
+from ..infra.fileio import write_json
 from .layout import VocLayout
 
 ROLES = ("train", "val")

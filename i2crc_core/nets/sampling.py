@@ -11,8 +11,8 @@ uninterrupted one exactly.
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..data.loading import UserErrorLoader
 from .device import loader_options
-from .loading import UserErrorLoader
 
 
 def chunk_seed(seed: int, chunk: int) -> int:

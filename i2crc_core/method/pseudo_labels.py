@@ -22,7 +22,7 @@ overwrite a 255.
 
 import numpy as np
 
-from .fileio import IGNORE
+from ..infra.fileio import IGNORE
 
 
 def _check_class_ids(class_ids, num_maps: int) -> np.ndarray:

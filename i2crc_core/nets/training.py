@@ -32,6 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.loading import UserErrorLoader
+from ..data.manifest import Manifest
+from ..infra.errors import ConfigError, TrainingError
+from ..infra.fileio import atomic_path, content_digest
+from ..infra.provenance import collect as provenance
 from .checkpoints import resume, save_checkpoint, save_model
 from .device import (
     autocast,
@@ -42,11 +47,6 @@ from .device import (
     select_device,
     set_torch_threads,
 )
-from .errors import ConfigError, TrainingError
-from .fileio import atomic_path, content_digest
-from .loading import UserErrorLoader
-from .manifest import Manifest
-from .provenance import collect as provenance
 from .sampling import ChunkSampler, chunk_loader, chunk_seed
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .fileio import atomic_directory, write_image, write_label
+from ..infra.fileio import atomic_directory, write_image, write_label
 from .layout import VocLayout
 
 SPLITS = ("train", "val")

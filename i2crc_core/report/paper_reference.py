@@ -1,7 +1,7 @@
 """The paper's numbers that the report sets beside ours (percent; docs/method.md §8), in code
 only here. Keys are our experiments and summary columns (stages/summary.py)."""
 
-from .config import schema_default
+from ..infra.config import schema_default
 
 __all__ = ["PAPER_LAMBDAS", "PAPER_TABLE_IV", "PAPER_TABLE_V", "PAPER_TABLE_VIII"]
 

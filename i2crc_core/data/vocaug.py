@@ -32,10 +32,10 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
+from ..infra.errors import DatasetError, FetchError
+from ..infra.fileio import atomic_directory, path_in, write_label
 from .archives import extract_archive
 from .downloads import download, url_filename
-from .errors import DatasetError, FetchError
-from .fileio import atomic_directory, path_in, write_label
 from .layout import read_split
 
 __all__ = ["VOC_MEMBER", "SBD_MEMBER", "fetch_voc_aug", "sbd_mask", "train_aug_ids"]

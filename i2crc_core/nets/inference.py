@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
+from ..data.datasets import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
+from ..data.loading import UserErrorLoader
+from ..infra.errors import ConfigError, DatasetError
 from .device import autocast
-from .errors import ConfigError, DatasetError
-from .loading import UserErrorLoader
 from .models import max_fused, rescale
 
 BATCH_PIXELS = {"cuda": 16 * 375 * 500, "cpu": 150_000}

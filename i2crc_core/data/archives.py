@@ -16,8 +16,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .errors import FetchError
-from .fileio import atomic_directory
+from ..infra.errors import FetchError
+from ..infra.fileio import atomic_directory
 
 __all__ = ["extract_archive", "is_archive_name"]
 

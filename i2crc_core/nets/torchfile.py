@@ -9,7 +9,7 @@ import pickle
 
 import torch
 
-from .errors import CheckpointError
+from ..infra.errors import CheckpointError
 
 
 def load(path, what: str = "checkpoint"):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .fileio import IGNORE
+from ..infra.fileio import IGNORE
 
 
 def _as_label(array, name: str) -> np.ndarray:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
-from .fileio import image_header, read_image, read_label, write_text
+from ..infra.errors import DatasetError
+from ..infra.fileio import image_header, read_image, read_label, write_text
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -23,7 +23,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, url2pathname, urlopen
 
-from .errors import FetchError
+from ..infra.errors import FetchError
 
 __all__ = [
     "ChecksumMismatch",

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from .fileio import atomic_path  # noqa: E402
+from ..infra.fileio import atomic_path  # noqa: E402
 
 __all__ = ["as_written", "cam_overlay", "plt", "save_png"]
 

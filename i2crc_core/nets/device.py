@@ -33,8 +33,8 @@ import os
 
 import torch
 
-from .errors import ConfigError
-from .gpus import GpuQueryError, claim_gpu, query_gpus
+from ..infra.errors import ConfigError
+from ..infra.gpus import GpuQueryError, claim_gpu, query_gpus
 
 log = logging.getLogger(__name__)
 

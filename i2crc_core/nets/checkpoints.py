@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+from ..data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from ..infra.errors import CheckpointError
+from ..infra.fileio import atomic_path, write_json
 from . import torchfile
-from .datasets import IMAGENET_MEAN, IMAGENET_STD
-from .errors import CheckpointError
-from .fileio import atomic_path, write_json
 from .models import Segmenter, architecture_id, build_from_architecture_id
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SaliencyError
-from .fileio import IGNORE, read_gray
-from .metrics import ConfusionMatrix
+from ..infra.errors import SaliencyError
+from ..infra.fileio import IGNORE, read_gray
+from ..method.metrics import ConfusionMatrix
 
 OPENCV_METHODS = ("spectral_residual", "fine_grained")
 # The simulated detector's sizes in pixels are given at this image size (synthetic.py's).

@@ -33,8 +33,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from .errors import DatasetError
-from .fileio import IGNORE, read_image, read_label
+from ..infra.errors import DatasetError
+from ..infra.fileio import IGNORE, read_image, read_label
 from .layout import VocLayout
 from .saliency import load_saliency
 

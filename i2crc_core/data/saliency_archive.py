@@ -8,9 +8,9 @@ extraction a `FetchError` naming the URL or file.
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..infra.errors import ConfigError
 from .archives import extract_archive, is_archive_name
 from .downloads import download, drive_file_id, is_hex_digest, url_filename
-from .errors import ConfigError
 
 __all__ = ["fetch_saliency"]
 

@@ -17,7 +17,7 @@ saliency), y = the image's classes. In order:
 
 import numpy as np
 
-from .fileio import IGNORE
+from ..infra.fileio import IGNORE
 
 
 def refine_label(

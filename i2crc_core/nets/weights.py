@@ -10,7 +10,7 @@ sha256 prefix in the file name). Local ``.pth`` paths never come here (`models` 
 
 from pathlib import Path
 
-from .errors import ConfigError, FetchError
+from ..infra.errors import ConfigError, FetchError
 
 __all__ = ["imagenet_weights_file", "imagenet_weights_url", "torch_cache_dir"]
 

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet101, vgg16
 
+from ..data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from ..infra.errors import CheckpointError, ConfigError
 from . import torchfile
-from .datasets import IMAGENET_MEAN, IMAGENET_STD
-from .errors import CheckpointError, ConfigError
 
 CLASSIFIER_BACKBONES = ("small", "vgg16")
 SEGMENTER_BACKBONES = ("small", "resnet101", "vgg16")

@@ -1,0 +1,1 @@
+"""Reports: figures, the summary plots, Markdown tables, the paper's reference numbers."""
