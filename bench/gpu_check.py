@@ -9,7 +9,8 @@ precision `auto` resolves to (bf16; fp16 below compute capability 8.0) and in fp
 fp32 only on the CPU:
 - classifier_train(_large_batch): VGG-16 training steps at 256 px, the preset's batch (5) and
   32: SGD on the model's lr groups, total_loss with the paper's λ, optimisation_step;
-- cam_compute: compute_cams_batch at scales 1, 0.75, 0.5 with flip, 16 images of 500x375;
+- cam_compute: compute_cams_batch as the preset extracts (cams.input_size, scales, flip,
+  normalise), 16 images of 500x375;
 - segmenter_train: DeepLab-v2 ResNet-101 training steps, 321 px crops, batch 10, with the
   preset's input convention and multi-scale loss (segmentation.input_normalisation,
   msc_scales);
