@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import yaml
 
+from i2crc_core.data.layout import VOC_DIRS
 from i2crc_core.infra.fileio import write_gray, write_image, write_label
 from i2crc_core.infra.provenance import cpu_model
 from i2crc_core.nets.checkpoints import save_model
@@ -55,11 +56,6 @@ SIZES = [(375, 500), (500, 375), (333, 500), (500, 333), (366, 500), (400, 500)]
 WEIGHTS = [0.45, 0.15, 0.2, 0.1, 0.05, 0.05]
 NUM_CLASSES, VAL_IMAGES = 20, 8
 SPLITS = {"train": "train", "val": "val"}
-LAYOUT = {
-    "image_dir": "JPEGImages",
-    "mask_dir": "SegmentationClass",
-    "split_dir": "ImageSets/Segmentation",
-}
 
 # One run of the CAM stage in a fresh interpreter that imports `i2crc_core` from the tree given
 # first on its path: the stage's own peak, not this process's.
@@ -95,7 +91,7 @@ def make_dataset(root: Path, count: int) -> None:
             mask[top : top + height // 3, left : left + width // 3] = class_id
         write_label(root / "SegmentationClass" / f"{image_id}.png", mask)
         write_gray(root / "saliency" / f"{image_id}.png", (mask > 0).astype(np.uint8) * 255)
-    lists = root / LAYOUT["split_dir"]
+    lists = root / VOC_DIRS["split_dir"]
     lists.mkdir(parents=True)
     (lists / "train.txt").write_text("".join(f"{i}\n" for i in ids[:count]))
     (lists / "val.txt").write_text("".join(f"{i}\n" for i in ids[count:]))
@@ -107,7 +103,7 @@ def prepare(root: Path, backbone: str) -> tuple[Path, Path]:
     manifest = root / "manifest.json"
     prepare_dataset.run(
         root=str(root),
-        layout=LAYOUT,
+        layout=VOC_DIRS,
         splits=SPLITS,
         num_classes=NUM_CLASSES,
         image_labels="masks",
