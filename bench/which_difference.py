@@ -74,6 +74,7 @@ VARIANTS = {
 ROUND1 = [
     ("cams", "best_miou", "CAM-only, best t"),
     ("labels_pseudo", "miou_ignore_as_background", "pseudo labels, ignore as bg"),
+    ("labels_pseudo", "ignored_fraction", "pseudo labels, ignored"),
     ("segmentation_pseudo", "miou_ignore_as_background", "seg round 1"),
 ]
 ROUND2 = [
@@ -91,12 +92,13 @@ SEGMENTER = {"segmentation_pseudo", "labels_refined", "segmentation_refined"}
 
 
 def targets(seeds, metrics) -> list[str]:
-    return [
+    files = (
         f"results/seed{seed}/{row}/metrics/{name}.json"
         for seed in seeds
         for row in ROWS
         for name, _, _ in metrics
-    ]
+    )
+    return list(dict.fromkeys(files))
 
 
 def split(metrics) -> tuple[list, list]:

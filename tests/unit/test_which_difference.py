@@ -43,7 +43,7 @@ def test_the_defaults_keep_the_papers_cad_weighting():
 
 def test_the_segmenter_columns_come_after_the_cheap_ones():
     before, after = study.split(study.ROUND1 + study.ROUND2)
-    assert [name for name, _, _ in before] == ["cams", "labels_pseudo"]
+    assert {name for name, _, _ in before} == {"cams", "labels_pseudo"}
     assert {name for name, _, _ in after} == study.SEGMENTER
     assert study.targets([3], before) == [
         f"results/seed3/{row}/metrics/{name}.json"
