@@ -70,7 +70,7 @@ VARIANTS = {
     ),
 }
 # (metrics file, key, column name): CAM-only, pseudo labels, round-1 segmentation; and for the
-# switch that only the refinement reads, the refined labels and the retrained segmenter.
+# variants that change the refinement, the refined labels and the retrained segmenter.
 ROUND1 = [
     ("cams", "best_miou", "CAM-only, best t"),
     ("labels_pseudo", "miou_ignore_as_background", "pseudo labels, ignore as bg"),
@@ -84,7 +84,7 @@ ROUND2 = [
 
 
 def columns(name: str) -> list:
-    return ROUND1 + ROUND2 if name.startswith("B3") or name == TOGETHER else ROUND1
+    return ROUND1 + ROUND2 if "refinement" in VARIANTS[name] else ROUND1
 
 
 # The metrics that exist only after a segmenter is trained.
@@ -179,13 +179,15 @@ def main() -> None:
 
     earlier = work / "earlier"
     run(earlier, ROUND1 + ROUND2, overlay("earlier", {}))
-    variants = {}
+    variants = {}  # name: (project, its overlay)
     for index, (name, changes) in enumerate(VARIANTS.items()):
-        variants[name] = work / f"switch{index + 1}"
-        projects.copy(earlier, variants[name])
-        run(variants[name], split(columns(name))[0], overlay(f"switch{index + 1}", changes))
-    for index, (name, changes) in enumerate(VARIANTS.items()):
-        run(variants[name], columns(name), overlay(f"switch{index + 1}", changes))
+        folder = f"switch{index + 1}"
+        variants[name] = (work / folder, overlay(folder, changes))
+    for name, (project, configfile) in variants.items():
+        projects.copy(earlier, project)
+        run(project, split(columns(name))[0], configfile)
+    for name, (project, configfile) in variants.items():
+        run(project, columns(name), configfile)
     report = {
         "study": "which_difference",
         "seeds": args.seeds,
@@ -204,7 +206,7 @@ def main() -> None:
                 "changes": changes,
                 **{
                     row: {
-                        label: effect(variants[name], row, metric, key)
+                        label: effect(variants[name][0], row, metric, key)
                         for metric, key, label in columns(name)
                     }
                     for row in ROWS[1:]

@@ -3,35 +3,20 @@ variants and what it runs before a segmenter is trained."""
 
 from bench import which_difference as study
 from i2crc_core.infra.config import deep_update, defaults
-
-
-def leaves(tree: dict, prefix=()) -> dict:
-    """{(section, key, ...): value} of a nested mapping."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(leaves(value, (*prefix, key)))
-        else:
-            flat[(*prefix, key)] = value
-    return flat
-
-
-def at(config: dict, path: tuple):
-    for key in path:
-        config = config[key]
-    return config
+from tests.workflow.rerun_matrix import leaf_keys, value_at
 
 
 def test_the_variant_of_all_adopted_switches_is_the_defaults():
-    together = leaves(deep_update(study.EARLIER, study.VARIANTS[study.TOGETHER]))
-    assert together == {path: at(defaults(), path) for path in together}
+    together = deep_update(study.EARLIER, study.VARIANTS[study.TOGETHER])
+    for key in leaf_keys(together):
+        assert value_at(together, key) == value_at(defaults(), key), key
 
 
 def test_each_switch_changes_its_key_from_the_reference():
+    reference = deep_update(defaults(), study.EARLIER)
     for name, changes in study.SWITCHES.items():
-        for path, value in leaves(changes).items():
-            before = at(deep_update(defaults(), study.EARLIER), path)
-            assert value != before, (name, path)
+        for key in leaf_keys(changes):
+            assert value_at(changes, key) != value_at(reference, key), (name, key)
 
 
 def test_the_defaults_keep_the_papers_cad_weighting():

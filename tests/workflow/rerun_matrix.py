@@ -109,7 +109,7 @@ def leaf_keys(tree: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _get(tree: dict, key: str):
+def value_at(tree: dict, key: str):
     for part in key.split("."):
         tree = tree[part]
     return tree
@@ -133,7 +133,7 @@ def change_for(key: str, defaults: dict) -> dict:
     """The config change of `key`'s row."""
     if key in CHANGES:
         return CHANGES[key]
-    return _nested(key, _alternative(_get(defaults, key)))
+    return _nested(key, _alternative(value_at(defaults, key)))
 
 
 def parse_dry_run(output: str) -> Outcome:
