@@ -12,8 +12,9 @@ stage: the paired difference to the baseline (mean and two-sided 95 % t-interval
 seeds) in each setting. A conclusion **holds**
 where the difference has the same sign in all three and its interval excludes 0 in all three
 or in none; otherwise it depends on the budget or the resolution, and the column that differs
-is named. The `full` row's segmentation and every row's round-1 score as % of `full` are given
-beside them. Prints one JSON object; with --markdown also the tables.
+is named. The `full` row's segmentation (mean ± standard deviation over the seeds) and every
+row's segmentation as % of `full` (the baseline's included) are given beside them. Prints one
+JSON object; with --markdown also the table.
 """
 
 import argparse
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from i2crc_core.report.markdown import table  # noqa: E402
 
 ROWS = ("cad", "csd", "i2crc", "cad_no_bg")
+SEGMENTATION = {"seg_val_round1": "round 1", "seg_val_retrain_refined": "+LR"}
 STAGES = {
     "cam_only_miou": "CAM-only, best t",
     "pseudo_train_miou_ignore_as_bg": "pseudo labels, ignore as bg",
@@ -74,15 +76,20 @@ def main() -> None:
     for name, aggregate in aggregates.items():
         full = aggregate["full"]["seg_val_round1"]
         report["full"][name] = {"mean": 100 * full["mean"], "std": 100 * full["std"]}
+    report["of_full"] = {
+        row: {
+            label: {
+                name: 100 * aggregates[name][row][f"{key}_of_full"]["mean"] for name in args.names
+            }
+            for key, label in SEGMENTATION.items()
+        }
+        for row in ("baseline", *ROWS)
+    }
     for row in ROWS:
         report["rows"][row] = {}
         for column, label in STAGES.items():
             cells = {name: difference(aggregates[name], row, column) for name in args.names}
             report["rows"][row][label] = {"cells": cells, **verdict(cells)}
-        report["rows"][row]["round 1, % of full"] = {
-            name: 100 * aggregates[name][row]["seg_val_round1_of_full"]["mean"]
-            for name in args.names
-        }
     print(json.dumps(report, indent=1))
     if args.markdown:
         args.markdown.write_text(markdown(report, args.names))
@@ -96,16 +103,25 @@ def cell(value: dict) -> str:
 
 def markdown(report: dict, names) -> str:
     header = ["row", "stage", *names, "holds"]
-    rows = []
+    full = report["full"]
+    rows = [
+        [
+            "full",
+            "seg round 1, mIoU",
+            *(f"{full[n]['mean']:.1f} ± {full[n]['std']:.1f}" for n in names),
+            "",
+        ]
+    ]
+    for row, stages in report["of_full"].items():
+        for label, shares in stages.items():
+            rows.append([row, f"seg {label}, % of full", *(f"{shares[n]:.1f}" for n in names), ""])
     for row, stages in report["rows"].items():
         for label, result in stages.items():
-            if label == "round 1, % of full":
-                rows.append([row, label, *(f"{result[name]:.1f}" for name in names), ""])
-                continue
             holds = "yes" if result["holds"] else "no: " + ", ".join(result["differs_in"])
-            rows.append([row, label, *(cell(result["cells"][name]) for name in names), holds])
-    full = ["full", "seg round 1 (mIoU)", *(f"{report['full'][n]['mean']:.1f}" for n in names), ""]
-    return "\n".join(table(header, [full, *rows], labels=2)) + "\n"
+            rows.append(
+                [row, f"{label} − baseline", *(cell(result["cells"][n]) for n in names), holds]
+            )
+    return "\n".join(table(header, rows, labels=2)) + "\n"
 
 
 if __name__ == "__main__":
