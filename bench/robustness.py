@@ -5,16 +5,16 @@ the resolution, side by side (docs/method.md §9, docs/results.md).
                                [--markdown table.md]
 
 Each argument is the summary over seeds of a finished project (`summary.json` or
-`summary_ablation.json` in its output folder) whose rows include ROWS and `full`, with round 1
-and the retraining on refined labels: config.yaml, config/benchmark_4x.yaml and
-config/benchmark_128px.yaml, e.g. with `run_experiments` naming every row. For every row and
-stage: the paired difference to the baseline (mean and two-sided 95 % t-interval over the
-seeds) in each setting. A conclusion **holds**
-where the difference has the same sign in all three and its interval excludes 0 in all three
-or in none; otherwise it depends on the budget or the resolution, and the column that differs
-is named. The `full` row's segmentation (mean ± standard deviation over the seeds) and every
-row's segmentation as % of `full` (the baseline's included) are given beside them. Prints one
-JSON object; with --markdown also the table.
+`summary_ablation.json` in its output folder) whose rows include ROWS, `baseline` and `full`,
+with round 1 and the retraining on refined labels: config.yaml, config/benchmark_4x.yaml and
+config/benchmark_128px.yaml under the `ablation` target. A conclusion is a paired difference
+over the seeds (mean, two-sided 95 % t-interval): every row against the baseline at every
+stage, and the README's comparisons between rows and rounds (COMPARISONS). It **holds** where
+the difference has the same sign in all three settings and its interval excludes 0 in all
+three or in none; otherwise it depends on the budget or the resolution, and the settings that
+differ from the first are named. The `full` row's segmentation (mean ± standard deviation over
+the seeds) and every row's segmentation as % of `full` are given beside them. Prints one JSON
+object; with --markdown also the table.
 """
 
 import argparse
@@ -25,23 +25,50 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from i2crc_core.report.markdown import table  # noqa: E402
+from i2crc_core.stages.summary_seeds import paired_difference  # noqa: E402
 
 ROWS = ("cad", "csd", "i2crc", "cad_no_bg")
-SEGMENTATION = {"seg_val_round1": "round 1", "seg_val_retrain_refined": "+LR"}
 STAGES = {
     "cam_only_miou": "CAM-only, best t",
     "pseudo_train_miou_ignore_as_bg": "pseudo labels, ignore as bg",
     "seg_val_round1": "seg round 1",
     "seg_val_retrain_refined": "seg +LR",
 }
+SEGMENTATION = {"seg_val_round1": "round 1", "seg_val_retrain_refined": "+LR"}
+COMPARISONS = {
+    "i2crc − cad, seg round 1": (("i2crc", "seg_val_round1"), ("cad", "seg_val_round1")),
+    "i2crc − csd, seg round 1": (("i2crc", "seg_val_round1"), ("csd", "seg_val_round1")),
+    "i2crc − cad_no_bg, seg round 1": (
+        ("i2crc", "seg_val_round1"),
+        ("cad_no_bg", "seg_val_round1"),
+    ),
+    **{
+        f"{row}: seg +LR − round 1": ((row, "seg_val_retrain_refined"), (row, "seg_val_round1"))
+        for row in ("baseline", *ROWS)
+    },
+}
 
 
-def load(summary: Path) -> dict:
-    return json.loads(summary.read_text())["aggregate"]
+def conclusions() -> dict:
+    """{label: ((row, column), (row, column))}: every paired difference the report judges."""
+    against_baseline = {
+        f"{row}: {label} − baseline": ((row, column), ("baseline", column))
+        for row in ROWS
+        for column, label in STAGES.items()
+    }
+    return {**against_baseline, **COMPARISONS}
 
 
-def difference(aggregate: dict, row: str, column: str) -> dict:
-    paired = aggregate[row][column]["vs_baseline"]
+def difference(summary: dict, first: tuple, second: tuple) -> dict:
+    """first − second over the seeds that have both, in percentage points."""
+    values = []
+    for result in summary["per_seed"].values():
+        experiments = result["experiments"]
+        try:
+            values.append(experiments[first[0]][first[1]] - experiments[second[0]][second[1]])
+        except KeyError:
+            continue
+    paired = paired_difference(values)
     low, high = paired["ci95"]
     return {
         "mean": 100 * paired["mean"],
@@ -65,34 +92,25 @@ def verdict(cells: dict) -> dict:
     return {"holds": not differing, "differs_in": differing}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("summaries", type=Path, nargs=3)
-    parser.add_argument("--names", nargs=3, default=["default", "4x", "128px"])
-    parser.add_argument("--markdown", type=Path)
-    args = parser.parse_args()
-    aggregates = {name: load(path) for name, path in zip(args.names, args.summaries)}
-    report = {"settings": dict(zip(args.names, map(str, args.summaries))), "rows": {}, "full": {}}
+def report(summaries: dict) -> dict:
+    """{"full", "of_full", "conclusions"} for {setting name: summary over seeds}."""
+    aggregates = {name: summary["aggregate"] for name, summary in summaries.items()}
+    result = {"full": {}, "of_full": {}, "conclusions": {}}
     for name, aggregate in aggregates.items():
         full = aggregate["full"]["seg_val_round1"]
-        report["full"][name] = {"mean": 100 * full["mean"], "std": 100 * full["std"]}
-    report["of_full"] = {
-        row: {
+        result["full"][name] = {"mean": 100 * full["mean"], "std": 100 * full["std"]}
+    for row in ("baseline", *ROWS):
+        result["of_full"][row] = {
             label: {
-                name: 100 * aggregates[name][row][f"{key}_of_full"]["mean"] for name in args.names
+                name: 100 * aggregate[row][f"{column}_of_full"]["mean"]
+                for name, aggregate in aggregates.items()
             }
-            for key, label in SEGMENTATION.items()
+            for column, label in SEGMENTATION.items()
         }
-        for row in ("baseline", *ROWS)
-    }
-    for row in ROWS:
-        report["rows"][row] = {}
-        for column, label in STAGES.items():
-            cells = {name: difference(aggregates[name], row, column) for name in args.names}
-            report["rows"][row][label] = {"cells": cells, **verdict(cells)}
-    print(json.dumps(report, indent=1))
-    if args.markdown:
-        args.markdown.write_text(markdown(report, args.names))
+    for label, (first, second) in conclusions().items():
+        cells = {name: difference(summary, first, second) for name, summary in summaries.items()}
+        result["conclusions"][label] = {"cells": cells, **verdict(cells)}
+    return result
 
 
 def cell(value: dict) -> str:
@@ -101,27 +119,35 @@ def cell(value: dict) -> str:
     return f"{value['mean']:+.1f} [{value['low']:+.1f}, {value['high']:+.1f}]"
 
 
-def markdown(report: dict, names) -> str:
-    header = ["row", "stage", *names, "holds"]
-    full = report["full"]
-    rows = [
-        [
-            "full",
-            "seg round 1, mIoU",
-            *(f"{full[n]['mean']:.1f} ± {full[n]['std']:.1f}" for n in names),
-            "",
-        ]
-    ]
-    for row, stages in report["of_full"].items():
+def markdown(result: dict, names) -> str:
+    full = result["full"]
+    spread = [f"{full[name]['mean']:.1f} ± {full[name]['std']:.1f}" for name in names]
+    rows = [["full: seg round 1, mIoU", *spread, ""]]
+    for row, stages in result["of_full"].items():
         for label, shares in stages.items():
-            rows.append([row, f"seg {label}, % of full", *(f"{shares[n]:.1f}" for n in names), ""])
-    for row, stages in report["rows"].items():
-        for label, result in stages.items():
-            holds = "yes" if result["holds"] else "no: " + ", ".join(result["differs_in"])
             rows.append(
-                [row, f"{label} − baseline", *(cell(result["cells"][n]) for n in names), holds]
+                [f"{row}: seg {label}, % of full", *(f"{shares[n]:.1f}" for n in names), ""]
             )
-    return "\n".join(table(header, rows, labels=2)) + "\n"
+    for label, judged in result["conclusions"].items():
+        holds = "yes" if judged["holds"] else "no: " + ", ".join(judged["differs_in"])
+        rows.append([label, *(cell(judged["cells"][name]) for name in names), holds])
+    header = ["paired difference (points) or score", *names, "holds"]
+    return "\n".join(table(header, rows, labels=1)) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("summaries", type=Path, nargs=3)
+    parser.add_argument("--names", nargs=3, default=["default", "4x", "128px"])
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    summaries = {
+        name: json.loads(path.read_text()) for name, path in zip(args.names, args.summaries)
+    }
+    result = {"settings": dict(zip(args.names, map(str, args.summaries))), **report(summaries)}
+    print(json.dumps(result, indent=1))
+    if args.markdown:
+        args.markdown.write_text(markdown(result, args.names))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 import json
 import sys
 
+import pytest
+
 from bench import robustness
 
 
@@ -29,37 +31,46 @@ def test_insignificant_everywhere_holds_as_insignificant():
     assert robustness.status(cell(0.5, None, None)) == (1, False)
 
 
-def aggregate(shift):
-    """An aggregate over two seeds as summary.seeds writes it, every row `shift` above the
-    baseline in every stage."""
-    columns = (*robustness.STAGES, *(f"{key}_of_full" for key in robustness.SEGMENTATION))
-
-    def row(value):
-        paired = {"mean": value, "ci95": [value - 0.01, value + 0.01], "n": 2}
-        return {column: {"mean": 0.5 + value, "vs_baseline": paired} for column in columns}
-
-    rows = {name: row(shift) for name in robustness.ROWS}
+def summary(shift):
+    """A summary over three seeds as summary_seeds writes it: every row `shift` (± a little by
+    seed) above the baseline at every stage, and +LR a point below round 1."""
+    per_seed = {}
+    for seed, jitter in enumerate((-0.002, 0.0, 0.002)):
+        row = {column: 0.5 + shift + jitter for column in robustness.STAGES}
+        row["seg_val_retrain_refined"] = row["seg_val_round1"] - 0.01
+        baseline = {column: 0.5 for column in robustness.STAGES}
+        baseline["seg_val_retrain_refined"] = 0.5 + jitter
+        experiments = {name: row for name in robustness.ROWS}
+        per_seed[str(seed)] = {"experiments": {"baseline": baseline, **experiments}}
+    of_full = {f"{column}_of_full": {"mean": 0.6} for column in robustness.SEGMENTATION}
+    aggregate = {name: of_full for name in ("baseline", *robustness.ROWS)}
     full = {"seg_val_round1": {"mean": 0.75, "std": 0.01}}
-    return {"aggregate": {"baseline": row(0.0), "full": full, **rows}}
+    return {"per_seed": per_seed, "aggregate": {**aggregate, "full": full}}
 
 
 def test_the_report_and_table_from_three_summaries(tmp_path, monkeypatch, capsys):
     paths = []
     for name, shift in (("default", 0.05), ("4x", 0.04), ("128px", -0.03)):
         paths.append(tmp_path / f"{name}.json")
-        paths[-1].write_text(json.dumps(aggregate(shift)))
+        paths[-1].write_text(json.dumps(summary(shift)))
     table = tmp_path / "table.md"
     monkeypatch.setattr(sys, "argv", ["robustness", *map(str, paths), "--markdown", str(table)])
     robustness.main()
     report = json.loads(capsys.readouterr().out)
-    result = report["rows"]["i2crc"]["seg round 1"]
-    assert result["cells"]["4x"]["mean"] == 4.0
-    assert result["differs_in"] == ["128px"]
+    flipped = report["conclusions"]["i2crc: seg round 1 − baseline"]
+    assert flipped["cells"]["4x"]["mean"] == pytest.approx(4.0)
+    assert flipped["cells"]["4x"]["n"] == 3
+    assert flipped["differs_in"] == ["128px"]
+    level = report["conclusions"]["i2crc − cad, seg round 1"]
+    assert level["holds"] and level["cells"]["default"] == {"mean": 0, "low": 0, "high": 0, "n": 3}
+    refined = report["conclusions"]["i2crc: seg +LR − round 1"]
+    assert refined["holds"] and refined["cells"]["128px"]["mean"] == pytest.approx(-1.0)
+    assert report["conclusions"]["baseline: seg +LR − round 1"]["differs_in"] == []
     assert report["full"]["128px"] == {"mean": 75.0, "std": 1.0}
     lines = table.read_text().splitlines()
-    assert "| full | seg round 1, mIoU | 75.0 ± 1.0 | 75.0 ± 1.0 | 75.0 ± 1.0 |  |" in lines
-    assert any(line.startswith("| baseline | seg +LR, % of full | 50.0 |") for line in lines)
+    assert "| full: seg round 1, mIoU | 75.0 ± 1.0 | 75.0 ± 1.0 | 75.0 ± 1.0 |  |" in lines
+    assert "| baseline: seg +LR, % of full | 60.0 | 60.0 | 60.0 |  |" in lines
     assert (
-        "| cad | seg round 1 − baseline | +5.0 [+4.0, +6.0] | +4.0 [+3.0, +5.0] "
-        "| -3.0 [-4.0, -2.0] | no: 128px |" in lines
+        "| cad: seg round 1 − baseline | +5.0 [+4.5, +5.5] | +4.0 [+3.5, +4.5] "
+        "| -3.0 [-3.5, -2.5] | no: 128px |" in lines
     )
