@@ -13,7 +13,8 @@ stage, and the README's comparisons between rows and rounds (COMPARISONS). It **
 the difference has the same sign in all three settings and its interval excludes 0 in all
 three or in none; otherwise it depends on the budget or the resolution, and the settings that
 differ from the first are named. The `full` row's segmentation (mean ± standard deviation over
-the seeds) and every row's segmentation as % of `full` are given beside them. Prints one JSON
+the seeds), every row's segmentation as % of `full` and the share of its pseudo labels'
+pixels that are ignored (means over the seeds) are given beside them. Prints one JSON
 object; with --markdown also the table.
 """
 
@@ -34,7 +35,11 @@ STAGES = {
     "seg_val_round1": "seg round 1",
     "seg_val_retrain_refined": "seg +LR",
 }
-SEGMENTATION = {"seg_val_round1": "round 1", "seg_val_retrain_refined": "+LR"}
+SCORES = {
+    "seg_val_round1_of_full": "seg round 1, % of full",
+    "seg_val_retrain_refined_of_full": "seg +LR, % of full",
+    "pseudo_train_ignored_fraction": "pseudo labels ignored, %",
+}
 COMPARISONS = {
     "i2crc − cad, seg round 1": (("i2crc", "seg_val_round1"), ("cad", "seg_val_round1")),
     "i2crc − csd, seg round 1": (("i2crc", "seg_val_round1"), ("csd", "seg_val_round1")),
@@ -93,20 +98,17 @@ def verdict(cells: dict) -> dict:
 
 
 def report(summaries: dict) -> dict:
-    """{"full", "of_full", "conclusions"} for {setting name: summary over seeds}."""
+    """{"full", "scores", "conclusions"} for {setting name: summary over seeds}."""
     aggregates = {name: summary["aggregate"] for name, summary in summaries.items()}
-    result = {"full": {}, "of_full": {}, "conclusions": {}}
+    result = {"full": {}, "scores": {}, "conclusions": {}}
     for name, aggregate in aggregates.items():
         full = aggregate["full"]["seg_val_round1"]
         result["full"][name] = {"mean": 100 * full["mean"], "std": 100 * full["std"]}
     for row in ("baseline", *ROWS):
-        result["of_full"][row] = {
-            label: {
-                name: 100 * aggregate[row][f"{column}_of_full"]["mean"]
-                for name, aggregate in aggregates.items()
+        for column, label in SCORES.items():
+            result["scores"][f"{row}: {label}"] = {
+                name: 100 * aggregate[row][column]["mean"] for name, aggregate in aggregates.items()
             }
-            for column, label in SEGMENTATION.items()
-        }
     for label, (first, second) in conclusions().items():
         cells = {name: difference(summary, first, second) for name, summary in summaries.items()}
         result["conclusions"][label] = {"cells": cells, **verdict(cells)}
@@ -123,11 +125,8 @@ def markdown(result: dict, names) -> str:
     full = result["full"]
     spread = [f"{full[name]['mean']:.1f} ± {full[name]['std']:.1f}" for name in names]
     rows = [["full: seg round 1, mIoU", *spread, ""]]
-    for row, stages in result["of_full"].items():
-        for label, shares in stages.items():
-            rows.append(
-                [f"{row}: seg {label}, % of full", *(f"{shares[n]:.1f}" for n in names), ""]
-            )
+    for label, means in result["scores"].items():
+        rows.append([label, *(f"{means[name]:.1f}" for name in names), ""])
     for label, judged in result["conclusions"].items():
         holds = "yes" if judged["holds"] else "no: " + ", ".join(judged["differs_in"])
         rows.append([label, *(cell(judged["cells"][name]) for name in names), holds])

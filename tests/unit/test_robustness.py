@@ -42,8 +42,8 @@ def summary(shift):
         baseline["seg_val_retrain_refined"] = 0.5 + jitter
         experiments = {name: row for name in robustness.ROWS}
         per_seed[str(seed)] = {"experiments": {"baseline": baseline, **experiments}}
-    of_full = {f"{column}_of_full": {"mean": 0.6} for column in robustness.SEGMENTATION}
-    aggregate = {name: of_full for name in ("baseline", *robustness.ROWS)}
+    scores = {column: {"mean": 0.6} for column in robustness.SCORES}
+    aggregate = {name: scores for name in ("baseline", *robustness.ROWS)}
     full = {"seg_val_round1": {"mean": 0.75, "std": 0.01}}
     return {"per_seed": per_seed, "aggregate": {**aggregate, "full": full}}
 
@@ -70,6 +70,7 @@ def test_the_report_and_table_from_three_summaries(tmp_path, monkeypatch, capsys
     lines = table.read_text().splitlines()
     assert "| full: seg round 1, mIoU | 75.0 ± 1.0 | 75.0 ± 1.0 | 75.0 ± 1.0 |  |" in lines
     assert "| baseline: seg +LR, % of full | 60.0 | 60.0 | 60.0 |  |" in lines
+    assert "| cad_no_bg: pseudo labels ignored, % | 60.0 | 60.0 | 60.0 |  |" in lines
     assert (
         "| cad: seg round 1 − baseline | +5.0 [+4.5, +5.5] | +4.0 [+3.5, +4.5] "
         "| -3.0 [-3.5, -2.5] | no: 128px |" in lines
